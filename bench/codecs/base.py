@@ -1,0 +1,94 @@
+"""The contract every codec fulfils, and the errors codecs raise.
+
+A codec turns an RGB image (plus an optional region-of-interest mask) into bytes that hold
+everything its decoder needs, the image shape included, and turns those bytes back into an
+image. The harness counts every byte of that bitstream, so bpp is honest by construction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+
+class CodecError(RuntimeError):
+    """A codec failed on one image; the harness stores it as an error row and goes on."""
+
+
+class CodecUnavailable(CodecError):
+    """The codec cannot run here (missing program, missing weights); the reason says why."""
+
+
+class Codec(ABC):
+    """Base class of all codecs.
+
+    Subclasses set ``name`` and ``qualities`` (the named quality grid, ordered from low to
+    high rate) and implement :meth:`encode`, :meth:`decode` and :meth:`version`.
+
+    ``uses_roi`` says whether the codec spends bits according to the ROI mask; codecs that
+    ignore it receive it anyway and must not put it into the bitstream for free.
+    """
+
+    name: ClassVar[str] = ""
+    qualities: ClassVar[tuple[str, ...]] = ()
+    uses_roi: ClassVar[bool] = False
+
+    #: argv of the external program the last ``encode`` ran, or None; the harness keeps it
+    #: with each result so a row can be reproduced by hand.
+    last_command: list[str] | None = None
+
+    @abstractmethod
+    def version(self) -> str:
+        """Version and configuration string stored with every result of this codec.
+
+        Two results are comparable only when their version strings are equal, so include
+        everything that changes the bitstream (library/encoder version, preset, grid map).
+        """
+
+    def availability(self) -> str | None:
+        """None when the codec can run here, else a short reason why it cannot."""
+        return None
+
+    @abstractmethod
+    def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
+        """Compress ``image`` (H×W×3 uint8 RGB) at the named ``quality``.
+
+        ``roi`` is an H×W bool mask (True inside the region of interest) or None.
+        The returned bytes must be self-contained: the decoder gets nothing else.
+        """
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompress a bitstream made by :meth:`encode` into an H×W×3 uint8 RGB image."""
+
+    def encode_source(
+        self, image: np.ndarray, roi: np.ndarray | None, quality: str, source: bytes
+    ) -> bytes:
+        """Encode with access to the source file's bytes; most codecs ignore ``source``.
+
+        The ``original`` codec overrides this to pass the source file through unchanged.
+        """
+        return self.encode(image, roi, quality)
+
+    def check_quality(self, quality: str) -> str:
+        """Return ``quality`` if it is on this codec's grid, else raise a helpful ValueError."""
+        if quality not in self.qualities:
+            raise ValueError(
+                f"codec {self.name!r} has no quality {quality!r}; "
+                f"its grid is {', '.join(self.qualities)}"
+            )
+        return quality
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate an encoder input: H×W×3 uint8, at least 1×1. Returns it unchanged."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 numpy image, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected an H×W×3 RGB image, got shape {image.shape}")
+    return image
