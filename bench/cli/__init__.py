@@ -1,0 +1,42 @@
+"""The ``bench`` command line: one module per command, heavy imports inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import __version__
+from bench.cli import codecs_cmd, data_cmd, run_cmd
+
+COMMANDS = (run_cmd, codecs_cmd, data_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every command's sub-parser."""
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark region-of-interest image codecs on COCO: real bitstreams, "
+        "image metrics, machine-vision task scores.",
+        epilog="Run `bench COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bench`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished row is stored; run the same command again to "
+              "continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

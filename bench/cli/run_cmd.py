@@ -1,0 +1,156 @@
+"""``bench run``: code COCO images with one or more codecs and print a summary table.
+
+Results go to an SQLite store in the run directory, one committed row per (codec, codec
+version, quality, image). Running the same command again computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="code images with codecs and store per-image results",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--codec", action="append", required=True, metavar="NAME",
+                   help="codec to run (repeatable); `bench codecs` lists them")
+    p.add_argument("--quality", action="append", metavar="Q",
+                   help="quality point to run (repeatable), plain `q50` for every codec whose "
+                   "grid has it or `codec:q50`; default: each codec's whole grid")
+    p.add_argument("--data-root", default=None,
+                   help="COCO root (default: $BENCH_DATA_ROOT, else ~/.cache/bench/coco)")
+    p.add_argument("--split", default="val2017", help="COCO split (default: val2017)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only the first N images (in ascending image-id order)")
+    p.add_argument("--image-ids", default=None, metavar="ID,ID,…",
+                   help="only these image ids (comma-separated)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="worker processes (default: 1)")
+    p.add_argument("--run-dir", default="runs/default",
+                   help="directory of the results store (default: runs/default)")
+    p.add_argument("--force", action="store_true", help="recompute rows already stored")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="recompute rows stored as errors (others are kept)")
+    p.add_argument("--keep-recon", action="store_true",
+                   help="keep decoded images as PNG under RUN_DIR/recon for later task scoring")
+    p.add_argument("--metrics", default="psnr,ms-ssim",
+                   help="image metrics: psnr (PSNR, ROI-PSNR, background PSNR; always on) and "
+                   "ms-ssim (default: psnr,ms-ssim)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def _fail(message: str) -> int:
+    print(f"bench run: error: {message}", file=sys.stderr)
+    return 2
+
+
+def parse_ids(text: str | None) -> list[int] | None:
+    """``"1,2, 3"`` → ``[1, 2, 3]``; raises ValueError naming the bad item."""
+    if not text:
+        return None
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.isdigit():
+            raise ValueError(f"--image-ids: {item!r} is not an image id (a whole number)")
+        out.append(int(item))
+    return out
+
+
+def select_qualities(codecs: dict, wanted: list[str] | None) -> dict[str, tuple[str, ...]]:
+    """Each codec's qualities to run, in grid order; ValueError for a quality no codec has."""
+    if not wanted:
+        return {name: tuple(c.qualities) for name, c in codecs.items()}
+    per: dict[str, set[str]] = {name: set() for name in codecs}
+    for item in wanted:
+        name, _, q = item.rpartition(":")
+        targets = [name] if name else list(codecs)
+        if name and name not in codecs:
+            raise ValueError(f"--quality {item}: codec {name!r} is not among --codec")
+        hits = [t for t in targets if q in codecs[t].qualities]
+        if not hits:
+            grids = "; ".join(f"{t}: {', '.join(codecs[t].qualities)}" for t in targets)
+            raise ValueError(f"--quality {item}: no such quality ({grids})")
+        for t in hits:
+            per[t].add(q)
+    return {n: tuple(q for q in codecs[n].qualities if q in per[n]) for n in codecs if per[n]}
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.data.coco import CocoDataset, DataError
+    from bench.registry import CODECS, UnknownPluginError
+    from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
+    from bench.store import ResultsStore, StoreError
+    from bench.summary import format_table, summarize
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    bad = [m for m in metrics if m not in ALL_METRICS]
+    if bad:
+        return _fail(f"--metrics: unknown {', '.join(bad)} (known: {', '.join(ALL_METRICS)})")
+    if args.jobs < 1:
+        return _fail(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        dataset = CocoDataset(args.data_root, args.split, image_ids=parse_ids(args.image_ids),
+                              limit=args.limit)
+    except (DataError, ValueError) as exc:
+        return _fail(str(exc))
+
+    codecs, unavailable = {}, []
+    for name in dict.fromkeys(args.codec):
+        try:
+            codec = CODECS.create(name)
+        except UnknownPluginError as exc:
+            return _fail(str(exc))
+        reason = codec.availability()
+        if reason is not None:
+            unavailable.append(name)
+            print(f"bench run: codec {name} is unavailable here ({reason}); skipping it",
+                  file=sys.stderr)
+            continue
+        codecs[name] = codec
+    try:
+        qualities = select_qualities(codecs, args.quality)
+    except ValueError as exc:
+        return _fail(str(exc))
+    codecs = {n: c for n, c in codecs.items() if n in qualities}
+
+    try:
+        store = ResultsStore(args.run_dir)
+    except StoreError as exc:
+        return _fail(str(exc))
+    with store:
+        units = plan_units(store, codecs, qualities, dataset.ids, force=args.force,
+                           retry_errors=args.retry_errors)
+        todo = sum(len(u.qualities) for u in units)
+        total = sum(len(q) for q in qualities.values()) * len(dataset)
+        print(f"{len(dataset)} images × {len(codecs)} codec(s): {total - todo} of {total} rows "
+              f"already in {store.path}, {todo} to compute", file=sys.stderr)
+        if units:
+            cfg = RunConfig(data_root=str(dataset.root), split=args.split,
+                            run_dir=str(args.run_dir), keep_recon=args.keep_recon,
+                            metrics=metrics)
+            bar = progress_bar(todo, "coding")
+            if args.no_progress:
+                bar.disable = True
+            with bar:
+                execute(units, cfg, store, jobs=args.jobs, on_row=lambda _: bar.update())
+        rows = []
+        for name, codec in codecs.items():
+            rows += store.results(name, codec.version(), qualities[name], dataset.ids)
+    summaries = summarize(rows, list(codecs), qualities)
+    print(format_table(summaries))
+    errors = [r for r in rows if not r.ok]
+    if errors:
+        print(f"\n{len(errors)} row(s) failed; the first ones:", file=sys.stderr)
+        for r in errors[:5]:
+            print(f"  {r.codec} {r.quality} image {r.image_id}: {r.error}", file=sys.stderr)
+        print("fix the cause and rerun with --retry-errors to recompute them", file=sys.stderr)
+    return 1 if unavailable else 0

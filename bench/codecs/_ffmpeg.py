@@ -1,0 +1,491 @@
+"""Shared machinery of the codecs that run an external program, mostly ffmpeg.
+
+* :func:`run_program` runs one argv list (never a shell string) with a timeout and turns every
+  failure into a :class:`~bench.codecs.base.CodecError` that names the program, its exit code
+  and the tail of its stderr (or :class:`~bench.codecs.base.CodecUnavailable` when the program
+  does not exist).
+* :class:`Ffmpeg` is one ffmpeg executable (by default the one imageio-ffmpeg ships): it runs
+  ffmpeg, lists its encoders and decoders, and reports its own and its libraries' versions.
+  Those answers are cached per executable, so asking is cheap.
+* :class:`FfmpegCodec` is the base of the codecs in this package that wrap an ffmpeg encoder;
+  :class:`YuvFfmpegCodec` adds the pipeline of the video codecs (VVC, HEVC, AV1): pad to even
+  size, convert with :mod:`bench.codecs.colour`, encode raw 4:2:0, prepend a tiny picture
+  header; and the reverse on decode.
+
+Every call works in its own temporary directory, so codecs are safe to use from several
+processes at once. Encoders run with one thread: the harness parallelises across images.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from abc import abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from bench.codecs import colour
+from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
+
+#: Seconds one external program may run before it is killed.
+DEFAULT_TIMEOUT_S = 300.0
+
+#: How much of a failing program's stderr goes into the error message.
+STDERR_TAIL_LINES = 12
+STDERR_TAIL_CHARS = 1500
+
+
+# --------------------------------------------------------------------------- running programs
+
+
+def stderr_tail(stderr: bytes | str | None) -> str:
+    """The last lines of a program's stderr, decoded and shortened for an error message."""
+    if not stderr:
+        return "(no stderr)"
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    tail = "\n".join(lines[-STDERR_TAIL_LINES:])
+    return tail[-STDERR_TAIL_CHARS:] if tail else "(no stderr)"
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the process group a timed-out program leads (its children too)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+
+
+def run_program(
+    argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, cwd: str | Path | None = None
+) -> bytes:
+    """Run ``argv`` and return its stdout; raise a CodecError describing any failure.
+
+    The program runs in its own session so that a timeout kills it together with anything it
+    started. Stdin is closed (``/dev/null``): nothing waits for a terminal.
+    """
+    argv = [str(a) for a in argv]
+    program = argv[0]
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise CodecUnavailable(f"program not found: {program}") from exc
+    except PermissionError as exc:
+        raise CodecUnavailable(f"program is not executable: {program}") from exc
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            _, stderr = process.communicate()
+            raise CodecError(
+                f"{program} timed out after {timeout:g} s and was killed; "
+                f"stderr tail:\n{stderr_tail(stderr)}"
+            ) from None
+    if process.returncode != 0:
+        raise CodecError(
+            f"{program} failed with exit code {process.returncode}; "
+            f"stderr tail:\n{stderr_tail(stderr)}"
+        )
+    return stdout
+
+
+# --------------------------------------------------------------------------- one ffmpeg
+
+
+def default_ffmpeg_path() -> str:
+    """Path of the ffmpeg binary imageio-ffmpeg provides (or ``IMAGEIO_FFMPEG_EXE``)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise CodecUnavailable("imageio-ffmpeg is not installed") from exc
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:
+        raise CodecUnavailable(f"imageio-ffmpeg found no ffmpeg binary: {exc}") from exc
+
+
+@functools.cache
+def _listing(path: str, kind: str, timeout: float) -> frozenset[str]:
+    """Names in ``ffmpeg -encoders``/``-decoders``/``-muxers``/``-demuxers`` (cached)."""
+    text = run_program([path, "-hide_banner", f"-{kind}"], timeout=timeout).decode(
+        "utf-8", "replace"
+    )
+    names = set()
+    for line in text.splitlines():
+        match = re.match(r"^\s*[A-Z.]{2,6}\s+([\w,-]+)\s", line)
+        if match and match.group(1) != "=":
+            names.update(match.group(1).split(","))
+    return frozenset(names)
+
+
+@functools.cache
+def _ffmpeg_version(path: str, timeout: float) -> str:
+    """``n9.0.2-...`` from the first line of ``ffmpeg -version`` (cached)."""
+    first = run_program([path, "-hide_banner", "-version"], timeout=timeout).decode(
+        "utf-8", "replace"
+    )
+    match = re.match(r"ffmpeg version (\S+)", first)
+    return match.group(1) if match else first.splitlines()[0] if first else "unknown"
+
+
+#: Patterns that find a library's own version in ffmpeg's verbose log of a tiny encode.
+_LIBRARY_VERSION_PATTERNS = (
+    r"libvvenc version: (\S+)",
+    r"HEVC encoder version (\S+)",
+    r"\[libaom-av1 @ [^\]]+\] (v\d\S*)",
+    r"SVT-AV1 Encoder Lib (\S+)",
+)
+
+
+@functools.cache
+def _library_version(path: str, encoder: str, timeout: float) -> str:
+    """The encoder library's version as it logs it while encoding one 64x64 frame (cached)."""
+    argv = [
+        path, "-hide_banner", "-nostdin", "-loglevel", "verbose",
+        "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.04",
+        "-frames:v", "1", "-c:v", encoder, "-f", "null", "-",
+    ]  # fmt: skip
+    try:
+        process = subprocess.run(
+            argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    log = process.stderr.decode("utf-8", "replace")
+    for pattern in _LIBRARY_VERSION_PATTERNS:
+        match = re.search(pattern, log)
+        if match:
+            return match.group(1)
+    return "unknown"
+
+
+class Ffmpeg:
+    """One ffmpeg executable: run it, ask what it supports, report versions.
+
+    ``path`` defaults to imageio-ffmpeg's binary. A missing path is not an error until
+    something runs; :meth:`missing` says why the executable cannot be used.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float = DEFAULT_TIMEOUT_S):
+        self._path = str(path) if path is not None else None
+        self.timeout = float(timeout)
+
+    @property
+    def path(self) -> str:
+        """The executable's path; raises CodecUnavailable when imageio-ffmpeg has none."""
+        if self._path is None:
+            self._path = default_ffmpeg_path()
+        return self._path
+
+    def command(self, args: Sequence[str], threads: int | None = 1) -> list[str]:
+        """Full argv of one quiet, non-interactive ffmpeg call with ``args``."""
+        head = [self.path, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+        if threads is not None:
+            head += ["-filter_threads", str(threads)]
+        return head + list(args)
+
+    def run(self, argv: Sequence[str], cwd: str | Path | None = None) -> bytes:
+        """Run a full argv (as from :meth:`command`) under this ffmpeg's timeout."""
+        return run_program(argv, timeout=self.timeout, cwd=cwd)
+
+    def missing(self, encoders: Iterable[str] = (), decoders: Iterable[str] = ()) -> str | None:
+        """None when the executable runs and has all the named coders, else the reason."""
+        try:
+            path = self.path
+        except CodecUnavailable as exc:
+            return str(exc)
+        if not os.path.isfile(path) or not os.access(path, os.X_OK):
+            return f"ffmpeg not found or not executable: {path}"
+        try:
+            have_enc = _listing(path, "encoders", self.timeout)
+            have_dec = _listing(path, "decoders", self.timeout)
+        except CodecError as exc:
+            return f"ffmpeg at {path} does not run: {exc}"
+        for name in encoders:
+            if name not in have_enc:
+                return f"ffmpeg lacks encoder {name} ({path})"
+        for name in decoders:
+            if name not in have_dec:
+                return f"ffmpeg lacks decoder {name} ({path})"
+        return None
+
+    def version(self) -> str:
+        """ffmpeg's own version (e.g. ``n9.0.2-17-g2a571b6068-20260930``)."""
+        try:
+            return _ffmpeg_version(self.path, self.timeout)
+        except CodecError:
+            return "unavailable"
+
+    def library_version(self, encoder: str) -> str:
+        """Version the encoder library reports of itself, or ``unknown``.
+
+        libvvenc, libx265, libaom and SVT-AV1 log theirs; libopenjpeg, libwebp and libjxl do
+        not, and for those ffmpeg's build string (in :meth:`version`) pins the library.
+        """
+        try:
+            return _library_version(self.path, encoder, self.timeout)
+        except CodecUnavailable:
+            return "unavailable"
+
+
+# --------------------------------------------------------------------------- codec bases
+
+
+class FfmpegCodec(Codec):
+    """Base of a codec that encodes and decodes with one ffmpeg encoder and decoder.
+
+    Parameters
+    ----------
+    ffmpeg:
+        Path of the ffmpeg executable; default: imageio-ffmpeg's.
+    timeout:
+        Seconds one ffmpeg call may take before it is killed and a CodecError raised.
+    threads:
+        Threads per encode and decode (default 1: the harness parallelises across images).
+    extra_qualities:
+        Off-grid quality names this instance also accepts (e.g. ``("qp0",)`` for a
+        near-lossless check); they never enter :attr:`qualities`, so the harness ignores them.
+    """
+
+    #: ffmpeg's names of the encoder and decoder this codec needs.
+    encoder: ClassVar[str] = ""
+    decoder: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        ffmpeg: str | Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        threads: int = 1,
+        extra_qualities: Iterable[str] = (),
+    ):
+        self.ffmpeg = Ffmpeg(ffmpeg, timeout)
+        self.threads = int(threads)
+        self.last_command: list[str] | None = None
+        self.extra_qualities = tuple(extra_qualities)
+        for quality in self.extra_qualities:
+            self.parse_quality(quality)
+
+    # -- qualities
+
+    @abstractmethod
+    def parse_quality(self, quality: str) -> float:
+        """The encoder parameter a quality name stands for; ValueError if it names none."""
+
+    def check_quality(self, quality: str) -> str:
+        """Accept grid names and this instance's ``extra_qualities``."""
+        if quality in self.extra_qualities:
+            return quality
+        return super().check_quality(quality)
+
+    def grid_text(self) -> str:
+        """``name=parameter`` pairs of the grid, for :meth:`version`."""
+        return ",".join(f"{q}={self.parse_quality(q):g}" for q in self.qualities)
+
+    # -- availability and versions
+
+    def availability(self) -> str | None:
+        """None when ffmpeg runs and has this codec's encoder and decoder."""
+        return self.ffmpeg.missing([self.encoder], [self.decoder])
+
+    @abstractmethod
+    def config_text(self) -> str:
+        """Encoder settings that change the bitstream, for :meth:`version`."""
+
+    def version(self) -> str:
+        """Encoder library version, ffmpeg version, settings and grid in one line."""
+        library = self.ffmpeg.library_version(self.encoder)
+        return (
+            f"{self.encoder} {library}; ffmpeg {self.ffmpeg.version()}; "
+            f"{self.config_text()}; grid {self.grid_text()}"
+        )
+
+    # -- running
+
+    def _run(self, argv: list[str], cwd: Path, remember: bool) -> None:
+        """Run one ffmpeg argv in ``cwd``; remember it as :attr:`last_command` if encoding."""
+        if remember:
+            self.last_command = list(argv)
+        self.ffmpeg.run(argv, cwd=cwd)
+
+    @staticmethod
+    def _read_output(path: Path, what: str) -> bytes:
+        """Bytes of a file ffmpeg should have written; CodecError if it is missing or empty."""
+        if not path.is_file() or path.stat().st_size == 0:
+            raise CodecError(f"ffmpeg exited 0 but wrote no {what} ({path.name})")
+        return path.read_bytes()
+
+
+#: First byte of the picture header: high nibble = header format version, low nibble = spec.
+_HEADER_VERSION = 0xA
+_MATRIX_CODES = {"bt601": 0, "bt709": 1}
+_RANGE_CODES = {"tv": 0, "pc": 1}
+_DEPTH_CODES = {8: 0, 10: 1}
+
+
+def _varint(value: int) -> bytes:
+    """Unsigned LEB128 bytes of ``value`` (7 bits a byte, low bits first)."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
+    """Value and next offset of the LEB128 number at ``data[offset:]``."""
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 28:
+            raise CodecError("truncated or corrupt picture header")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, offset
+
+
+def pack_header(spec: colour.ColourSpec, height: int, width: int) -> bytes:
+    """Picture header (3-7 bytes): version+colour spec byte, then width and height varints.
+
+    It carries what the decoder cannot get from the codec's own bitstream: the original
+    (unpadded) size and the colour conversion to invert. Its bytes count in bpp.
+    """
+    spec_code = (
+        _MATRIX_CODES[spec.matrix] | _RANGE_CODES[spec.range] << 1 | _DEPTH_CODES[spec.bit_depth] << 2
+    )
+    return bytes([_HEADER_VERSION << 4 | spec_code]) + _varint(width) + _varint(height)
+
+
+def unpack_header(data: bytes) -> tuple[colour.ColourSpec, int, int, int]:
+    """Colour spec, height, width and payload offset of a stream made with :func:`pack_header`."""
+    if not data or data[0] >> 4 != _HEADER_VERSION:
+        raise CodecError("not a bench picture stream (bad header byte)")
+    code = data[0] & 0x0F
+    if code & 0x08:
+        raise CodecError(f"unknown colour code {code:#x} in picture header")
+    matrix = {v: k for k, v in _MATRIX_CODES.items()}[code & 1]
+    range_ = {v: k for k, v in _RANGE_CODES.items()}[code >> 1 & 1]
+    depth = {v: k for k, v in _DEPTH_CODES.items()}[code >> 2 & 1]
+    width, offset = _read_varint(data, 1)
+    height, offset = _read_varint(data, offset)
+    if width < 1 or height < 1:
+        raise CodecError(f"picture header holds an empty size {width}x{height}")
+    return colour.ColourSpec(matrix, range_, depth), height, width, offset
+
+
+class YuvFfmpegCodec(FfmpegCodec):
+    """Base of the video codecs: raw 4:2:0 from :mod:`colour` in, raw 4:2:0 out.
+
+    Encode: pad the RGB image to even size (edge replicate), convert with ``self.colour``,
+    write a planar ``.yuv`` file, let ffmpeg encode it into a raw elementary stream (no
+    container) and prepend :func:`pack_header`. Decode: read the header, let ffmpeg decode to
+    planar YUV of the padded size, convert back to RGB and crop to the original size.
+    """
+
+    #: ffmpeg muxer/demuxer of the raw elementary stream, and the file suffix.
+    stream_format: ClassVar[str] = ""
+    suffix: ClassVar[str] = ".bin"
+
+    def __init__(
+        self,
+        ffmpeg: str | Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        threads: int = 1,
+        extra_qualities: Iterable[str] = (),
+        colour_spec: colour.ColourSpec | None = None,
+    ):
+        super().__init__(ffmpeg, timeout, threads, extra_qualities)
+        self.colour = colour_spec or colour.ColourSpec()
+
+    @abstractmethod
+    def encoder_args(self, quality: str) -> list[str]:
+        """ffmpeg output options (``-c:v`` onwards, before the output file) for ``quality``."""
+
+    def encoder_argv(self, yuv_path: Path, out_path: Path, height: int, width: int, q: str):
+        """Full ffmpeg argv that encodes one raw frame ``yuv_path`` into ``out_path``."""
+        return self.ffmpeg.command(
+            [
+                "-f", "rawvideo", "-pix_fmt", self.colour.pix_fmt, "-s", f"{width}x{height}",
+                "-framerate", "1", "-i", str(yuv_path),
+                "-frames:v", "1", *self.encoder_args(q), "-threads", str(self.threads),
+                "-f", self.stream_format, str(out_path),
+            ],  # fmt: skip
+            self.threads,
+        )
+
+    def decoder_argv(self, stream_path: Path, out_path: Path, spec: colour.ColourSpec):
+        """Full ffmpeg argv that decodes ``stream_path`` into one planar frame ``out_path``.
+
+        No ``-pix_fmt`` is given on purpose: the frame comes out in the decoder's own format,
+        and a format other than ``spec``'s shows up as a size mismatch instead of being
+        silently converted by ffmpeg's scaler.
+        """
+        return self.ffmpeg.command(
+            [
+                "-threads", str(self.threads), "-c:v", self.decoder,
+                "-f", self.stream_format, "-i", str(stream_path),
+                "-frames:v", "1", "-f", "rawvideo", str(out_path),
+            ],  # fmt: skip
+            self.threads,
+        )
+
+    def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
+        """Header + raw elementary stream of ``image`` at ``quality`` (``roi`` is ignored)."""
+        check_image(image)
+        self.check_quality(quality)
+        height, width = image.shape[:2]
+        padded = colour.pad_even(image)
+        yuv = colour.rgb_to_yuv420(padded, self.colour)
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
+            yuv_path = colour.write_yuv(Path(tmp) / "in.yuv", yuv)
+            out_path = Path(tmp) / f"out{self.suffix}"
+            argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality)
+            self._run(argv, Path(tmp), remember=True)
+            payload = self._read_output(out_path, "bitstream")
+        return pack_header(self.colour, height, width) + payload
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """RGB image of a stream made by :meth:`encode`, cropped to the original size."""
+        spec, height, width, offset = unpack_header(data)
+        even_h, even_w = height + height % 2, width + width % 2
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
+            stream_path = Path(tmp) / f"in{self.suffix}"
+            stream_path.write_bytes(data[offset:])
+            out_path = Path(tmp) / "out.yuv"
+            self._run(self.decoder_argv(stream_path, out_path, spec), Path(tmp), remember=False)
+            raw = self._read_output(out_path, "decoded picture")
+        try:
+            yuv = colour.yuv_from_bytes(raw, even_h, even_w, spec.bit_depth)
+        except ValueError as exc:
+            raise CodecError(f"{self.decoder} decoded an unexpected picture: {exc}") from exc
+        return colour.crop(colour.yuv420_to_rgb(yuv, spec), height, width)
+
+
+def parse_prefixed(quality: str, prefix: str, lo: float, hi: float) -> float:
+    """Number after ``prefix`` in a quality name such as ``qp37``, checked to lie in [lo, hi]."""
+    if not quality.startswith(prefix):
+        raise ValueError(f"quality {quality!r} does not start with {prefix!r}")
+    try:
+        value = float(quality[len(prefix) :])
+    except ValueError:
+        raise ValueError(f"quality {quality!r}: no number after {prefix!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"quality {quality!r}: {value:g} outside [{lo:g}, {hi:g}]")
+    return value

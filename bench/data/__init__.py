@@ -1,0 +1,1 @@
+"""Data sets: reading COCO in its official layout, and fetching it."""

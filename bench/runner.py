@@ -1,0 +1,253 @@
+"""Feeding data-set images through codecs and into the results store.
+
+The unit of work is one (codec, image) pair: the worker decodes the source image once and
+codes it at every quality still missing, so a run killed midway loses at most the images
+in flight. With ``jobs > 1`` the units run in a process pool; the parent alone writes to
+the store, committing each row as it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.store import ImageResult, ResultsStore
+
+#: Metrics a run can compute; ``ms-ssim`` is the only expensive one.
+ALL_METRICS = ("psnr", "ms-ssim")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a worker needs to rebuild the data set and codecs in its own process."""
+
+    data_root: str
+    split: str = "val2017"
+    run_dir: str = "runs/default"
+    keep_recon: bool = False
+    metrics: tuple[str, ...] = ALL_METRICS
+    codec_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One image to code with one codec at the listed qualities."""
+
+    codec: str
+    version: str
+    image_id: int
+    qualities: tuple[str, ...]
+
+
+def recon_path(run_dir: str | Path, codec: str, quality: str, image_id: int) -> Path:
+    """Where ``--keep-recon`` puts a reconstruction (lossless PNG)."""
+    return Path(run_dir) / "recon" / codec / quality / f"{image_id:012d}.png"
+
+
+# ---------------------------------------------------------------- worker side
+_STATE: dict = {}
+
+
+def _init_worker(cfg: RunConfig, parent_pid: int | None = None) -> None:
+    from bench.data.coco import CocoDataset
+
+    _STATE.clear()
+    _STATE["cfg"] = cfg
+    _STATE["dataset"] = CocoDataset(cfg.data_root, cfg.split)
+    _STATE["codecs"] = {}
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Workers of a killed run stop instead of computing results nobody will store."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _codec(name: str):
+    from bench.registry import create_codec
+
+    codecs = _STATE["codecs"]
+    if name not in codecs:
+        codecs[name] = create_codec(name, **_STATE["cfg"].codec_options.get(name, {}))
+    return codecs[name]
+
+
+def code_unit(unit: Unit) -> list[ImageResult]:
+    """Code one image at each quality of ``unit``; failures become error rows."""
+    from bench.data.images import encode_png
+
+    cfg: RunConfig = _STATE["cfg"]
+    codec = _codec(unit.codec)
+    rows = _rows(unit)
+    try:
+        sample = _STATE["dataset"].load(unit.image_id)
+    except Exception as exc:  # a bad image becomes an error row; the run goes on
+        for row in rows:
+            row.error = _describe(exc)
+        return rows
+    for row in rows:
+        row.file_name = sample.file_name
+        row.height, row.width = sample.image.shape[:2]
+        try:
+            recon = _code_one(codec, sample, row, cfg.metrics)
+            if cfg.keep_recon:
+                _write_atomic(recon_path(cfg.run_dir, row.codec, row.quality, row.image_id),
+                              encode_png(recon))
+        except Exception as exc:  # one failed encode must not lose the other rows
+            row.error = _describe(exc)
+    return rows
+
+
+def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str]):
+    from bench.metrics import ms_ssim, region_psnrs
+
+    codec.last_command = None
+    t0 = time.perf_counter()
+    data = codec.encode_source(sample.image, sample.roi, row.quality, sample.source)
+    t1 = time.perf_counter()
+    if codec.last_command:
+        row.command = shlex.join(map(str, codec.last_command))
+    recon = codec.decode(data)
+    t2 = time.perf_counter()
+    if recon.shape != sample.image.shape or recon.dtype != sample.image.dtype:
+        raise ValueError(
+            f"codec {row.codec} decoded a {recon.dtype} image of shape {recon.shape}, "
+            f"expected uint8 {sample.image.shape}"
+        )
+    row.encode_s, row.decode_s = t1 - t0, t2 - t1
+    row.bytes = len(data)
+    row.bpp = 8.0 * len(data) / sample.pixels
+    row.sha256 = hashlib.sha256(data).hexdigest()
+    row.bitstream = data
+    row.psnr, row.roi_psnr, row.bg_psnr, notes = region_psnrs(sample.image, recon, sample.roi)
+    if "ms-ssim" in metrics:
+        row.ms_ssim, why = ms_ssim(sample.image, recon)
+        if why:
+            notes.append(why)
+    else:
+        notes.append("MS-SSIM not computed (--metrics)")
+    row.notes = "; ".join(notes)
+    return recon
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- parent side
+def plan_units(
+    store: ResultsStore,
+    codecs: dict[str, object],
+    qualities: dict[str, Sequence[str]],
+    image_ids: Sequence[int],
+    *,
+    force: bool = False,
+    retry_errors: bool = False,
+) -> list[Unit]:
+    """The (codec, image) units whose rows are not in the store yet."""
+    units = []
+    for name, codec in codecs.items():
+        version = codec.version()
+        done = set() if force else store.done(name, version, with_errors=not retry_errors)
+        for image_id in image_ids:
+            missing = tuple(q for q in qualities[name] if (q, image_id) not in done)
+            if missing:
+                units.append(Unit(name, version, image_id, missing))
+    return units
+
+
+def execute(
+    units: Sequence[Unit],
+    cfg: RunConfig,
+    store: ResultsStore,
+    *,
+    jobs: int = 1,
+    on_row: Callable[[ImageResult], None] | None = None,
+) -> int:
+    """Run the units, committing every row as soon as it exists; return rows written."""
+    written = 0
+
+    def commit(rows: list[ImageResult]) -> None:
+        nonlocal written
+        for row in rows:
+            store.put(row)
+            written += 1
+            if on_row is not None:
+                on_row(row)
+
+    if jobs <= 1:
+        _init_worker(cfg)
+        for unit in units:
+            commit(code_unit(unit))
+        return written
+
+    pending = list(reversed(units))
+    while pending:  # a crashed worker breaks the pool: record its units, start a new pool
+        _run_pool(pending, cfg, jobs, commit)
+    return written
+
+
+def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit) -> None:
+    """Drain ``pending`` through one process pool; stop early if the pool breaks."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    running: dict[Future, Unit] = {}
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(cfg, os.getpid())) as pool:
+        while pending or running:
+            while pending and len(running) < 2 * jobs:
+                unit = pending.pop()
+                running[pool.submit(code_unit, unit)] = unit
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                unit = running.pop(fut)
+                try:
+                    commit(fut.result())
+                except BrokenProcessPool as exc:
+                    why = RuntimeError(f"a worker process died while coding this image ({exc})")
+                    commit(_error_rows(unit, why))
+                    for other in running.values():
+                        commit(_error_rows(other, why))
+                    return
+                except Exception as exc:  # the unit failed outside code_unit's guard
+                    commit(_error_rows(unit, exc))
+
+
+def _rows(unit: Unit) -> list[ImageResult]:
+    return [ImageResult(unit.codec, unit.version, q, unit.image_id) for q in unit.qualities]
+
+
+def _error_rows(unit: Unit, exc: BaseException) -> list[ImageResult]:
+    rows = _rows(unit)
+    for row in rows:
+        row.error = _describe(exc)
+    return rows
+
+
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr, quiet when stderr is not a terminal and BENCH_PROGRESS=0."""
+    from tqdm import tqdm
+
+    disable = os.environ.get("BENCH_PROGRESS") == "0"
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=disable,
+                dynamic_ncols=True)

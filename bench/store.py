@@ -1,0 +1,171 @@
+"""The results store: one SQLite file per run directory, one row per coded image.
+
+A row's key is (codec, codec version, quality, image id): anything already stored under a
+key is skipped by the next run, which makes runs resumable, and a new codec version never
+mixes with old numbers. Every row is committed on its own, in WAL mode, so a run killed
+with SIGKILL loses at most the images that were in flight. Bitstreams are kept in the row
+so tasks can re-decode without re-encoding.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+DB_NAME = "results.sqlite"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ImageResult:
+    """Everything measured for one (codec, version, quality, image)."""
+
+    codec: str
+    codec_version: str
+    quality: str
+    image_id: int
+    file_name: str = ""
+    width: int = 0
+    height: int = 0
+    bytes: int | None = None
+    bpp: float | None = None
+    psnr: float = math.nan
+    roi_psnr: float = math.nan
+    bg_psnr: float = math.nan
+    ms_ssim: float = math.nan
+    encode_s: float | None = None
+    decode_s: float | None = None
+    sha256: str | None = None
+    notes: str = ""
+    error: str | None = None
+    command: str | None = None
+    bitstream: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.codec, self.codec_version, self.quality, self.image_id)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_FIELDS = [f.name for f in fields(ImageResult)]
+_FLOAT_METRICS = ("psnr", "roi_psnr", "bg_psnr", "ms_ssim")
+
+
+class StoreError(RuntimeError):
+    """The run directory's database cannot be used; the message says which file and why."""
+
+
+class ResultsStore:
+    """Read and write the results of one run directory."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / DB_NAME
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a usable results database ({exc}); "
+                "choose another --run-dir or move the file away"
+            ) from exc
+
+    def _create(self) -> None:
+        cols = ", ".join(_FIELDS)
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(
+                f"CREATE TABLE IF NOT EXISTS results ({cols}, "
+                "created REAL, PRIMARY KEY (codec, codec_version, quality, image_id))"
+            )
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema {row[0]}, this bench writes {SCHEMA_VERSION}; "
+                    "use a new --run-dir"
+                )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def put(self, result: ImageResult) -> None:
+        """Insert or replace one row and commit it at once."""
+        values = asdict(result)
+        marks = ", ".join("?" for _ in _FIELDS)
+        with self.db:
+            self.db.execute(
+                f"INSERT OR REPLACE INTO results ({', '.join(_FIELDS)}, created) "
+                f"VALUES ({marks}, ?)",
+                [values[f] for f in _FIELDS] + [time.time()],
+            )
+
+    def done(
+        self, codec: str, version: str, *, with_errors: bool = True
+    ) -> set[tuple[str, int]]:
+        """(quality, image id) pairs already stored for a codec version."""
+        sql = "SELECT quality, image_id FROM results WHERE codec=? AND codec_version=?"
+        if not with_errors:
+            sql += " AND error IS NULL"
+        return {(q, int(i)) for q, i in self.db.execute(sql, (codec, version))}
+
+    def results(
+        self,
+        codec: str | None = None,
+        version: str | None = None,
+        qualities: Sequence[str] | None = None,
+        image_ids: Iterable[int] | None = None,
+        *,
+        with_bitstreams: bool = False,
+    ) -> list[ImageResult]:
+        """Stored rows matching every filter given, ordered by codec, quality, image."""
+        names = [f for f in _FIELDS if with_bitstreams or f != "bitstream"]
+        where, args = [], []
+        for col, val in (("codec", codec), ("codec_version", version)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        sql = f"SELECT {', '.join(names)} FROM results"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY codec, quality, image_id"
+        wanted_q = set(qualities) if qualities is not None else None
+        wanted_i = set(image_ids) if image_ids is not None else None
+        out = []
+        for row in self.db.execute(sql, args):
+            rec = dict(zip(names, row))
+            if wanted_q is not None and rec["quality"] not in wanted_q:
+                continue
+            if wanted_i is not None and rec["image_id"] not in wanted_i:
+                continue
+            for m in _FLOAT_METRICS:  # SQLite stores NaN as NULL
+                if rec[m] is None:
+                    rec[m] = math.nan
+            out.append(ImageResult(**rec))
+        return out
+
+    def bitstream(self, codec: str, version: str, quality: str, image_id: int) -> bytes | None:
+        """The stored bitstream of one row, or None."""
+        row = self.db.execute(
+            "SELECT bitstream FROM results WHERE codec=? AND codec_version=? AND quality=? "
+            "AND image_id=?",
+            (codec, version, quality, image_id),
+        ).fetchone()
+        return None if row is None else row[0]

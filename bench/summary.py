@@ -1,0 +1,108 @@
+"""Per-(codec, quality) aggregates of stored image results, and their text table.
+
+Two bpp figures are reported and labelled: ``bpp_mean`` (mean of per-image bpp, each image
+weighted equally) and ``bpp_pooled`` (Σ bits / Σ pixels over the images, the rate of the
+whole set). PSNR-type metrics are means of per-image values over the images where they are
+defined; error rows are counted, not averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.store import ImageResult
+
+
+@dataclass
+class QualitySummary:
+    """Aggregates of one (codec, quality) over the images of a run."""
+
+    codec: str
+    quality: str
+    images: int
+    errors: int
+    bpp_mean: float
+    bpp_pooled: float
+    psnr: float
+    roi_psnr: float
+    bg_psnr: float
+    ms_ssim: float
+    encode_s: float
+    decode_s: float
+
+    #: columns that do not depend on timing, i.e. are reproducible run to run
+    DETERMINISTIC = ("codec", "quality", "images", "errors", "bpp_mean", "bpp_pooled",
+                     "psnr", "roi_psnr", "bg_psnr", "ms_ssim")
+
+
+def _mean(values: Sequence[float]) -> float:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return math.nan
+    if any(math.isinf(v) for v in vals):
+        return math.inf
+    return math.fsum(vals) / len(vals)
+
+
+def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
+              quality_order: dict[str, Sequence[str]]) -> list[QualitySummary]:
+    """Aggregate rows per (codec, quality), in the order of the codecs and their grids."""
+    groups: dict[tuple[str, str], list[ImageResult]] = {}
+    for row in rows:
+        groups.setdefault((row.codec, row.quality), []).append(row)
+    out = []
+    for codec in codec_order:
+        for quality in quality_order[codec]:
+            group = groups.get((codec, quality))
+            if not group:
+                continue
+            ok = [r for r in group if r.ok]
+            pixels = sum(r.width * r.height for r in ok)
+            out.append(QualitySummary(
+                codec=codec,
+                quality=quality,
+                images=len(group),
+                errors=len(group) - len(ok),
+                bpp_mean=_mean([r.bpp for r in ok]),
+                bpp_pooled=8.0 * sum(r.bytes for r in ok) / pixels if pixels else math.nan,
+                psnr=_mean([r.psnr for r in ok]),
+                roi_psnr=_mean([r.roi_psnr for r in ok]),
+                bg_psnr=_mean([r.bg_psnr for r in ok]),
+                ms_ssim=_mean([r.ms_ssim for r in ok]),
+                encode_s=_mean([r.encode_s for r in ok]),
+                decode_s=_mean([r.decode_s for r in ok]),
+            ))
+    return out
+
+
+_HEADERS = [
+    ("codec", "codec", "{}"), ("quality", "quality", "{}"), ("images", "images", "{}"),
+    ("errors", "errors", "{}"), ("bpp_mean", "bpp (mean)", "{:.4f}"),
+    ("bpp_pooled", "bpp (pooled)", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
+    ("roi_psnr", "ROI-PSNR dB", "{:.2f}"), ("bg_psnr", "BG-PSNR dB", "{:.2f}"),
+    ("ms_ssim", "MS-SSIM", "{:.4f}"), ("encode_s", "enc s", "{:.3f}"),
+    ("decode_s", "dec s", "{:.3f}"),
+]
+
+
+def _cell(value, fmt: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def format_table(summaries: Sequence[QualitySummary], extra: Sequence[tuple] = ()) -> str:
+    """A plain-text table; ``extra`` adds (attribute, header, format) columns."""
+    cols = list(_HEADERS) + list(extra)
+    body = [[_cell(getattr(s, a, math.nan), f) for a, _, f in cols] for s in summaries]
+    heads = [h for _, h, _ in cols]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+              for i, h in enumerate(heads)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in body]
+    return "\n".join(lines)
