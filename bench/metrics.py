@@ -28,10 +28,15 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def squared_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pixel squared error summed over the colour channels, as float64 H×W."""
+    """Per-pixel squared error summed over the colour channels, as float32 H×W.
+
+    Exact: a pixel's sum is an integer ≤ 3·255², far below float32's 2^24 integer range.
+    """
     _check_pair(a, b)
-    diff = a.astype(np.int32) - b.astype(np.int32)
-    return np.einsum("hwc,hwc->hw", diff, diff).astype(np.float64)
+    d = a.astype(np.float32)
+    d -= b
+    d *= d
+    return d.sum(axis=2) if d.shape[2] != 3 else d[:, :, 0] + d[:, :, 1] + d[:, :, 2]
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -41,7 +46,8 @@ def psnr_from_mse(mse: float) -> float:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR over all pixels and the three RGB channels."""
-    return psnr_from_mse(float(squared_error(a, b).mean()) / a.shape[2])
+    err = squared_error(a, b)
+    return psnr_from_mse(float(err.sum(dtype=np.float64)) / (err.size * a.shape[2]))
 
 
 def region_psnrs(
@@ -54,7 +60,7 @@ def region_psnrs(
     """
     err = squared_error(a, b)
     channels = a.shape[2]
-    total = float(err.sum())
+    total = float(err.sum(dtype=np.float64))
     full = psnr_from_mse(total / (err.size * channels))
     notes: list[str] = []
     if mask is None:
@@ -63,7 +69,7 @@ def region_psnrs(
         raise ValueError(f"ROI mask shape {mask.shape} differs from image {err.shape}")
     n_roi = int(np.count_nonzero(mask))
     n_bg = err.size - n_roi
-    roi_sum = float(err[mask].sum()) if n_roi else 0.0
+    roi_sum = float(err[mask].sum(dtype=np.float64)) if n_roi else 0.0
     roi = psnr_from_mse(roi_sum / (n_roi * channels)) if n_roi else math.nan
     bg = psnr_from_mse((total - roi_sum) / (n_bg * channels)) if n_bg else math.nan
     if not n_roi:

@@ -150,7 +150,7 @@ class ResultsStore:
         wanted_i = set(image_ids) if image_ids is not None else None
         out = []
         for row in self.db.execute(sql, args):
-            rec = dict(zip(names, row))
+            rec = dict(zip(names, row, strict=True))
             if wanted_q is not None and rec["quality"] not in wanted_q:
                 continue
             if wanted_i is not None and rec["image_id"] not in wanted_i:

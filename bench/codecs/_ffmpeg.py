@@ -367,9 +367,9 @@ def pack_header(spec: colour.ColourSpec, height: int, width: int) -> bytes:
     It carries what the decoder cannot get from the codec's own bitstream: the original
     (unpadded) size and the colour conversion to invert. Its bytes count in bpp.
     """
-    spec_code = (
-        _MATRIX_CODES[spec.matrix] | _RANGE_CODES[spec.range] << 1 | _DEPTH_CODES[spec.bit_depth] << 2
-    )
+    spec_code = _MATRIX_CODES[spec.matrix]
+    spec_code |= _RANGE_CODES[spec.range] << 1
+    spec_code |= _DEPTH_CODES[spec.bit_depth] << 2
     return bytes([_HEADER_VERSION << 4 | spec_code]) + _varint(width) + _varint(height)
 
 
@@ -418,33 +418,31 @@ class YuvFfmpegCodec(FfmpegCodec):
     def encoder_args(self, quality: str) -> list[str]:
         """ffmpeg output options (``-c:v`` onwards, before the output file) for ``quality``."""
 
-    def encoder_argv(self, yuv_path: Path, out_path: Path, height: int, width: int, q: str):
+    def encoder_argv(
+        self, yuv_path: Path, out_path: Path, height: int, width: int, q: str
+    ) -> list[str]:
         """Full ffmpeg argv that encodes one raw frame ``yuv_path`` into ``out_path``."""
-        return self.ffmpeg.command(
-            [
-                "-f", "rawvideo", "-pix_fmt", self.colour.pix_fmt, "-s", f"{width}x{height}",
-                "-framerate", "1", "-i", str(yuv_path),
-                "-frames:v", "1", *self.encoder_args(q), "-threads", str(self.threads),
-                "-f", self.stream_format, str(out_path),
-            ],  # fmt: skip
-            self.threads,
-        )
+        args = [
+            "-f", "rawvideo", "-pix_fmt", self.colour.pix_fmt, "-s", f"{width}x{height}",
+            "-framerate", "1", "-i", str(yuv_path),
+            "-frames:v", "1", *self.encoder_args(q), "-threads", str(self.threads),
+            "-f", self.stream_format, str(out_path),
+        ]  # fmt: skip
+        return self.ffmpeg.command(args, self.threads)
 
-    def decoder_argv(self, stream_path: Path, out_path: Path, spec: colour.ColourSpec):
+    def decoder_argv(self, stream_path: Path, out_path: Path) -> list[str]:
         """Full ffmpeg argv that decodes ``stream_path`` into one planar frame ``out_path``.
 
-        No ``-pix_fmt`` is given on purpose: the frame comes out in the decoder's own format,
-        and a format other than ``spec``'s shows up as a size mismatch instead of being
-        silently converted by ffmpeg's scaler.
+        No ``-pix_fmt`` is given on purpose: the frame comes out in the decoder's own
+        format, and a format other than the header's colour spec shows up as a size mismatch
+        instead of being silently converted by ffmpeg's scaler.
         """
-        return self.ffmpeg.command(
-            [
-                "-threads", str(self.threads), "-c:v", self.decoder,
-                "-f", self.stream_format, "-i", str(stream_path),
-                "-frames:v", "1", "-f", "rawvideo", str(out_path),
-            ],  # fmt: skip
-            self.threads,
-        )
+        args = [
+            "-threads", str(self.threads), "-c:v", self.decoder,
+            "-f", self.stream_format, "-i", str(stream_path),
+            "-frames:v", "1", "-f", "rawvideo", str(out_path),
+        ]  # fmt: skip
+        return self.ffmpeg.command(args, self.threads)
 
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
         """Header + raw elementary stream of ``image`` at ``quality`` (``roi`` is ignored)."""
@@ -469,13 +467,130 @@ class YuvFfmpegCodec(FfmpegCodec):
             stream_path = Path(tmp) / f"in{self.suffix}"
             stream_path.write_bytes(data[offset:])
             out_path = Path(tmp) / "out.yuv"
-            self._run(self.decoder_argv(stream_path, out_path, spec), Path(tmp), remember=False)
+            self._run(self.decoder_argv(stream_path, out_path), Path(tmp), remember=False)
             raw = self._read_output(out_path, "decoded picture")
         try:
             yuv = colour.yuv_from_bytes(raw, even_h, even_w, spec.bit_depth)
         except ValueError as exc:
             raise CodecError(f"{self.decoder} decoded an unexpected picture: {exc}") from exc
         return colour.crop(colour.yuv420_to_rgb(yuv, spec), height, width)
+
+
+class ImageFfmpegCodec(FfmpegCodec):
+    """Base of image codecs whose own format stores the size (JPEG 2000, WebP, JPEG XL).
+
+    No picture header is needed: the file ffmpeg writes is the whole bitstream (optionally
+    trimmed by :meth:`postprocess`). The input is either the RGB image itself (``rgb24``) or,
+    for codecs that code 4:2:0, planes from :mod:`bench.codecs.colour` (``yuv420p``), so the
+    colour conversion is the audited one in both directions. Decoding writes a self-describing
+    picture (PPM for RGB, YUV4MPEG2 for 4:2:0) and checks its format instead of letting ffmpeg
+    convert.
+    """
+
+    #: ``rgb24`` or ``yuv420p``: what the encoder is fed and the decoder is expected to emit.
+    input_pix_fmt: ClassVar[str] = "rgb24"
+    #: ffmpeg muxer of the encoded file and demuxer to read it back, and the file suffix.
+    muxer: ClassVar[str] = "image2"
+    demuxer: ClassVar[str] = "image2"
+    suffix: ClassVar[str] = ".bin"
+
+    #: Conversion used when ``input_pix_fmt`` is ``yuv420p`` (8-bit BT.601 limited range).
+    colour = colour.ColourSpec(bit_depth=8)
+
+    @abstractmethod
+    def encoder_args(self, quality: str, height: int, width: int) -> list[str]:
+        """ffmpeg output options (``-c:v`` onwards) for ``quality`` on an image of this size."""
+
+    def postprocess(self, stream: bytes) -> bytes:
+        """Trim an encoded file before it is returned (default: unchanged)."""
+        return stream
+
+    def _raw_input(self, image: np.ndarray) -> bytes:
+        """The image as ``input_pix_fmt`` rawvideo bytes."""
+        if self.input_pix_fmt == "rgb24":
+            return np.ascontiguousarray(image).tobytes()
+        return colour.yuv_to_bytes(colour.rgb_to_yuv420(image, self.colour))
+
+    def encoder_argv(
+        self, raw_path: Path, out_path: Path, height: int, width: int, q: str
+    ) -> list[str]:
+        """Full ffmpeg argv that encodes the raw picture ``raw_path`` into ``out_path``."""
+        muxer = ["-f", self.muxer] + (["-update", "1"] if self.muxer == "image2" else [])
+        args = [
+            "-f", "rawvideo", "-pix_fmt", self.input_pix_fmt, "-s", f"{width}x{height}",
+            "-framerate", "1", "-i", str(raw_path),
+            "-frames:v", "1", *self.encoder_args(q, height, width),
+            "-threads", str(self.threads), *muxer, str(out_path),
+        ]  # fmt: skip
+        return self.ffmpeg.command(args, self.threads)
+
+    def decoder_argv(self, stream_path: Path, out_path: Path) -> list[str]:
+        """Full ffmpeg argv that decodes ``stream_path`` into a PPM or YUV4MPEG2 picture."""
+        if self.input_pix_fmt == "rgb24":
+            output = ["-f", "image2", "-update", "1", "-c:v", "ppm", "-pix_fmt", "rgb24"]
+        else:
+            output = ["-f", "yuv4mpegpipe"]
+        args = [
+            "-threads", str(self.threads), "-c:v", self.decoder,
+            "-f", self.demuxer, "-i", str(stream_path),
+            "-frames:v", "1", *output, str(out_path),
+        ]  # fmt: skip
+        return self.ffmpeg.command(args, self.threads)
+
+    def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
+        """The codec's own file for ``image`` at ``quality`` (``roi`` is ignored)."""
+        check_image(image)
+        self.check_quality(quality)
+        height, width = image.shape[:2]
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
+            raw_path = Path(tmp) / "in.raw"
+            raw_path.write_bytes(self._raw_input(image))
+            out_path = Path(tmp) / f"out{self.suffix}"
+            argv = self.encoder_argv(raw_path, out_path, height, width, quality)
+            self._run(argv, Path(tmp), remember=True)
+            return self.postprocess(self._read_output(out_path, "bitstream"))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """RGB image of a file made by :meth:`encode`."""
+        out_name = "out.ppm" if self.input_pix_fmt == "rgb24" else "out.y4m"
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
+            stream_path = Path(tmp) / f"in{self.suffix}"
+            stream_path.write_bytes(data)
+            out_path = Path(tmp) / out_name
+            self._run(self.decoder_argv(stream_path, out_path), Path(tmp), remember=False)
+            picture = self._read_output(out_path, "decoded picture")
+        try:
+            if self.input_pix_fmt == "rgb24":
+                return read_ppm(picture)
+            return colour.yuv420_to_rgb(colour.yuv_from_y4m(picture), self.colour)
+        except ValueError as exc:
+            raise CodecError(f"{self.decoder} decoded an unexpected picture: {exc}") from exc
+
+
+def read_ppm(data: bytes) -> np.ndarray:
+    """H x W x 3 uint8 image of a binary 8-bit PPM (P6) as ffmpeg writes it."""
+    fields: list[bytes] = []
+    pos = 0
+    while len(fields) < 4:
+        while pos < len(data) and data[pos : pos + 1].isspace():
+            pos += 1
+        if data[pos : pos + 1] == b"#":
+            pos = data.index(b"\n", pos)
+            continue
+        end = pos
+        while end < len(data) and not data[end : end + 1].isspace():
+            end += 1
+        if end == pos:
+            raise ValueError("truncated PPM header")
+        fields.append(data[pos:end])
+        pos = end
+    magic, width, height, maxval = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+    if magic != b"P6" or maxval != 255:
+        raise ValueError(f"expected an 8-bit P6 PPM, got {magic!r} with maxval {maxval}")
+    pixels = data[pos + 1 : pos + 1 + height * width * 3]
+    if len(pixels) != height * width * 3:
+        raise ValueError("truncated PPM pixel data")
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3).copy()
 
 
 def parse_prefixed(quality: str, prefix: str, lo: float, hi: float) -> float:

@@ -64,7 +64,7 @@ class ColourSpec:
         if self.range not in RANGE_ALIASES:
             raise ValueError(f"unknown range {self.range!r}; choose from {sorted(RANGE_ALIASES)}")
         if self.bit_depth not in PIX_FMTS:
-            raise ValueError(f"unsupported bit depth {self.bit_depth}; choose from {list(PIX_FMTS)}")
+            raise ValueError(f"unsupported bit depth {self.bit_depth}; choose 8 or 10")
         object.__setattr__(self, "range", RANGE_ALIASES[self.range])
 
     @property
@@ -324,6 +324,31 @@ def write_yuv(path: str | Path, yuv: Yuv420) -> Path:
 def read_yuv(path: str | Path, height: int, width: int, bit_depth: int) -> Yuv420:
     """Read one planar frame written by :func:`write_yuv`, ffmpeg rawvideo or VTM."""
     return yuv_from_bytes(Path(path).read_bytes(), height, width, bit_depth)
+
+
+def yuv_from_y4m(data: bytes) -> Yuv420:
+    """Planes of the first frame of a YUV4MPEG2 stream (``ffmpeg -f yuv4mpegpipe``).
+
+    Only 4:2:0 at 8 or 10 bits is accepted; any other colour space raises ValueError, so a
+    decoder that emits an unexpected format is caught instead of being converted silently.
+    """
+    header_end = data.find(b"\n")
+    if not data.startswith(b"YUV4MPEG2 ") or header_end < 0:
+        raise ValueError("not a YUV4MPEG2 stream")
+    fields = {tok[:1]: tok[1:] for tok in data[:header_end].split()[1:]}
+    width, height = int(fields[b"W"]), int(fields[b"H"])
+    space = fields.get(b"C", b"420jpeg").decode("ascii")
+    if space in ("420jpeg", "420mpeg2", "420paldv", "420"):
+        bit_depth = 8
+    elif space == "420p10":
+        bit_depth = 10
+    else:
+        raise ValueError(f"unsupported YUV4MPEG2 colour space C{space}; expected 4:2:0")
+    frame_start = data.find(b"\n", header_end + 1) + 1
+    if not data[header_end + 1 :].startswith(b"FRAME") or frame_start <= 0:
+        raise ValueError("YUV4MPEG2 stream has no FRAME")
+    size = frame_bytes(height, width, bit_depth)
+    return yuv_from_bytes(data[frame_start : frame_start + size], height, width, bit_depth)
 
 
 # --------------------------------------------------------------------------- measurement

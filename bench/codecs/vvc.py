@@ -1,0 +1,71 @@
+"""VVC (H.266) anchor: Fraunhofer vvenc through ffmpeg, all-intra at a fixed QP.
+
+Why these settings: the benchmark compares still images, so every picture is an intra
+picture (``IntraPeriod=1``) coded at one fixed QP without perceptual QP adaptation (``-qpa 0``),
+which makes bitstreams depend on the QP alone and PSNR the quantity the encoder optimises.
+Input is YUV 4:2:0 10-bit (``yuv420p10le``, the only format ffmpeg's libvvenc accepts) made by
+:mod:`bench.codecs.colour`; vvenc codes it with 10-bit internal depth (Main 10). The stream
+is raw Annex-B H.266 (``.266``) behind a 3-7 byte picture header, decoded by ffmpeg's native
+VVC decoder.
+
+The grid is the MPEG VCM anchor QP set (22..47) plus the intermediate QPs 44 and 50, so that
+COCO images span about 0.05-1.5 bpp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.codecs import colour
+from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec, parse_prefixed
+
+#: vvenc presets ffmpeg knows, fastest first.
+PRESETS = ("faster", "fast", "medium", "slow", "slower")
+
+
+class VvcCodec(YuvFfmpegCodec):
+    """H.266/VVC all-intra with libvvenc at fixed QP; quality names are ``qp<QP>``."""
+
+    name = "vvc"
+    qualities = ("qp50", "qp47", "qp44", "qp42", "qp37", "qp32", "qp27", "qp22")
+    encoder = "libvvenc"
+    decoder = "vvc"
+    stream_format = "vvc"
+    suffix = ".266"
+
+    def __init__(
+        self,
+        ffmpeg: str | Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        threads: int = 1,
+        extra_qualities: tuple[str, ...] = (),
+        preset: str = "medium",
+        colour_spec: colour.ColourSpec | None = None,
+    ):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown vvenc preset {preset!r}; choose from {PRESETS}")
+        self.preset = preset
+        super().__init__(
+            ffmpeg, timeout, threads, extra_qualities, colour_spec or colour.ColourSpec()
+        )
+        if self.colour.bit_depth != 10:
+            raise ValueError("ffmpeg's libvvenc accepts only 10-bit input (yuv420p10le)")
+
+    def parse_quality(self, quality: str) -> float:
+        """QP of a ``qp<0..63>`` name."""
+        return int(parse_prefixed(quality, "qp", 0, 63))
+
+    def config_text(self) -> str:
+        """Preset, intra-only fixed QP without QPA, threads and colour conversion."""
+        return (
+            f"preset={self.preset} all-intra IntraPeriod=1 fixed-QP PerceptQPA=0 "
+            f"threads={self.threads}; {self.colour.describe()}"
+        )
+
+    def encoder_args(self, quality: str) -> list[str]:
+        """libvvenc options: preset, QP, perceptual QPA off, intra period 1."""
+        qp = int(self.parse_quality(quality))
+        return [
+            "-c:v", self.encoder, "-preset", self.preset, "-qp", str(qp), "-qpa", "0",
+            "-vvenc-params", "IntraPeriod=1",
+        ]  # fmt: skip

@@ -1,0 +1,166 @@
+"""The (alpha x beta) grid of GG coding tables and the parameter-to-table index map.
+
+compressai's ``GaussianConditional`` codes with one quantized CDF per entry of a 64-value
+log-spaced scale table and maps each scale to the *upper* neighbouring entry (a wider
+distribution than the true one, which only costs a little rate). Here there is one CDF per
+(shape, scale) pair:
+
+* shapes: ``beta_levels`` values log-spaced over ``[beta_min, beta_max]`` (rounded to 12
+  decimals so that round values such as 0.5, 1, 2, 4 are hit exactly); a shape maps to the
+  nearest grid value in log space;
+* scales, per shape ``beta_j``: ``alpha_levels`` values log-spaced from the dynamic bound
+  ``alpha_min(beta_j)`` (:mod:`bench.entropy.bounds`) up to the scale whose standard
+  deviation is ``max_std`` (``max_std * sqrt(Gamma(1/b)/Gamma(3/b))``); a scale maps to the
+  upper neighbour. For ``beta = 2`` the grid is exactly ``sqrt(2)`` times compressai's
+  default scale table (0.11 .. 256, 64 levels), so Gaussian sources code identically.
+
+The flattened table index is ``j * alpha_levels + k``. Each CDF covers the symbols
+``-n..n`` with ``n = min(ceil(alpha * t(beta)), max_half_width)`` where ``t`` is the
+two-sided ``tail_mass`` quantile; everything outside goes through the rANS escape symbol,
+whose probability is the exact remaining tail mass. The bin masses are computed by the very
+same function as the training likelihood (:func:`bench.entropy.gg_math._bin_mass_forward`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from compressai._CXX import pmf_to_quantized_cdf
+from torch import Tensor
+
+from .bounds import DynamicScaleBound
+from .gg_math import _bin_mass_forward, gg_std_factor, gg_tail_mass, gg_tail_quantile
+
+__all__ = ["CdfTables", "TableGrid", "build_cdf_tables"]
+
+#: Tolerance (in grid steps) under which a scale on a grid point maps to that point, so that
+#: table-quantized scales (even after a float32 round trip) map to themselves.
+_GRID_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class TableGrid:
+    """Shape grid and per-shape log-spaced scale grids (float64 CPU tensors).
+
+    Attributes:
+        betas: the ``J`` grid shapes.
+        log_alpha_lo: ``log`` of the smallest scale of each shape's grid.
+        log_step: ``log`` ratio between consecutive scales of each shape's grid.
+        alpha_levels: ``K``, the number of scales per shape.
+    """
+
+    betas: Tensor
+    log_alpha_lo: Tensor
+    log_step: Tensor
+    alpha_levels: int
+
+    @classmethod
+    def create(
+        cls,
+        bound: DynamicScaleBound,
+        beta_levels: int = 19,
+        alpha_levels: int = 64,
+        max_std: float = 256.0,
+    ) -> TableGrid:
+        """Build the grid for the shape range of ``bound`` (see the module docstring)."""
+        if beta_levels < 2 or alpha_levels < 2:
+            raise ValueError("need at least 2 shape and 2 scale levels")
+        log_b = np.linspace(np.log(bound.beta_min), np.log(bound.beta_max), beta_levels)
+        betas = torch.from_numpy(np.round(np.exp(log_b), 12))
+        with torch.no_grad():
+            log_lo = bound.log_bound(betas)
+        log_hi = np.log(max_std) - torch.log(gg_std_factor(betas))
+        if bool((log_hi <= log_lo).any()):
+            raise ValueError(f"max_std {max_std} is below the scale bound for some shape")
+        log_step = (log_hi - log_lo) / (alpha_levels - 1)
+        return cls(betas, log_lo, log_step, int(alpha_levels))
+
+    @property
+    def num_tables(self) -> int:
+        """Number of CDF tables ``J * K``."""
+        return self.betas.numel() * self.alpha_levels
+
+    def table_alpha(self) -> Tensor:
+        """Scale of every table, in flattened index order (float64)."""
+        k = torch.arange(self.alpha_levels, dtype=torch.float64)
+        log_a = self.log_alpha_lo[:, None] + self.log_step[:, None] * k[None, :]
+        return torch.exp(log_a).reshape(-1)
+
+    def table_beta(self) -> Tensor:
+        """Shape of every table, in flattened index order (float64)."""
+        return self.betas.repeat_interleave(self.alpha_levels)
+
+    def beta_index(self, beta: Tensor) -> Tensor:
+        """Nearest grid shape (in log space) of each ``beta``, as int64 indexes."""
+        log_b = torch.log(self.betas)
+        mids = torch.exp(0.5 * (log_b[1:] + log_b[:-1])).to(beta.device)
+        return torch.bucketize(beta.detach().double(), mids)
+
+    def index(self, alpha: Tensor, beta: Tensor) -> Tensor:
+        """Flattened table index (int32) for (already lower-bounded) ``alpha`` and ``beta``.
+
+        The shapes broadcast; the scale maps to the upper grid neighbour of its shape row.
+        """
+        j = self.beta_index(beta)
+        lo = self.log_alpha_lo.to(alpha.device)[j]
+        step = self.log_step.to(alpha.device)[j]
+        pos = (torch.log(alpha.detach().double()) - lo) / step
+        k = torch.ceil(pos - _GRID_TOLERANCE).clamp_(0, self.alpha_levels - 1).long()
+        return (j * self.alpha_levels + k).int()
+
+
+@dataclass(frozen=True)
+class CdfTables:
+    """Ragged quantized CDF tables in compressai's layout, concatenated.
+
+    Table ``t`` is ``cdf[start[t] : start[t] + length[t]]``: ``length - 2`` symbol
+    frequencies plus the escape symbol, then the total ``2**precision``; its first symbol
+    is ``offset[t]`` (as compressai's ``_quantized_cdf``, ``_cdf_length`` and ``_offset``).
+    """
+
+    cdf: Tensor
+    start: Tensor
+    length: Tensor
+    offset: Tensor
+
+
+def _ragged_values(half: Tensor) -> tuple[Tensor, Tensor]:
+    """Table id and symbol value of every pmf entry for tables covering ``-half..half``."""
+    pmf_len = 2 * half + 1
+    table_id = torch.repeat_interleave(torch.arange(half.numel()), pmf_len)
+    first = torch.cumsum(pmf_len, 0) - pmf_len
+    position = torch.arange(int(pmf_len.sum())) - first[table_id]
+    return table_id, position - half[table_id]
+
+
+def build_cdf_tables(
+    grid: TableGrid, tail_mass: float, max_half_width: int, precision: int = 16
+) -> CdfTables:
+    """Compute the GG bin masses of every grid point and quantize them to rANS CDFs.
+
+    The per-table quantization is compressai's ``pmf_to_quantized_cdf`` (every symbol,
+    escape included, keeps a frequency of at least one), as in ``EntropyModel._pmf_to_cdf``.
+    """
+    alphas, betas = grid.table_alpha(), grid.table_beta()
+    quantile = torch.from_numpy(gg_tail_quantile(betas.numpy(), tail_mass))
+    half = torch.ceil(alphas * quantile).clamp(1, max_half_width).long()
+    table_id, values = _ragged_values(half)
+    pmf = _bin_mass_forward(values.double(), alphas[table_id], betas[table_id])
+    tails = gg_tail_mass(half.double(), alphas, betas)
+    pmf_list, tail_list = pmf.tolist(), tails.tolist()
+    cdfs: list[int] = []
+    begin = 0
+    for t, n in enumerate(half.tolist()):
+        end = begin + 2 * n + 1
+        cdfs.extend(pmf_to_quantized_cdf(pmf_list[begin:end] + [tail_list[t]], precision))
+        begin = end
+    length = 2 * half + 3
+    start = torch.cumsum(length, 0) - length
+    return CdfTables(
+        cdf=torch.tensor(cdfs, dtype=torch.int32),
+        start=start,
+        length=length.int(),
+        offset=(-half).int(),
+    )
