@@ -244,10 +244,10 @@ def _error_rows(unit: Unit, exc: BaseException) -> list[ImageResult]:
     return rows
 
 
-def progress_bar(total: int, desc: str):
-    """A tqdm bar on stderr, quiet when stderr is not a terminal and BENCH_PROGRESS=0."""
+def progress_bar(total: int, desc: str, disable: bool = False):
+    """A tqdm bar on stderr; off with ``disable`` or BENCH_PROGRESS=0."""
     from tqdm import tqdm
 
-    disable = os.environ.get("BENCH_PROGRESS") == "0"
+    disable = disable or os.environ.get("BENCH_PROGRESS") == "0"
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=disable,
                 dynamic_ncols=True)

@@ -9,6 +9,7 @@ so tasks can re-decode without re-encoding.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -87,6 +88,20 @@ class ResultsStore:
             self.db.execute(
                 f"CREATE TABLE IF NOT EXISTS results ({cols}, "
                 "created REAL, PRIMARY KEY (codec, codec_version, quality, image_id))"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS predictions (codec TEXT, codec_version TEXT, "
+                "quality TEXT, image_id INTEGER, task TEXT, model_key TEXT, results TEXT, "
+                "error TEXT, predict_s REAL, created REAL, PRIMARY KEY (codec, codec_version, "
+                "quality, image_id, task, model_key))"
+            )
+            self.db.execute("CREATE TABLE IF NOT EXISTS models (model_key TEXT PRIMARY KEY, "
+                            "info TEXT)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS scores (codec TEXT, codec_version TEXT, "
+                "quality TEXT, task TEXT, model_key TEXT, iou_type TEXT, digest TEXT, "
+                "images INTEGER, stats TEXT, PRIMARY KEY (codec, codec_version, quality, task, "
+                "model_key, iou_type, digest))"
             )
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
@@ -169,3 +184,59 @@ class ResultsStore:
             (codec, version, quality, image_id),
         ).fetchone()
         return None if row is None else row[0]
+
+    # ------------------------------------------------------------ task predictions
+    def put_model(self, model_key: str, info: dict) -> None:
+        """Record a task model's provenance (path, sha256, settings) under its key."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)",
+                            (model_key, json.dumps(info, sort_keys=True)))
+
+    def model_info(self, model_key: str) -> dict | None:
+        row = self.db.execute("SELECT info FROM models WHERE model_key=?",
+                              (model_key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_prediction(self, key: tuple[str, str, str, int], task: str, model_key: str,
+                       results: list[dict] | None, error: str | None,
+                       seconds: float | None) -> None:
+        """Store one image's COCO results (or its error) for a task model, committed at once."""
+        text = None if results is None else json.dumps(results, separators=(",", ":"))
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, task, model_key, text, error, seconds, time.time()))
+
+    def predicted(self, codec: str, version: str, task: str, model_key: str, *,
+                  with_errors: bool = True) -> set[tuple[str, int]]:
+        """(quality, image id) pairs that already have predictions for a task model."""
+        sql = ("SELECT quality, image_id FROM predictions WHERE codec=? AND codec_version=? "
+               "AND task=? AND model_key=?")
+        if not with_errors:
+            sql += " AND error IS NULL"
+        return {(q, int(i)) for q, i in self.db.execute(sql, (codec, version, task, model_key))}
+
+    def predictions(self, codec: str, version: str, quality: str, task: str, model_key: str,
+                    image_ids: Iterable[int]) -> tuple[dict[int, str], dict[int, str]]:
+        """({image id: results JSON}, {image id: error}) for the given images."""
+        wanted = set(image_ids)
+        ok, bad = {}, {}
+        for image_id, text, error in self.db.execute(
+                "SELECT image_id, results, error FROM predictions WHERE codec=? AND "
+                "codec_version=? AND quality=? AND task=? AND model_key=?",
+                (codec, version, quality, task, model_key)):
+            if image_id in wanted:
+                (bad if error is not None else ok)[image_id] = error if error else text
+        return ok, bad
+
+    def cached_score(self, key: tuple, digest: str) -> dict | None:
+        """A COCO score computed before from exactly the same predictions, or None."""
+        row = self.db.execute(
+            "SELECT stats FROM scores WHERE codec=? AND codec_version=? AND quality=? AND "
+            "task=? AND model_key=? AND iou_type=? AND digest=?", (*key, digest)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_score(self, key: tuple, digest: str, images: int, stats: dict) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (*key, digest, images, json.dumps(stats)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.store import ImageResult
 
@@ -31,6 +31,14 @@ class QualitySummary:
     ms_ssim: float
     encode_s: float
     decode_s: float
+    #: task columns (e.g. det_ap) added after scoring
+    extra: dict = field(default_factory=dict)
+
+    def value(self, column: str) -> float | int | str:
+        """A named column's value, task columns included (NaN when absent)."""
+        if column in self.extra:
+            return self.extra[column]
+        return getattr(self, column, math.nan)
 
     #: columns that do not depend on timing, i.e. are reproducible run to run
     DETERMINISTIC = ("codec", "quality", "images", "errors", "bpp_mean", "bpp_pooled",
@@ -85,6 +93,7 @@ _HEADERS = [
     ("ms_ssim", "MS-SSIM", "{:.4f}"), ("encode_s", "enc s", "{:.3f}"),
     ("decode_s", "dec s", "{:.3f}"),
 ]
+_TASK_FORMAT = "{:.1f}"
 
 
 def _cell(value, fmt: str) -> str:
@@ -95,10 +104,12 @@ def _cell(value, fmt: str) -> str:
     return fmt.format(value)
 
 
-def format_table(summaries: Sequence[QualitySummary], extra: Sequence[tuple] = ()) -> str:
-    """A plain-text table; ``extra`` adds (attribute, header, format) columns."""
-    cols = list(_HEADERS) + list(extra)
-    body = [[_cell(getattr(s, a, math.nan), f) for a, _, f in cols] for s in summaries]
+def format_table(summaries: Sequence[QualitySummary],
+                 extra: Sequence[tuple[str, str]] = ()) -> str:
+    """A plain-text table; ``extra`` adds (column id, header) task columns after bpp."""
+    cols = list(_HEADERS)
+    cols[6:6] = [(a, h, _TASK_FORMAT) for a, h in extra]
+    body = [[_cell(s.value(a), f) for a, _, f in cols] for s in summaries]
     heads = [h for _, h, _ in cols]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
               for i, h in enumerate(heads)]

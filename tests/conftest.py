@@ -105,3 +105,16 @@ def tiny_coco(tmp_path: Path) -> Path:
                  "bbox": [0, 5, 1, 10], "segmentation": {"size": [40, 56],
                                                          "counts": [5, 10, 40 * 56 - 15]}})
     return write_coco(tmp_path / "coco", imgs, anns)
+
+
+def shared_model(name: str) -> Path:
+    """A model file from ../shared/models (or $BENCH_MODELS_DIR); skip when absent."""
+    path = Path(os.environ.get("BENCH_MODELS_DIR") or SHARED / "models") / name
+    if not path.is_file():
+        pytest.skip(f"model {path} not found (set BENCH_MODELS_DIR)")
+    return path
+
+
+DETECTOR = "yolov8n_integer_quant.tflite"
+SEGMENTER = "yolo11n-seg_full_integer_quant.tflite"
+FAST_SEGMENTER = "yolov8n_320_quant_pc_ii_seg_coco-st.tflite"

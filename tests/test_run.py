@@ -15,6 +15,7 @@ from PIL import Image
 
 from bench.cli import main
 from bench.data.images import read_rgb
+from bench.registry import create_codec
 from bench.runner import recon_path
 from bench.store import ResultsStore
 from bench.summary import QualitySummary, summarize
@@ -27,8 +28,6 @@ def run(*args: str) -> int:
 
 def table(run_dir, codecs=("jpeg",), ids=None):
     """The deterministic columns of the summary of a run directory."""
-    from bench.registry import create_codec
-
     with ResultsStore(run_dir) as store:
         rows = store.results(image_ids=ids)
     grids = {c: create_codec(c).qualities for c in codecs}
@@ -57,9 +56,8 @@ def test_run_prints_table_and_resumes(tiny_coco, tmp_path, capsys):
     assert all(r.bpp == pytest.approx(8 * r.bytes / (r.width * r.height)) for r in rows)
     # kept reconstructions decode to what the codec decoded
     rec = recon_path(rd, "jpeg", "q50", 1)
-    codec_row = next(r for r in rows if r.codec == "jpeg" and r.quality == "q50" and r.image_id == 1)
-    from bench.registry import create_codec
-
+    codec_row = next(r for r in rows
+                     if r.codec == "jpeg" and r.quality == "q50" and r.image_id == 1)
     with ResultsStore(rd) as store:
         bits = store.bitstream("jpeg", codec_row.codec_version, "q50", 1)
     assert (np.asarray(Image.open(rec)) == create_codec("jpeg").decode(bits)).all()

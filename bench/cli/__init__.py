@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from bench import __version__
-from bench.cli import codecs_cmd, data_cmd, run_cmd
 
-COMMANDS = (run_cmd, codecs_cmd, data_cmd)
+#: One module per command, each with ``register(subparsers)``; listed here once.
+COMMANDS = ("run_cmd", "codecs_cmd", "data_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"bench.cli.{name}").register(sub)
     return parser
 
 

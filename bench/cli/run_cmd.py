@@ -41,6 +41,13 @@ def register(sub) -> None:
     p.add_argument("--metrics", default="psnr,ms-ssim",
                    help="image metrics: psnr (PSNR, ROI-PSNR, background PSNR; always on) and "
                    "ms-ssim (default: psnr,ms-ssim)")
+    p.add_argument("--task", action="append", metavar="TASK",
+                   help="score reconstructions with a task (repeatable): detection, "
+                   "segmentation (see entry points `bench.tasks`)")
+    p.add_argument("--model", action="append", metavar="[TASK=]PATH_OR_NAME",
+                   help="task model: a local .pt/.onnx/.tflite file, or a released name "
+                   "Ultralytics downloads (default: yolov8n.pt for detection, yolo11n-seg.pt "
+                   "for segmentation); `detection=PATH` picks the task")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -84,12 +91,43 @@ def select_qualities(codecs: dict, wanted: list[str] | None) -> dict[str, tuple[
     return {n: tuple(q for q in codecs[n].qualities if q in per[n]) for n in codecs if per[n]}
 
 
+def model_specs(tasks: list[str], models: list[str] | None) -> dict[str, str | None]:
+    """Each task's model spec from ``--model`` items (``PATH`` or ``task=PATH``)."""
+    specs: dict[str, str | None] = dict.fromkeys(tasks)
+    for item in models or []:
+        name, sep, path = item.partition("=")
+        if sep and name in specs:
+            specs[name] = path
+        elif sep and not ("/" in name or "." in name):
+            raise ValueError(f"--model {item}: task {name!r} is not among --task")
+        else:
+            if len(tasks) != 1:
+                raise ValueError(f"--model {item}: with several tasks, say which one "
+                                 "(e.g. --model detection=PATH)")
+            specs[tasks[0]] = item
+    return specs
+
+
+def build_tasks(task_names: list[str], models: list[str] | None, categories: list[dict]):
+    """Instantiate and check each task's model before any coding starts."""
+    from bench.registry import TASKS
+
+    specs = model_specs(task_names, models)
+    tasks = []
+    for name in task_names:
+        task = TASKS.create(name, model=specs[name])
+        task.check_categories(categories)
+        tasks.append(task)
+    return tasks
+
+
 def main(args: argparse.Namespace) -> int:
     from bench.data.coco import CocoDataset, DataError
     from bench.registry import CODECS, UnknownPluginError
     from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
     from bench.store import ResultsStore, StoreError
     from bench.summary import format_table, summarize
+    from bench.tasks import TaskError
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in ALL_METRICS]
@@ -121,6 +159,13 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     codecs = {n: c for n, c in codecs.items() if n in qualities}
+    task_names = list(dict.fromkeys(args.task or []))
+    if args.model and not task_names:
+        return _fail("--model needs --task")
+    try:
+        tasks = build_tasks(task_names, args.model, dataset.coco.dataset["categories"])
+    except (TaskError, UnknownPluginError, ValueError) as exc:
+        return _fail(str(exc))
 
     try:
         store = ResultsStore(args.run_dir)
@@ -137,16 +182,15 @@ def main(args: argparse.Namespace) -> int:
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
                             metrics=metrics)
-            bar = progress_bar(todo, "coding")
-            if args.no_progress:
-                bar.disable = True
+            bar = progress_bar(todo, "coding", disable=args.no_progress)
             with bar:
                 execute(units, cfg, store, jobs=args.jobs, on_row=lambda _: bar.update())
         rows = []
         for name, codec in codecs.items():
             rows += store.results(name, codec.version(), qualities[name], dataset.ids)
-    summaries = summarize(rows, list(codecs), qualities)
-    print(format_table(summaries))
+        summaries = summarize(rows, list(codecs), qualities)
+        columns = score_tasks(tasks, store, dataset, codecs, qualities, summaries, args)
+    print(format_table(summaries, columns))
     errors = [r for r in rows if not r.ok]
     if errors:
         print(f"\n{len(errors)} row(s) failed; the first ones:", file=sys.stderr)
@@ -154,3 +198,27 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {r.codec} {r.quality} image {r.image_id}: {r.error}", file=sys.stderr)
         print("fix the cause and rerun with --retry-errors to recompute them", file=sys.stderr)
     return 1 if unavailable else 0
+
+
+def score_tasks(tasks, store, dataset, codecs, qualities, summaries, args) -> list:
+    """Predict where missing, then add each task's AP columns to the summaries."""
+    from bench.runner import progress_bar
+    from bench.scoring import missing_predictions, predict_rows, score, summary_values
+
+    columns = []
+    for task in tasks:
+        todo = missing_predictions(store, task, codecs, qualities, dataset.ids,
+                                   force=args.force, retry_errors=args.retry_errors)
+        if todo:
+            with progress_bar(len(todo), task.name, disable=args.no_progress) as bar:
+                predict_rows(store, task, codecs, todo, args.run_dir, on_done=bar.update)
+        for s in summaries:
+            version = codecs[s.codec].version()
+            result = score(store, dataset.coco, task, s.codec, version, s.quality, dataset.ids)
+            s.extra.update(summary_values(task, result))
+            if result.get("errors"):
+                print(f"bench run: {task.name} failed on {result['errors']} image(s) of "
+                      f"{s.codec} {s.quality}; rerun with --retry-errors after fixing",
+                      file=sys.stderr)
+        columns += [(col, head) for col, head, _, _ in task.summary_columns]
+    return columns

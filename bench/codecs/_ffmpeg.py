@@ -149,24 +149,29 @@ _LIBRARY_VERSION_PATTERNS = (
     r"HEVC encoder version (\S+)",
     r"\[libaom-av1 @ [^\]]+\] (v\d\S*)",
     r"SVT-AV1 Encoder Lib (\S+)",
+    r"Created by OpenJPEG version ([0-9][0-9A-Za-z.+-]*)",  # COM marker in the codestream
 )
 
 
 @functools.cache
 def _library_version(path: str, encoder: str, timeout: float) -> str:
-    """The encoder library's version as it logs it while encoding one 64x64 frame (cached)."""
+    """The encoder library's version as it logs (or marks) it in one 64x64 encode (cached)."""
     argv = [
         path, "-hide_banner", "-nostdin", "-loglevel", "verbose",
         "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.04",
-        "-frames:v", "1", "-c:v", encoder, "-f", "null", "-",
+        "-frames:v", "1", "-c:v", encoder, "-f", "image2pipe", "-",
     ]  # fmt: skip
     try:
         process = subprocess.run(
-            argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+            argv,
+            capture_output=True,
+            timeout=min(timeout, 60.0),
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    log = process.stderr.decode("utf-8", "replace")
+    log = process.stderr.decode("utf-8", "replace") + process.stdout.decode("latin-1")
     for pattern in _LIBRARY_VERSION_PATTERNS:
         match = re.search(pattern, log)
         if match:
@@ -232,15 +237,17 @@ class Ffmpeg:
             return "unavailable"
 
     def library_version(self, encoder: str) -> str:
-        """Version the encoder library reports of itself, or ``unknown``.
+        """Version the encoder library reports of itself, or a note that it reports none.
 
         libvvenc, libx265, libaom and SVT-AV1 log theirs; libopenjpeg, libwebp and libjxl do
         not, and for those ffmpeg's build string (in :meth:`version`) pins the library.
+        OpenJPEG's version is read from the comment marker it writes into the codestream.
         """
         try:
-            return _library_version(self.path, encoder, self.timeout)
+            found = _library_version(self.path, encoder, self.timeout)
         except CodecUnavailable:
             return "unavailable"
+        return found if found != "unknown" else "(version not reported; pinned by ffmpeg build)"
 
 
 # --------------------------------------------------------------------------- codec bases
@@ -393,7 +400,8 @@ def unpack_header(data: bytes) -> tuple[colour.ColourSpec, int, int, int]:
 class YuvFfmpegCodec(FfmpegCodec):
     """Base of the video codecs: raw 4:2:0 from :mod:`colour` in, raw 4:2:0 out.
 
-    Encode: pad the RGB image to even size (edge replicate), convert with ``self.colour``,
+    Encode: pad the RGB image to even size, and to :attr:`min_side` where the encoder needs
+    more (edge replicate), convert with ``self.colour_spec``,
     write a planar ``.yuv`` file, let ffmpeg encode it into a raw elementary stream (no
     container) and prepend :func:`pack_header`. Decode: read the header, let ffmpeg decode to
     planar YUV of the padded size, convert back to RGB and crop to the original size.
@@ -402,6 +410,8 @@ class YuvFfmpegCodec(FfmpegCodec):
     #: ffmpeg muxer/demuxer of the raw elementary stream, and the file suffix.
     stream_format: ClassVar[str] = ""
     suffix: ClassVar[str] = ".bin"
+    #: Smallest side the encoder accepts; smaller images are padded up to it (edge replicate).
+    min_side: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -412,18 +422,25 @@ class YuvFfmpegCodec(FfmpegCodec):
         colour_spec: colour.ColourSpec | None = None,
     ):
         super().__init__(ffmpeg, timeout, threads, extra_qualities)
-        self.colour = colour_spec or colour.ColourSpec()
+        self.colour_spec = colour_spec or colour.ColourSpec()
 
     @abstractmethod
     def encoder_args(self, quality: str) -> list[str]:
         """ffmpeg output options (``-c:v`` onwards, before the output file) for ``quality``."""
+
+    def coded_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size of the picture actually coded: even, and at least :attr:`min_side` a side."""
+        return (
+            max(height + height % 2, self.min_side),
+            max(width + width % 2, self.min_side),
+        )
 
     def encoder_argv(
         self, yuv_path: Path, out_path: Path, height: int, width: int, q: str
     ) -> list[str]:
         """Full ffmpeg argv that encodes one raw frame ``yuv_path`` into ``out_path``."""
         args = [
-            "-f", "rawvideo", "-pix_fmt", self.colour.pix_fmt, "-s", f"{width}x{height}",
+            "-f", "rawvideo", "-pix_fmt", self.colour_spec.pix_fmt, "-s", f"{width}x{height}",
             "-framerate", "1", "-i", str(yuv_path),
             "-frames:v", "1", *self.encoder_args(q), "-threads", str(self.threads),
             "-f", self.stream_format, str(out_path),
@@ -449,20 +466,20 @@ class YuvFfmpegCodec(FfmpegCodec):
         check_image(image)
         self.check_quality(quality)
         height, width = image.shape[:2]
-        padded = colour.pad_even(image)
-        yuv = colour.rgb_to_yuv420(padded, self.colour)
+        padded = colour.pad_to(image, *self.coded_size(height, width))
+        yuv = colour.rgb_to_yuv420(padded, self.colour_spec)
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
             yuv_path = colour.write_yuv(Path(tmp) / "in.yuv", yuv)
             out_path = Path(tmp) / f"out{self.suffix}"
             argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality)
             self._run(argv, Path(tmp), remember=True)
             payload = self._read_output(out_path, "bitstream")
-        return pack_header(self.colour, height, width) + payload
+        return pack_header(self.colour_spec, height, width) + payload
 
     def decode(self, data: bytes) -> np.ndarray:
         """RGB image of a stream made by :meth:`encode`, cropped to the original size."""
         spec, height, width, offset = unpack_header(data)
-        even_h, even_w = height + height % 2, width + width % 2
+        coded_h, coded_w = self.coded_size(height, width)
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
             stream_path = Path(tmp) / f"in{self.suffix}"
             stream_path.write_bytes(data[offset:])
@@ -470,7 +487,7 @@ class YuvFfmpegCodec(FfmpegCodec):
             self._run(self.decoder_argv(stream_path, out_path), Path(tmp), remember=False)
             raw = self._read_output(out_path, "decoded picture")
         try:
-            yuv = colour.yuv_from_bytes(raw, even_h, even_w, spec.bit_depth)
+            yuv = colour.yuv_from_bytes(raw, coded_h, coded_w, spec.bit_depth)
         except ValueError as exc:
             raise CodecError(f"{self.decoder} decoded an unexpected picture: {exc}") from exc
         return colour.crop(colour.yuv420_to_rgb(yuv, spec), height, width)
@@ -495,7 +512,7 @@ class ImageFfmpegCodec(FfmpegCodec):
     suffix: ClassVar[str] = ".bin"
 
     #: Conversion used when ``input_pix_fmt`` is ``yuv420p`` (8-bit BT.601 limited range).
-    colour = colour.ColourSpec(bit_depth=8)
+    colour_spec: ClassVar[colour.ColourSpec] = colour.ColourSpec(bit_depth=8)
 
     @abstractmethod
     def encoder_args(self, quality: str, height: int, width: int) -> list[str]:
@@ -509,7 +526,7 @@ class ImageFfmpegCodec(FfmpegCodec):
         """The image as ``input_pix_fmt`` rawvideo bytes."""
         if self.input_pix_fmt == "rgb24":
             return np.ascontiguousarray(image).tobytes()
-        return colour.yuv_to_bytes(colour.rgb_to_yuv420(image, self.colour))
+        return colour.yuv_to_bytes(colour.rgb_to_yuv420(image, self.colour_spec))
 
     def encoder_argv(
         self, raw_path: Path, out_path: Path, height: int, width: int, q: str
@@ -562,7 +579,7 @@ class ImageFfmpegCodec(FfmpegCodec):
         try:
             if self.input_pix_fmt == "rgb24":
                 return read_ppm(picture)
-            return colour.yuv420_to_rgb(colour.yuv_from_y4m(picture), self.colour)
+            return colour.yuv420_to_rgb(colour.yuv_from_y4m(picture), self.colour_spec)
         except ValueError as exc:
             raise CodecError(f"{self.decoder} decoded an unexpected picture: {exc}") from exc
 

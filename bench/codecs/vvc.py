@@ -8,8 +8,8 @@ Input is YUV 4:2:0 10-bit (``yuv420p10le``, the only format ffmpeg's libvvenc ac
 is raw Annex-B H.266 (``.266``) behind a 3-7 byte picture header, decoded by ffmpeg's native
 VVC decoder.
 
-The grid is the MPEG VCM anchor QP set (22..47) plus the intermediate QPs 44 and 50, so that
-COCO images span about 0.05-1.5 bpp.
+The grid is the MPEG VCM anchor QP set (22..47) plus QPs 17 and 12 for the high rates, so
+that COCO images span about 0.03-2 bpp.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ class VvcCodec(YuvFfmpegCodec):
     """H.266/VVC all-intra with libvvenc at fixed QP; quality names are ``qp<QP>``."""
 
     name = "vvc"
-    qualities = ("qp50", "qp47", "qp44", "qp42", "qp37", "qp32", "qp27", "qp22")
+    qualities = ("qp47", "qp42", "qp37", "qp32", "qp27", "qp22", "qp17", "qp12")
     encoder = "libvvenc"
     decoder = "vvc"
     stream_format = "vvc"
     suffix = ".266"
+    #: vvenc rejects 8x8 pictures, and ffmpeg's wrapper gives vvenc an output buffer of W*H
+    #: bytes, so tiny pictures at high quality would not fit; 32x32 leaves 1 KiB.
+    min_side = 32
 
     def __init__(
         self,
@@ -48,7 +51,7 @@ class VvcCodec(YuvFfmpegCodec):
         super().__init__(
             ffmpeg, timeout, threads, extra_qualities, colour_spec or colour.ColourSpec()
         )
-        if self.colour.bit_depth != 10:
+        if self.colour_spec.bit_depth != 10:
             raise ValueError("ffmpeg's libvvenc accepts only 10-bit input (yuv420p10le)")
 
     def parse_quality(self, quality: str) -> float:
@@ -58,14 +61,22 @@ class VvcCodec(YuvFfmpegCodec):
     def config_text(self) -> str:
         """Preset, intra-only fixed QP without QPA, threads and colour conversion."""
         return (
-            f"preset={self.preset} all-intra IntraPeriod=1 fixed-QP PerceptQPA=0 "
-            f"threads={self.threads}; {self.colour.describe()}"
+            f"preset={self.preset} all-intra IntraPeriod=1 IntraQPOffset=0 fixed-QP "
+            f"PerceptQPA=0 level=6.2 threads={self.threads}; {self.colour_spec.describe()}"
         )
 
     def encoder_args(self, quality: str) -> list[str]:
-        """libvvenc options: preset, QP, perceptual QPA off, intra period 1."""
+        """libvvenc options: preset, QP, perceptual QPA off, intra period 1, level 6.2.
+
+        ``IntraQPOffset=0`` matters: vvenc's default of -3 would code "QP 32" at slice QP 29,
+        unlike VTM's all-intra configuration and x265, where the slice QP is the QP asked for.
+
+        The level is fixed because vvenc derives a low level from small pictures and then
+        refuses pictures whose size exceeds that level's limits (noise at low QP); the level
+        is only signalled, so the bitstream is otherwise unchanged.
+        """
         qp = int(self.parse_quality(quality))
         return [
             "-c:v", self.encoder, "-preset", self.preset, "-qp", str(qp), "-qpa", "0",
-            "-vvenc-params", "IntraPeriod=1",
+            "-vvenc-params", "IntraPeriod=1:IntraQPOffset=0", "-level", "6.2",
         ]  # fmt: skip

@@ -88,13 +88,15 @@ class LowerBoundWithGradient(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, bound: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx, x: Tensor, bound: Tensor) -> Tensor:
+        """``max(x, bound)``; saves both for the backward."""
         ctx.save_for_backward(x, bound)
         ctx.bound_shape = bound.shape
         return torch.maximum(x, bound)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Pass-through gradient for ``x``, active-set gradient for ``bound``."""
         x, bound = ctx.saved_tensors
         active = x < bound
         g_x = g_b = None
@@ -177,7 +179,8 @@ class DynamicScaleBound(nn.Module):
         """Return ``max(alpha, bound(beta))`` with gradients to ``alpha`` and ``beta``."""
         return lower_bound(alpha, self.bound(beta).to(alpha.dtype))
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
+        """Configuration shown by ``repr(module)``."""
         return (
             f"beta=[{self.beta_min}, {self.beta_max}], "
             f"gaussian_scale_bound={self.gaussian_scale_bound}, anneal_start={self.anneal_start}"

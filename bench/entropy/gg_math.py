@@ -36,6 +36,7 @@ __all__ = [
     "FD_STEP_A",
     "GGBinMass",
     "gg_bin_mass",
+    "gg_bin_mass_nograd",
     "gg_cdf",
     "gg_log_density",
     "gg_std_factor",
@@ -74,8 +75,12 @@ def _bin_mass_from_q(q_lo: Tensor, q_hi: Tensor, e_lo: Tensor) -> Tensor:
     return torch.where(e_lo >= 0, outer, central)
 
 
-def _bin_mass_forward(v: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
-    """Bin mass ``F(v + 1/2) - F(v - 1/2)`` without autograd bookkeeping (broadcasting)."""
+def gg_bin_mass_nograd(v: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    """Bin mass ``F(v + 1/2) - F(v - 1/2)`` without a custom backward (broadcasting).
+
+    The single definition of the bin mass: the training likelihood (:class:`GGBinMass`)
+    and the coding tables (:mod:`bench.entropy.tables`) both call it.
+    """
     a = beta.reciprocal()
     e_hi, e_lo = _edges(v.abs())
     q_hi = torch.special.gammaincc(a, _z(e_hi, alpha, beta))
@@ -135,12 +140,14 @@ class GGBinMass(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx, v: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+        """Bin mass of ``v`` under GG(0, alpha, beta) (see :func:`gg_bin_mass_nograd`)."""
         ctx.save_for_backward(v, alpha, beta)
-        return _bin_mass_forward(v, alpha, beta)
+        return gg_bin_mass_nograd(v, alpha, beta)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        """Analytic value/scale gradients, finite-difference shape gradient."""
         v, alpha, beta = ctx.saved_tensors
         need_v, need_alpha, need_beta = ctx.needs_input_grad
         w = v.abs()
@@ -225,20 +232,20 @@ def gg_tail_quantile(beta: np.ndarray, tail_mass: float) -> np.ndarray:
 def sample_gg(
     shape: tuple[int, ...],
     alpha: Tensor | float,
-    beta: float,
+    beta: Tensor | float,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """Draw GG(0, alpha, beta) samples: ``sign * alpha * G**(1/beta)``, ``G ~ Gamma(1/beta)``.
 
     (If ``X ~ GG(0, 1, beta)`` then ``|X|**beta ~ Gamma(1/beta, 1)``; Nadarajah 2005.)
+    ``alpha`` and ``beta`` may be tensors broadcastable to ``shape``; ``generator`` seeds
+    the draw (numpy's gamma sampler is used because torch's takes no generator).
     """
-    conc = torch.full(shape, 1.0 / beta, dtype=torch.float64)
-    # torch._standard_gamma accepts no generator; draw with a seeded numpy generator instead.
+    beta64 = torch.as_tensor(beta, dtype=torch.float64).expand(shape)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
     rng = np.random.default_rng(seed)
-    gam = torch.from_numpy(rng.standard_gamma(conc.numpy()))
+    gam = torch.from_numpy(rng.standard_gamma(beta64.reciprocal().numpy()))
     sign = torch.from_numpy(rng.integers(0, 2, size=shape) * 2 - 1).double()
-    out = sign * gam.pow(1.0 / beta)
-    return (out * alpha).to(dtype)
-
+    unit = sign * gam.pow(beta64.reciprocal())
+    return (unit * torch.as_tensor(alpha, dtype=torch.float64)).to(dtype)

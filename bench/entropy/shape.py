@@ -92,5 +92,6 @@ class GGShape(nn.Module):
             return beta.reshape(1, -1, *([1] * (like.dim() - 2)))
         return beta
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
+        """Configuration shown by ``repr(module)``."""
         return f"mode={self.mode!r}, beta=[{self.beta_min}, {self.beta_max}]"

@@ -1,0 +1,257 @@
+"""The ffmpeg-based anchor codecs (VVC, HEVC, AV1, JPEG 2000, WebP, JPEG XL).
+
+Checked on Kodak crops: the PSNR each codec reaches at its top grid point and at a very high
+off-grid point, strictly increasing bpp along the grid, odd sizes, self-contained streams;
+and that a missing, crashing or hanging program raises an error naming the program, the exit
+code and the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.codecs import colour
+from bench.codecs._ffmpeg import (
+    pack_header,
+    parse_prefixed,
+    run_program,
+    stderr_tail,
+    unpack_header,
+)
+from bench.codecs.av1 import Av1Codec
+from bench.codecs.base import CodecError, CodecUnavailable
+from bench.codecs.hevc import HevcCodec
+from bench.codecs.jpeg2000 import Jpeg2000Codec, resolutions_for, strip_comments
+from bench.codecs.jpegxl import JpegxlCodec
+from bench.codecs.vvc import VvcCodec
+from bench.codecs.webp import WebpCodec
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = {
+    "vvc": VvcCodec,
+    "hevc": HevcCodec,
+    "av1": Av1Codec,
+    "jpeg2000": Jpeg2000Codec,
+    "webp": WebpCodec,
+    "jpegxl": JpegxlCodec,
+}
+
+#: Per codec: an off-grid very high quality and the RGB PSNR (dB) it must reach on the Kodak
+#: crop, and the PSNR the top grid point must reach. The crop's 4:2:0 colour round trip alone
+#: gives 47.3 dB, which caps the 4:2:0 codecs; JPEG 2000 and JPEG XL code RGB directly.
+EXPECTED = {
+    "vvc": ("qp0", 45.0, 41.0),  # QP 0 at 10-bit internal is near-lossless
+    "hevc": ("qp0", 45.0, 41.0),
+    "av1": ("crf0", 45.0, 42.0),  # crf 0 is lossless: equals the colour round trip
+    "jpeg2000": ("cr2", 50.0, 37.0),  # 12 bpp of the 9/7 wavelet
+    "webp": ("q100", 42.0, 40.0),  # VP8's finest quantiser is not lossless
+    "jpegxl": ("d0.1", 44.0, 37.0),
+}
+
+
+def kodak_dir() -> Path:
+    """$BENCH_KODAK_DIR, default <repo>/../shared/data/kodak."""
+    return Path(os.environ.get("BENCH_KODAK_DIR") or REPO.parent / "shared" / "data" / "kodak")
+
+
+@pytest.fixture(scope="module")
+def kodak_crop() -> np.ndarray:
+    """A 256x256 crop of kodim23 (parrots: saturated colour, fine detail and flat areas)."""
+    path = kodak_dir() / "kodim23.png"
+    if not path.is_file():
+        pytest.skip(f"Kodak image {path} not found (set BENCH_KODAK_DIR)")
+    with Image.open(path) as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB"))[128:384, 256:512])
+
+
+def make(name: str, **kwargs):
+    """A codec instance, skipping the test when its encoder or decoder is missing here."""
+    codec = CLASSES[name](**kwargs)
+    reason = codec.availability()
+    if reason is not None:
+        pytest.skip(f"{name} unavailable: {reason}")
+    return codec
+
+
+def bpp(data: bytes, image: np.ndarray) -> float:
+    """Bits per pixel of ``data`` for ``image``."""
+    return len(data) * 8 / (image.shape[0] * image.shape[1])
+
+
+# --------------------------------------------------------------------------- quality
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_high_quality_psnr_on_kodak(name, kodak_crop):
+    extra, min_extra, min_top = EXPECTED[name]
+    codec = make(name, extra_qualities=(extra,))
+    assert extra not in codec.qualities
+    top = codec.decode(codec.encode(kodak_crop, None, codec.qualities[-1]))
+    assert colour.psnr(kodak_crop, top) >= min_top
+    best = codec.decode(codec.encode(kodak_crop, None, extra))
+    assert colour.psnr(kodak_crop, best) >= min_extra
+    if name == "av1":  # lossless coding: only the colour conversion remains
+        spec = codec.colour_spec
+        reference = colour.yuv420_to_rgb(colour.rgb_to_yuv420(kodak_crop, spec), spec)
+        assert np.array_equal(best, reference)
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_bpp_strictly_increases_along_the_grid(name, kodak_crop):
+    codec = make(name)
+    assert len(codec.qualities) >= 6
+    rates = [bpp(codec.encode(kodak_crop, None, q), kodak_crop) for q in codec.qualities]
+    assert all(a < b for a, b in zip(rates, rates[1:], strict=False)), rates
+    assert rates[0] < 0.5 and rates[-1] > 1.0, rates
+
+
+@pytest.mark.parametrize("name", CLASSES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (17, 31)])
+def test_odd_sizes_round_trip(name, shape):
+    codec = make(name)
+    image = np.random.default_rng(7).integers(0, 256, (*shape, 3), np.uint8)
+    for quality in (codec.qualities[0], codec.qualities[-1]):
+        recon = codec.decode(codec.encode(image, None, quality))
+        assert recon.shape == image.shape and recon.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_version_names_encoder_ffmpeg_and_grid(name):
+    codec = make(name)
+    text = codec.version()
+    assert codec.encoder in text and "; ffmpeg " in text
+    assert codec.qualities[0] in text and codec.qualities[-1] in text
+    if name in ("vvc", "hevc", "av1", "jpeg2000"):  # these libraries report their version
+        library = codec.ffmpeg.library_version(codec.encoder)
+        assert any(ch.isdigit() for ch in library), library
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_last_command_is_one_threaded_argv(name):
+    codec = make(name)
+    image = np.random.default_rng(8).integers(0, 256, (20, 24, 3), np.uint8)
+    codec.encode(image, None, codec.qualities[0])
+    argv = codec.last_command
+    assert isinstance(argv, list) and argv[0] == codec.ffmpeg.path
+    assert codec.encoder in argv
+    assert argv[argv.index("-threads") + 1] == "1"
+
+
+def test_video_stream_carries_its_colour_spec():
+    """An 8-bit BT.709 full-range AV1 stream decodes right with a default (10-bit) instance."""
+    spec = colour.ColourSpec("bt709", "pc", 8)
+    encoder = make("av1", colour_spec=spec, extra_qualities=("crf0",))
+    image = np.random.default_rng(9).integers(0, 256, (18, 22, 3), np.uint8)
+    data = encoder.encode(image, None, "crf0")
+    recon = Av1Codec().decode(data)
+    assert np.array_equal(recon, colour.yuv420_to_rgb(colour.rgb_to_yuv420(image, spec), spec))
+
+
+def test_bad_quality_names():
+    with pytest.raises(ValueError, match="qp47"):
+        VvcCodec().check_quality("qp99")
+    with pytest.raises(ValueError, match="outside"):
+        VvcCodec(extra_qualities=("qp99",))
+    with pytest.raises(ValueError, match="even"):
+        Jpeg2000Codec(extra_qualities=("cr5",))
+    with pytest.raises(ValueError):
+        parse_prefixed("d", "d", 0, 1)
+
+
+# --------------------------------------------------------------------------- stream format
+
+
+@pytest.mark.parametrize("size", [(1, 1), (480, 640), (3000, 200_000)])
+def test_picture_header_round_trip(size):
+    spec = colour.ColourSpec("bt709", "pc", 8)
+    head = pack_header(spec, *size)
+    assert len(head) <= 7
+    got_spec, height, width, offset = unpack_header(head + b"payload")
+    assert (got_spec, height, width) == (spec, *size) and offset == len(head)
+
+
+def test_picture_header_is_small_and_checked():
+    assert len(pack_header(colour.ColourSpec(), 480, 640)) == 5
+    for bad in (b"", b"\x00\x01\x01", b"\xa0\x80"):
+        with pytest.raises(CodecError):
+            unpack_header(bad)
+
+
+def test_corrupt_stream_raises_codec_error():
+    codec = make("hevc")
+    with pytest.raises(CodecError):
+        codec.decode(pack_header(codec.colour_spec, 16, 16) + b"\x00\x00\x01garbage")
+
+
+def test_jpeg2000_helpers():
+    assert resolutions_for(1, 1) == 1 and resolutions_for(3, 5) == 2
+    assert resolutions_for(480, 640) == 6
+    comment = b"\xff\x64\x00\x08\x00\x01abcd"
+    siz = b"\xff\x51\x00\x04\x00\x00"
+    stream = b"\xff\x4f" + siz + comment + b"\xff\x90rest"
+    assert strip_comments(stream) == b"\xff\x4f" + siz + b"\xff\x90rest"
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def fake_program(folder: Path, body: str) -> Path:
+    """An executable shell script standing in for ffmpeg."""
+    path = folder / "fake-ffmpeg"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_missing_program(name):
+    codec = CLASSES[name](ffmpeg="/nonexistent/ffmpeg")
+    assert "/nonexistent/ffmpeg" in codec.availability()
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(CodecUnavailable, match="/nonexistent/ffmpeg"):
+        codec.encode(image, None, codec.qualities[0])
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_crashing_program(name, tmp_path):
+    body = "echo 'starting' >&2\necho 'boom: fake encoder failed' >&2\nexit 3"
+    script = fake_program(tmp_path, body)
+    codec = CLASSES[name](ffmpeg=script)
+    with pytest.raises(CodecError) as info:
+        codec.encode(np.zeros((8, 8, 3), np.uint8), None, codec.qualities[0])
+    message = str(info.value)
+    assert str(script) in message and "exit code 3" in message
+    assert "boom: fake encoder failed" in message
+    with pytest.raises(CodecError, match="exit code 3"):
+        codec.decode(pack_header(colour.ColourSpec(), 8, 8) + b"\x00\x00\x01")
+
+
+@pytest.mark.parametrize("name", ["vvc", "jpeg2000"])
+def test_hanging_program_times_out(name, tmp_path):
+    script = fake_program(tmp_path, "echo 'waiting forever' >&2\nsleep 30")
+    codec = CLASSES[name](ffmpeg=script, timeout=1)
+    start = time.monotonic()
+    with pytest.raises(CodecError) as info:
+        codec.encode(np.zeros((8, 8, 3), np.uint8), None, codec.qualities[0])
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert str(script) in message and "timed out after 1 s" in message
+    assert "waiting forever" in message
+
+
+def test_stderr_tail_keeps_the_end():
+    text = "\n".join(f"line {i}" for i in range(100))
+    tail = stderr_tail(text.encode())
+    assert "line 99" in tail and "line 0\n" not in tail
+    assert stderr_tail(b"") == "(no stderr)"
+
+
+def test_run_program_returns_stdout(tmp_path):
+    script = fake_program(tmp_path, "printf hello")
+    assert run_program([script], timeout=10) == b"hello"

@@ -1,0 +1,114 @@
+"""GeneralizedGaussianConditional: training semantics, shape modes and table indexes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.entropy import GeneralizedGaussianConditional, beta_from_raw, raw_from_beta
+
+SHAPE = (2, 3, 5, 7)
+
+
+def _latent(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(SHAPE, generator=gen) * 4
+    scales = torch.rand(SHAPE, generator=gen) * 3 + 0.3
+    means = torch.randn(SHAPE, generator=gen)
+    return y, scales, means
+
+
+def test_training_forward_uses_noise_for_rate_and_ste_for_outputs() -> None:
+    model = GeneralizedGaussianConditional("model")
+    y, scales, means = _latent()
+    y.requires_grad_()
+    torch.manual_seed(0)
+    y_hat, lik = model(y, scales, means, training=True)
+    assert torch.equal(y_hat.detach(), torch.round(y - means).detach() + means)
+    y_hat.sum().backward()
+    assert torch.equal(y.grad, torch.ones_like(y))  # straight-through
+    rounded = model.likelihood(y_hat.detach(), scales, means)
+    assert not torch.allclose(lik.detach(), rounded)  # the rate saw y + U(-1/2, 1/2)
+    torch.manual_seed(0)
+    noise = torch.empty_like(y).uniform_(-0.5, 0.5)
+    assert torch.allclose(lik.detach(), model.likelihood(y.detach() + noise, scales, means))
+
+
+def test_eval_forward_rounds_around_the_mean() -> None:
+    model = GeneralizedGaussianConditional("model").eval()
+    y, scales, means = _latent(1)
+    y_hat, lik = model(y, scales, means)
+    assert torch.equal(y_hat, torch.round(y - means) + means)
+    assert torch.equal(lik, model.likelihood(y_hat, scales, means))
+    noisy = GeneralizedGaussianConditional("model", ste_outputs=False)
+    out, _ = noisy(y, scales, means, training=True)
+    assert (out - y).abs().max() <= 0.5 and not torch.equal(out, y_hat)
+
+
+@pytest.mark.parametrize("mode", ["model", "channel", "element"])
+def test_shape_modes_receive_gradients(mode: str) -> None:
+    model = GeneralizedGaussianConditional(mode, channels=SHAPE[1], beta_init=1.3)
+    y, scales, means = _latent(2)
+    raw = torch.zeros(SHAPE, requires_grad=True) if mode == "element" else None
+    beta = model.beta(y, raw)
+    expected = {"model": (1,), "channel": (1, SHAPE[1], 1, 1), "element": SHAPE}[mode]
+    assert tuple(beta.shape) == expected
+    _, lik = model(y, scales, means, beta_raw=raw, training=True)
+    (-torch.log2(lik).sum()).backward()
+    grad = raw.grad if raw is not None else model.gg_shape.raw.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    if mode != "element":
+        assert torch.allclose(beta.detach().reshape(-1), torch.full((beta.numel(),), 1.3))
+
+
+def test_shape_mode_errors() -> None:
+    y, scales, _ = _latent()
+    with pytest.raises(ValueError):
+        GeneralizedGaussianConditional("element").likelihood(y, scales)
+    with pytest.raises(ValueError):
+        GeneralizedGaussianConditional("model").likelihood(y, scales, beta_raw=y)
+    with pytest.raises(ValueError):
+        GeneralizedGaussianConditional("channel")
+    with pytest.raises(ValueError):
+        GeneralizedGaussianConditional("channel", channels=4).likelihood(y, scales)
+    with pytest.raises(ValueError):
+        GeneralizedGaussianConditional("per-pixel")
+
+
+def test_beta_parametrization_and_clamp() -> None:
+    raw = torch.tensor([-1e4, -3.0, 0.0, 2.0, 1e4])
+    beta = beta_from_raw(raw, 0.5, 4.0)
+    assert float(beta[0]) == 0.5 and float(beta[-1]) == 4.0
+    assert torch.all(beta[1:] >= beta[:-1])
+    middle = torch.tensor([0.7, 1.0, 2.0, 3.5])
+    assert torch.allclose(beta_from_raw(raw_from_beta(middle, 0.5), 0.5, 4.0), middle)
+
+
+def test_build_indexes_nearest_beta_and_upper_alpha() -> None:
+    model = GeneralizedGaussianConditional("element")
+    gen = torch.Generator().manual_seed(4)
+    shape = (1, 4, 32, 32)
+    beta = torch.empty(shape, dtype=torch.float64).uniform_(0.5, 4.0, generator=gen)
+    alpha = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(-9, 7, generator=gen))
+    raw = raw_from_beta(beta, 0.5)
+    indexes = model.build_indexes(alpha, raw)
+    assert indexes.dtype == torch.int32 and indexes.shape == shape
+    alpha_q, beta_q = model.table_parameters(indexes)
+    grid = model.grid.betas
+    nearest = grid[(torch.log(beta)[..., None] - torch.log(grid)).abs().argmin(-1)]
+    assert torch.equal(beta_q, nearest)
+    bounded = model.bounded_scales(alpha, beta_from_raw(raw, 0.5, 4.0)).detach()
+    row = model.grid.beta_index(beta)
+    step = torch.exp(model.grid.log_step)[row]
+    bottom = torch.exp(model.grid.log_alpha_lo)[row]
+    top = torch.exp(model.grid.log_alpha_lo + model.grid.log_step * 63)[row]
+    in_range = (bounded >= bottom) & (bounded <= top)
+    assert in_range.float().mean() > 0.5
+    assert torch.equal(alpha_q[bounded < bottom], bottom[bounded < bottom])
+    assert torch.equal(alpha_q[bounded > top], top[bounded > top].to(alpha_q))
+    upper = alpha_q >= bounded * (1 - 1e-6)
+    assert bool(upper[in_range].all())
+    assert bool((alpha_q[in_range] / step[in_range] < bounded[in_range] * (1 + 1e-6)).all())
+    # table-quantized parameters map to themselves
+    again = model.build_indexes(alpha_q, raw_from_beta(beta_q, 0.5).double())
+    assert torch.equal(again, indexes)

@@ -1,0 +1,160 @@
+"""Detection and segmentation scoring with real YOLO models and pycocotools."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from bench.cli import main
+from bench.data.coco import CocoDataset
+from bench.scoring import missing_predictions, predict_rows
+from bench.store import ImageResult, ResultsStore
+from bench.tasks import TaskError
+from bench.tasks.cocoeval import evaluate
+from bench.tasks.detection import DetectionTask
+from bench.tasks.segmentation import SegmentationTask
+from tests.conftest import DETECTOR, FAST_SEGMENTER, SEGMENTER, shared_model
+
+
+def ap_table(capsys) -> dict[tuple[str, str], list[str]]:
+    out = capsys.readouterr().out.splitlines()
+    out = out[next(i for i, ln in enumerate(out) if "quality" in ln and "codec" in ln):]
+    head = out[0].split("  ")
+    head = [h.strip() for h in head if h.strip()]
+    return {tuple(ln.split()[:2]): dict(zip(head, ln.split(), strict=False)) for ln in out[2:]}
+
+
+@pytest.mark.slow
+def test_uncompressed_ceiling_detection(coco_root, tmp_path, capsys):
+    model = shared_model(DETECTOR)
+    assert main(["run", "--no-progress", "--codec", "original", "--task", "detection",
+                 "--model", str(model), "--data-root", str(coco_root),
+                 "--run-dir", str(tmp_path)]) == 0
+    row = ap_table(capsys)[("original", "source")]
+    assert 35.4 <= float(row["det AP"]) <= 36.4, row
+
+
+@pytest.mark.slow
+def test_uncompressed_ceiling_segmentation(coco_root, tmp_path, capsys):
+    model = shared_model(SEGMENTER)
+    assert main(["run", "--no-progress", "--codec", "original", "--task", "segmentation",
+                 "--model", str(model), "--data-root", str(coco_root),
+                 "--run-dir", str(tmp_path)]) == 0
+    row = ap_table(capsys)[("original", "source")]
+    assert 29.3 <= float(row["mask AP"]) <= 30.3, row
+
+
+@pytest.mark.slow
+def test_ap_falls_with_rate_and_tasks_reuse_stored_work(coco_root, tmp_path, capsys):
+    model = shared_model(FAST_SEGMENTER)
+    base = ["run", "--no-progress", "--codec", "jpeg", "--quality", "q3", "--quality", "q90",
+            "--limit", "20", "--data-root", str(coco_root), "--run-dir", str(tmp_path)]
+    assert main([*base, "--task", "detection", "--model", str(model)]) == 0
+    table = ap_table(capsys)
+    assert float(table[("jpeg", "q3")]["det AP"]) < float(table[("jpeg", "q90")]["det AP"])
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    coded = db.execute("SELECT quality, image_id, created FROM results").fetchall()
+    detected = db.execute("SELECT image_id, created FROM predictions").fetchall()
+    assert len(coded) == 40 and len(detected) == 40
+    # adding segmentation: no re-encoding, no new detection predictions
+    assert main([*base, "--task", "detection", "--task", "segmentation",
+                 "--model", f"detection={model}", "--model", f"segmentation={model}"]) == 0
+    assert "0 to compute" in capsys.readouterr().err
+    assert db.execute("SELECT quality, image_id, created FROM results").fetchall() == coded
+    assert db.execute("SELECT image_id, created FROM predictions WHERE task='detection'"
+                      ).fetchall() == detected
+    assert db.execute("SELECT COUNT(*) FROM predictions WHERE task='segmentation'"
+                      ).fetchone()[0] == 40
+
+
+def test_scoring_resumes_and_records_failures(coco_root, tmp_path):
+    ds = CocoDataset(coco_root, limit=3)
+    task = DetectionTask(str(shared_model(FAST_SEGMENTER)))
+    task.check_categories(ds.coco.dataset["categories"])
+    from bench.registry import create_codec
+
+    codec = create_codec("original")
+    with ResultsStore(tmp_path) as store:
+        for i in ds.ids:
+            s = ds.load(i)
+            data = s.source if i != ds.ids[2] else b"garbage"  # the third cannot decode
+            store.put(ImageResult("original", codec.version(), "source", i, width=s.image.shape[1],
+                                  height=s.image.shape[0], bytes=len(data), bitstream=data))
+        codecs, qualities = {"original": codec}, {"original": ("source",)}
+        todo = missing_predictions(store, task, codecs, qualities, ds.ids)
+        predict_rows(store, task, codecs, todo[:1], tmp_path)  # "crash" after one image
+        todo = missing_predictions(store, task, codecs, qualities, ds.ids)
+        assert [r.image_id for r in todo] == ds.ids[1:]
+        predict_rows(store, task, codecs, todo, tmp_path)
+        ok, bad = store.predictions("original", codec.version(), "source", "detection",
+                                    task.model_key(), ds.ids)
+    assert sorted(ok) == ds.ids[:2] and list(bad) == [ds.ids[2]]
+    assert "cannot decode" in bad[ds.ids[2]]
+    dets = json.loads(ok[ds.ids[0]])
+    assert dets and {"image_id", "category_id", "bbox", "score"} <= set(dets[0])
+    assert len(dets) <= 100 and min(d["score"] for d in dets) >= 0.001
+
+
+def test_segmentation_results_carry_rle_masks(coco_root):
+    ds = CocoDataset(coco_root, limit=1)
+    task = SegmentationTask(str(shared_model(FAST_SEGMENTER)))
+    task.check_categories(ds.coco.dataset["categories"])
+    sample = ds.load(ds.ids[0])
+    res = task.predict(sample.image, sample.image_id)
+    assert res and res[0]["segmentation"]["size"] == list(sample.image.shape[:2])
+    stats = evaluate(ds.coco, res, ds.ids, "segm")
+    assert 0 <= stats["AP"] <= 100
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(TaskError, match="nope.tflite not found"):
+        DetectionTask(str(tmp_path / "nope.tflite"))
+
+
+def test_offline_download_name_is_refused(monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    with pytest.raises(TaskError, match="yolov8n.pt.*downloads are off"):
+        DetectionTask("yolov8n.pt")
+
+
+def test_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "junk.tflite"
+    bad.write_bytes(b"\x00not a model" * 100)
+    with pytest.raises(TaskError, match="junk.tflite"):
+        DetectionTask(str(bad))
+
+
+def test_detector_asked_for_masks():
+    with pytest.raises(TaskError, match="predicts no masks"):
+        SegmentationTask(str(shared_model(DETECTOR)))
+
+
+def test_model_of_other_classes_is_refused(coco_root):
+    cats = json.loads((coco_root / "annotations" / "instances_val2017.json").read_text())
+    cats = sorted(cats["categories"], key=lambda c: c["id"])
+    cats[3] = dict(cats[3], name="unicorn")
+    task = DetectionTask(str(shared_model(FAST_SEGMENTER)))
+    with pytest.raises(TaskError, match="unicorn"):
+        task.check_categories(cats)
+    with pytest.raises(TaskError, match="different counts|do not match"):
+        task.check_categories(cats[:10])
+
+
+def test_zero_detections_is_ap_zero_with_warning(coco_root):
+    ds = CocoDataset(coco_root, limit=2)
+    with pytest.warns(UserWarning, match="no detections"):
+        stats = evaluate(ds.coco, [], ds.ids, "bbox")
+    assert stats["AP"] == 0.0 and stats["AP50"] == 0.0
+
+
+def test_cli_task_errors_are_clear(coco_root, tmp_path, capsys):
+    args = ["run", "--no-progress", "--codec", "jpeg", "--data-root", str(coco_root),
+            "--limit", "1", "--run-dir", str(tmp_path)]
+    assert main([*args, "--task", "detection", "--model", str(tmp_path / "x.onnx")]) == 2
+    assert "x.onnx not found" in capsys.readouterr().err
+    assert main([*args, "--task", "detectoin"]) == 2
+    assert "did you mean 'detection'" in capsys.readouterr().err
+    assert main([*args, "--model", "m.onnx"]) == 2
+    assert not (tmp_path / "results.sqlite").exists()
