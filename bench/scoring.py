@@ -62,7 +62,7 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
 
 
 def score(store: ResultsStore, coco_gt, task, codec: str, version: str, quality: str,
-          image_ids: Sequence[int]) -> dict:
+          image_ids: Sequence[int], evaluator: str = "pycocotools") -> dict:
     """COCO AP per IoU type for one (codec, quality), over the run's images with predictions.
 
     Returns ``{"images": n, "errors": k, "<iou_type>": {AP, AP50, …}}``; cached in the store.
@@ -73,7 +73,8 @@ def score(store: ResultsStore, coco_gt, task, codec: str, version: str, quality:
     if not ok:
         return out
     ids = sorted(ok)
-    digest = hashlib.sha256("\n".join(f"{i}:{ok[i]}" for i in ids).encode()).hexdigest()
+    text = evaluator + "\n" + "\n".join(f"{i}:{ok[i]}" for i in ids)
+    digest = hashlib.sha256(text.encode()).hexdigest()
     results = None
     for iou_type in task.iou_types:
         skey = (codec, version, quality, task.name, key, iou_type)
@@ -81,7 +82,7 @@ def score(store: ResultsStore, coco_gt, task, codec: str, version: str, quality:
         if stats is None:
             if results is None:
                 results = [r for i in ids for r in json.loads(ok[i])]
-            stats = evaluate(coco_gt, results, ids, iou_type)
+            stats = evaluate(coco_gt, results, ids, iou_type, evaluator)
             store.put_score(skey, digest, len(ids), stats)
         out[iou_type] = stats
     return out

@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--model", default=str(shared / "models/yolov8n_integer_quant.tflite"))
     ap.add_argument("--limit", type=int, default=79)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--coco-eval", default="pycocotools",
+                    choices=["pycocotools", "faster-coco-eval"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     env = dict(os.environ, BENCH_PROGRESS="0", YOLO_OFFLINE="1",
@@ -70,14 +72,15 @@ def main() -> None:
         for i in range(args.repeats):
             shutil.copytree(tmp / "coded", tmp / f"r{i}")
             harness.append(timed([*run, "--run-dir", str(tmp / f"r{i}"), "--task", "detection",
-                                  "--model", args.model], env))
+                                  "--model", args.model, "--coco-eval", args.coco_eval], env))
             bare.append(timed([sys.executable, "-c", BARE_LOOP, args.data_root, args.model,
                                str(args.limit)], env))
             print(f"repeat {i}: bare {bare[-1]:.2f} s, harness {harness[-1]:.2f} s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     b, h = statistics.median(bare), statistics.median(harness)
-    print(f"images {args.limit}, median bare {b:.2f} s, median harness {h:.2f} s")
+    print(f"evaluator {args.coco_eval}, images {args.limit}, median bare {b:.2f} s, "
+          f"median harness {h:.2f} s")
     print(f"overhead_ratio {h / b:.3f}")
 
 

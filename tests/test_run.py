@@ -189,3 +189,25 @@ def test_original_row_matches_source_pixels(coco_root, tmp_path):
         pixels, _ = read_rgb(src)
         assert (np.asarray(Image.open(recon_path(rd, "original", "source", r.image_id)))
                 == pixels).all()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_broken_encoder_gives_error_rows_and_the_run_goes_on(tiny_coco, tmp_path, jobs):
+    from bench.runner import RunConfig, execute, plan_units
+
+    crash = tmp_path / "ffmpeg"
+    crash.write_text("#!/bin/sh\necho 'fatal: simulated encoder crash' >&2\nexit 3\n")
+    crash.chmod(0o755)
+    opts = {"webp": {"ffmpeg": str(crash)}}
+    codecs = {"jpeg": create_codec("jpeg"), "webp": create_codec("webp", **opts["webp"])}
+    qualities = {"jpeg": ("q50",), "webp": codecs["webp"].qualities[:1]}
+    cfg = RunConfig(data_root=str(tiny_coco), run_dir=str(tmp_path / "run"),
+                    codec_options=opts)
+    with ResultsStore(tmp_path / "run") as store:
+        units = plan_units(store, codecs, qualities, [1, 2, 3])
+        assert execute(units, cfg, store, jobs=jobs) == 6
+        rows = store.results()
+    bad = [r for r in rows if r.codec == "webp"]
+    assert len(bad) == 3 and all("exit" in r.error and "simulated encoder crash" in r.error
+                                 for r in bad), bad[0].error
+    assert all(r.ok for r in rows if r.codec == "jpeg")

@@ -158,3 +158,16 @@ def test_cli_task_errors_are_clear(coco_root, tmp_path, capsys):
     assert "did you mean 'detection'" in capsys.readouterr().err
     assert main([*args, "--model", "m.onnx"]) == 2
     assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_faster_coco_eval_gives_the_same_numbers(coco_root):
+    pytest.importorskip("faster_coco_eval")
+    ds = CocoDataset(coco_root, limit=6)
+    task = SegmentationTask(str(shared_model(FAST_SEGMENTER)))
+    task.check_categories(ds.coco.dataset["categories"])
+    results = [r for i in ds.ids for r in task.predict(ds.load(i).image, i)]
+    for iou_type in ("bbox", "segm"):
+        ref = evaluate(ds.coco, results, ds.ids, iou_type)
+        fast = evaluate(ds.coco, results, ds.ids, iou_type, "faster-coco-eval")
+        assert ref["AP"] > 0
+        assert fast == pytest.approx(ref, abs=1e-9, nan_ok=True)
