@@ -1,0 +1,24 @@
+"""Learned ROI codecs: a quality-map conditioned mean-scale hyperprior with two entropy models.
+
+``ggm`` codes the latents with the generalized Gaussian model of :mod:`bench.entropy`
+(hyper-decoder predicts mean, scale and shape), ``gaussian-roi`` with compressai's
+``GaussianConditional`` (mean and scale); the networks are otherwise identical.
+
+Modules (imported lazily, torch is heavy):
+
+* :mod:`~bench.learned.qmap`: quality maps (from an ROI and the quality grid; the four
+  random generators used in training) and the rate-distortion weight ``lambda(q)``;
+* :mod:`~bench.learned.layers`: spatial feature transform (SFT) layers and condition nets;
+* :mod:`~bench.learned.network`: the model (:class:`~bench.learned.network.RoiHyperprior`);
+* :mod:`~bench.learned.bitstream`: the container format, every byte counted;
+* :mod:`~bench.learned.checkpoint`: plain state-dict checkpoints (``weights_only=True``);
+* :mod:`~bench.learned.data`: training crops and the compact training pack;
+* :mod:`~bench.learned.train`: the resumable trainer;
+* :mod:`~bench.learned.codec`: the shared codec base of ``ggm`` and ``gaussian-roi``;
+* :mod:`~bench.learned.latents`: fitting densities to actual latents (``bench analyze-latents``).
+"""
+
+ENTROPY_KINDS = ("ggm", "gaussian")
+
+#: The registered codec name of each entropy kind.
+CODEC_NAMES = {"ggm": "ggm", "gaussian": "gaussian-roi"}

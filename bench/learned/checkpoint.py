@@ -1,0 +1,64 @@
+"""Checkpoints as plain dictionaries of tensors and numbers: ``torch.load(weights_only=True)``.
+
+Two kinds:
+
+* training checkpoints (``<out>/last.pt``): model, optimizers, step and budget, for resuming;
+* released models (``bench/learned/weights/<codec>.pt``): configuration, state dict with the
+  CDF tables already built (so the decoder needs no table computation of its own) and the
+  model card (data, budget, RD numbers), also written next to it as ``<codec>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from bench.learned.network import RoiHyperprior
+
+MODEL_FORMAT = "bench-learned-roi-v1"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def build_model(config: dict) -> RoiHyperprior:
+    return RoiHyperprior(config["entropy"], config["N"], config["M"], config["C"])
+
+
+def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> dict:
+    """Build the CDF tables and write the released model (and its card as JSON beside it)."""
+    model = model.to("cpu").eval()
+    model.update(force=True)
+    card = json.loads(json.dumps(card, default=str))  # plain types only (weights_only loads)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save({"format": MODEL_FORMAT, "config": model.config(), "state_dict": state,
+                 "card": card}, path)
+    size = Path(path).stat().st_size
+    card = dict(card, checkpoint_bytes=size)
+    Path(path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def load_model(path: str | os.PathLike) -> tuple[RoiHyperprior, dict]:
+    """A released model ready to code (eval mode, CPU, tables loaded) and its card."""
+    blob = load(path)
+    if blob.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a {MODEL_FORMAT} model (format {blob.get('format')!r})")
+    model = build_model(blob["config"])
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    model.update(force=False)  # no-op when the tables came with the state dict
+    return model, blob.get("card", {})

@@ -1,0 +1,139 @@
+"""Shared codec base of ``ggm`` and ``gaussian-roi`` (one small subclass each).
+
+Encoding: the quality grid point gives the ROI and background quality codes
+(:mod:`bench.learned.qmap`); the image and the code map are edge-padded to a multiple of
+16, the decoder's latent-resolution map is the 16×16 block maximum, and the bitstream
+(:mod:`bench.learned.bitstream`) carries the image size, that map, and the two rANS strings.
+The decoder crops back to the original size; bpp counts every byte over the original pixels.
+
+Determinism: encode and decode run with one CPU intra-op thread, so the hyper-decoder's
+entropy parameters (and the reconstruction) are bit-identical in any process on the same
+kind of CPU and torch build; the entropy coding itself works on integers. Another CPU kind
+or torch build may round floats differently (as for any compressai model).
+
+Options (``codec_options`` of ``bench run``): ``roi="gt"`` (default: the dataset's mask,
+union of instance masks) or ``roi="none"`` (uniform quality, e.g. for Kodak); ``weights``:
+another released checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
+from bench.learned.qmap import (
+    GRID_NAMES,
+    LATENT_STRIDE,
+    Q_STEPS,
+    ROI_MODES,
+    block_max,
+    code_map,
+    grid_description,
+    grid_point,
+    pad_to_multiple,
+)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+class LearnedRoiCodec(Codec):
+    """A learned ROI codec backed by a released checkpoint in ``bench/learned/weights``."""
+
+    entropy: ClassVar[str] = ""
+    qualities = GRID_NAMES
+    uses_roi = True
+
+    def __init__(self, roi: str = "gt", weights: str | None = None) -> None:
+        if roi not in ROI_MODES:
+            raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
+        self.roi_mode = roi
+        self.weights = Path(weights) if weights else WEIGHTS_DIR / f"{self.name}.pt"
+        self._model = None
+        self._digest: str | None = None
+
+    def availability(self) -> str | None:
+        if not self.weights.is_file():
+            return (f"no trained checkpoint at {self.weights}; run bench train --entropy "
+                    f"{self.entropy} (then --export) to make one")
+        return None
+
+    def _checkpoint_digest(self) -> str:
+        if self._digest is None:
+            h = hashlib.sha256()
+            with open(self.weights, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            self._digest = h.hexdigest()[:12]
+        return self._digest
+
+    def version(self) -> str:
+        ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
+        return f"{self.name}-v1/{ckpt}/roi-{self.roi_mode}/{grid_description()}"
+
+    @property
+    def model(self):
+        if self._model is None:
+            reason = self.availability()
+            if reason:
+                raise CodecUnavailable(reason)
+            from bench.learned.checkpoint import load_model
+
+            model, _ = load_model(self.weights)
+            if model.entropy != self.entropy:
+                raise CodecError(
+                    f"{self.weights} holds a {model.entropy} model, not {self.entropy}")
+            self._model = model
+        return self._model
+
+    def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
+        check_image(image)
+        point = grid_point(self.check_quality(quality))
+        return encode_image(self.model, image, roi, point, self.roi_mode)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_image(self.model, data)
+
+
+def encode_image(model, image: np.ndarray, roi, point, roi_mode: str = "gt",
+                 return_details: bool = False):
+    """Encode with a loaded model; with ``return_details`` also the encoder-side tensors."""
+    import torch
+
+    from bench.learned.bitstream import Payload, pack
+    from bench.learned.layers import single_thread
+
+    h, w = image.shape[:2]
+    codes = pad_to_multiple(code_map((h, w), roi, point, roi_mode))
+    lat = block_max(codes, LATENT_STRIDE)
+    padded = pad_to_multiple(image)
+    x = torch.from_numpy(np.array(padded, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
+    q_lat = torch.from_numpy(lat.astype(np.float32) / Q_STEPS)[None, None]
+    with single_thread(), torch.inference_mode():
+        out = model.compress(x, q, q_lat)
+    data = pack(Payload(model.entropy, h, w, lat.astype(np.uint8), out["z"], out["y"]))
+    return (data, out) if return_details else data
+
+
+def decode_image(model, data: bytes, return_details: bool = False):
+    import torch
+
+    from bench.learned.bitstream import BitstreamError, unpack
+    from bench.learned.layers import single_thread
+
+    try:
+        p = unpack(data)
+    except BitstreamError as exc:
+        raise CodecError(str(exc)) from exc
+    if p.entropy != model.entropy:
+        raise CodecError(f"bitstream of a {p.entropy} model given to a {model.entropy} decoder")
+    q_lat = torch.from_numpy(p.codes.astype(np.float32) / Q_STEPS)[None, None]
+    with single_thread(), torch.inference_mode():
+        out = model.decompress(p.y, p.z, q_lat)
+    x_hat = out["x_hat"][0, :, : p.height, : p.width].clamp(0, 1).mul(255).round()
+    image = x_hat.permute(1, 2, 0).to(torch.uint8).numpy().copy()
+    return (image, out) if return_details else image

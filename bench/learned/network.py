@@ -1,0 +1,193 @@
+"""The quality-map conditioned mean-scale hyperprior behind ``ggm`` and ``gaussian-roi``.
+
+Structure (Ballé et al., ICLR 2018 "Variational image compression with a scale hyperprior";
+Minnen et al., NeurIPS 2018 mean-scale prior; SFT conditioning after Song et al., ICCV 2021):
+
+* analysis ``g_a``: ``[image, q]`` (4 channels) → 4 stride-2 5×5 convolutions (N, N, N, M
+  channels) with GDN, each GDN followed by an SFT from the full-resolution quality map;
+  ``y`` is at 1/16 resolution;
+* hyper-analysis ``h_a``: 3×3 conv, two stride-2 5×5 convs → ``z`` (N channels, 1/64),
+  coded with compressai's factorized ``EntropyBottleneck``;
+* hyper-synthesis ``h_s``: two stride-2 transposed convs and a 3×3 conv, cropped to the
+  size of ``y``, concatenated with the latent quality condition, then two 1×1 convs → the
+  entropy parameters: ``(mu, alpha, beta_raw)`` for the GGM, ``(mu, sigma)`` for the Gaussian;
+* synthesis ``g_s``: SFT on ``y_hat``, 4 stride-2 transposed convs with IGDN, each IGDN
+  followed by an SFT; the condition comes only from the latent-resolution quality map that
+  the bitstream carries.
+
+Quantization: ``y_hat = round(y - mu) + mu`` (straight-through in training, the rate from
+additive uniform noise), identical for both entropy models; ``z`` as compressai's
+``EntropyBottleneck`` (noise in training, median-centred rounding when coding).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models import CompressionModel
+from torch import Tensor, nn
+
+from bench.entropy import GeneralizedGaussianConditional
+from bench.learned.layers import (
+    SFT,
+    DecoderCondition,
+    EncoderCondition,
+    LatentCondition,
+    act,
+    conv,
+    deconv,
+    single_thread,
+)
+from bench.learned.qmap import LATENT_STRIDE
+
+ENTROPY_KINDS = ("ggm", "gaussian")
+
+
+def ste_round(y: Tensor, mu: Tensor) -> Tensor:
+    """``round(y - mu) + mu`` with the identity gradient for ``y`` (value as the decoder's)."""
+    value = torch.round(y - mu) + mu
+    return value.detach() + (y - y.detach())
+
+
+class RoiHyperprior(CompressionModel):
+    """Quality-map conditioned mean-scale hyperprior; ``entropy`` is ``"ggm"`` or ``"gaussian"``.
+
+    Args:
+        entropy: latent entropy model.
+        N: channels of the transforms and of ``z``.
+        M: channels of ``y``.
+        C: channels of the quality-map condition features.
+    """
+
+    def __init__(self, entropy: str = "ggm", N: int = 96, M: int = 128, C: int = 32) -> None:
+        super().__init__()
+        if entropy not in ENTROPY_KINDS:
+            raise ValueError(f"entropy must be one of {ENTROPY_KINDS}, got {entropy!r}")
+        self.entropy, self.N, self.M, self.C = entropy, int(N), int(M), int(C)
+        # analysis
+        self.enc_cond = EncoderCondition(C)
+        self.a_convs = nn.ModuleList([conv(4, N), conv(N, N), conv(N, N), conv(N, M)])
+        self.a_gdns = nn.ModuleList([GDN(N) for _ in range(3)])
+        self.a_sfts = nn.ModuleList([SFT(N, C) for _ in range(3)])
+        # hyperprior
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), act(), conv(N, N), act(), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, N), act(), deconv(N, N), act(), conv(N, N, 3, 1), act())
+        self.n_params = 3 if entropy == "ggm" else 2
+        self.head = nn.Sequential(nn.Conv2d(N + C, 2 * N, 1), act(),
+                                  nn.Conv2d(2 * N, self.n_params * M, 1))
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        if entropy == "ggm":
+            self.conditional = GeneralizedGaussianConditional("element")
+        else:
+            self.conditional = GaussianConditional(None)
+        # synthesis
+        self.lat_cond = LatentCondition(C)
+        self.dec_cond = DecoderCondition(C)
+        self.s_sft_in = SFT(M, C)
+        self.s_convs = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)])
+        self.s_gdns = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
+        self.s_sfts = nn.ModuleList([SFT(N, C) for _ in range(3)])
+
+    # ------------------------------------------------------------------ transforms
+    def g_a(self, x: Tensor, q: Tensor) -> Tensor:
+        conds = self.enc_cond(q)
+        h = torch.cat([x, q], dim=1)
+        for i in range(3):
+            h = self.a_sfts[i](self.a_gdns[i](self.a_convs[i](h)), conds[i])
+        return self.a_convs[3](h)
+
+    def g_s(self, y_hat: Tensor, c_lat: Tensor) -> Tensor:
+        conds = self.dec_cond(c_lat)
+        h = self.s_sft_in(y_hat, c_lat)
+        for i in range(3):
+            h = self.s_sfts[i](self.s_gdns[i](self.s_convs[i](h)), conds[i])
+        return self.s_convs[3](h)
+
+    def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Latent condition features and the entropy parameters (each ``B×M×h×w``)."""
+        c_lat = self.lat_cond(q_lat)
+        h = self.h_s(z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
+        params = self.head(torch.cat([h, c_lat], dim=1))
+        return c_lat, list(params.chunk(self.n_params, dim=1))
+
+    @staticmethod
+    def latent_qmap(q: Tensor) -> Tensor:
+        """The decoder's view of a full-resolution quality map: 16×16 block maxima."""
+        return F.max_pool2d(q, LATENT_STRIDE, ceil_mode=True)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x: Tensor, q: Tensor, q_lat: Tensor | None = None) -> dict:
+        """Training/evaluation pass on ``x`` (B×3×H×W in [0, 1], H, W multiples of 16).
+
+        Returns ``x_hat``, ``likelihoods`` (``y``, ``z``), ``y``, ``y_hat`` and ``params``.
+        """
+        if q_lat is None:
+            q_lat = self.latent_qmap(q)
+        y = self.g_a(x, q)
+        z = self.h_a(y)
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        c_lat, params = self.entropy_parameters(z_hat, q_lat)
+        mu, scale = params[0], params[1]
+        if self.entropy == "ggm":
+            _, y_lik = self.conditional(y, scale, means=mu, beta_raw=params[2])
+        else:
+            _, y_lik = self.conditional(y, scale, means=mu)
+        y_hat = ste_round(y, mu)
+        x_hat = self.g_s(y_hat, c_lat)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y,
+                "y_hat": y_hat, "params": params}
+
+    # ------------------------------------------------------------------ coding
+    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
+        """Build every CDF table: compressai's modules and the GGM (compressai skips it)."""
+        updated = super().update(scale_table, force=force, update_quantiles=update_quantiles)
+        if isinstance(self.conditional, GeneralizedGaussianConditional):
+            updated |= self.conditional.update(force=force)
+        return updated
+
+    def _indexes(self, params: list[Tensor]) -> Tensor:
+        if self.entropy == "ggm":
+            return self.conditional.build_indexes(params[1], beta_raw=params[2])
+        return self.conditional.build_indexes(params[1])
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, q: Tensor, q_lat: Tensor) -> dict:
+        """Code one image (1×3×H×W in [0, 1], H, W multiples of 16) with its quality maps.
+
+        Returns the ``z`` and ``y`` strings, ``y_hat`` exactly as the decoder will have it,
+        and the reconstruction ``x_hat`` (float, unclamped).
+        """
+        y = self.g_a(x, q)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        with single_thread():
+            z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+            c_lat, params = self.entropy_parameters(z_hat, q_lat)
+            indexes = self._indexes(params)
+        mu = params[0]
+        y_strings = self.conditional.compress(y, indexes, means=mu)
+        y_hat = torch.round(y - mu) + mu
+        return {"z": z_strings[0], "y": y_strings[0], "y_hat": y_hat,
+                "x_hat": self.g_s(y_hat, c_lat), "z_shape": tuple(z.shape[-2:])}
+
+    @torch.no_grad()
+    def decompress(self, y_string: bytes, z_string: bytes, q_lat: Tensor) -> dict:
+        """Decode from the two strings and the latent quality map (1×1×h×w)."""
+        h, w = q_lat.shape[-2:]
+        z_shape = (-(-h // 4), -(-w // 4))
+        with single_thread():
+            z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+            c_lat, params = self.entropy_parameters(z_hat, q_lat)
+            indexes = self._indexes(params)
+        y_hat = self.conditional.decompress([y_string], indexes, means=params[0])
+        return {"y_hat": y_hat, "x_hat": self.g_s(y_hat, c_lat)}
+
+    def config(self) -> dict:
+        """Constructor arguments, stored in checkpoints."""
+        return {"entropy": self.entropy, "N": self.N, "M": self.M, "C": self.C}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,182 @@
+"""Quality maps: from an ROI and the codec's quality grid, and random ones for training.
+
+A quality map ``q`` is an H×W map in [0, 1]; the training loss weights each pixel's squared
+error by ``lambda(q) = LAMBDA_MIN * (LAMBDA_MAX / LAMBDA_MIN) ** q`` (log-linear, 0.001 to
+0.1), as in the spatially-adaptive variable-rate codec of Song et al., ICCV 2021
+("Variable-rate deep image compression through spatially-adaptive feature transform").
+
+At coding time quality levels are integer *codes* ``0..Q_STEPS`` (``q = code / Q_STEPS``) so
+that the encoder and the decoder use bit-identical values. The decoder sees the map at latent
+resolution only: the block maximum over ``LATENT_STRIDE``² pixels (a block that touches the
+ROI gets the ROI quality); that low-resolution map travels in the bitstream
+(:mod:`bench.learned.bitstream`).
+
+The named quality grid maps each point to ``(q_roi, q_bg)`` for ROI coding and to ``q_uni``
+for uniform coding (``roi="none"``, e.g. for Kodak).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LAMBDA_MIN = 0.001
+LAMBDA_MAX = 0.1
+Q_STEPS = 100
+LATENT_STRIDE = 16
+ROI_MODES = ("gt", "none")
+
+
+def lambda_of_q(q):
+    """``lambda(q)`` for a float, numpy array or torch tensor ``q`` in [0, 1]."""
+    ratio = math.log(LAMBDA_MAX / LAMBDA_MIN)
+    if isinstance(q, (int, float)):
+        return LAMBDA_MIN * math.exp(ratio * q)
+    return LAMBDA_MIN * (q * ratio).exp() if hasattr(q, "exp") else LAMBDA_MIN * np.exp(q * ratio)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One named point of the quality grid, as integer codes (``q = code / Q_STEPS``)."""
+
+    name: str
+    roi: int
+    bg: int
+    uniform: int
+
+
+#: Low to high rate. ROI coding: the ROI keeps a quality 0.3 above the background
+#: (lambda ratio 100**0.3 ≈ 4) until the background reaches 0.6; uniform: 8 even steps.
+GRID: tuple[GridPoint, ...] = (
+    GridPoint("q1", 30, 0, 0),
+    GridPoint("q2", 40, 5, 14),
+    GridPoint("q3", 50, 10, 29),
+    GridPoint("q4", 60, 20, 43),
+    GridPoint("q5", 70, 30, 57),
+    GridPoint("q6", 80, 40, 71),
+    GridPoint("q7", 90, 50, 86),
+    GridPoint("q8", 100, 60, 100),
+)
+GRID_NAMES = tuple(p.name for p in GRID)
+
+
+def grid_point(name: str) -> GridPoint:
+    for p in GRID:
+        if p.name == name:
+            return p
+    raise ValueError(f"no quality {name!r}; the grid is {', '.join(GRID_NAMES)}")
+
+
+def grid_description() -> str:
+    """Compact text of the grid, for version strings and model cards."""
+    return ",".join(f"{p.name}={p.roi}/{p.bg}/{p.uniform}" for p in GRID)
+
+
+def code_map(shape: tuple[int, int], roi: np.ndarray | None, point: GridPoint,
+             mode: str = "gt") -> np.ndarray:
+    """Full-resolution map of quality codes (uint8) for an image of ``shape``.
+
+    ``mode="gt"``: ``point.roi`` inside ``roi``, ``point.bg`` outside (``roi=None`` means no
+    ROI information: uniform ``point.uniform``). ``mode="none"``: uniform ``point.uniform``.
+    """
+    if mode not in ROI_MODES:
+        raise ValueError(f"roi mode must be one of {ROI_MODES}, got {mode!r}")
+    h, w = shape
+    if mode == "none" or roi is None:
+        return np.full((h, w), point.uniform, np.uint8)
+    roi = np.asarray(roi, dtype=bool)
+    if roi.shape != (h, w):
+        raise ValueError(f"roi mask is {roi.shape}, the image {(h, w)}")
+    return np.where(roi, point.roi, point.bg).astype(np.uint8)
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = LATENT_STRIDE) -> np.ndarray:
+    """Edge-replicate the first two axes up to multiples of ``multiple``."""
+    h, w = array.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return array
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad, mode="edge")
+
+
+def block_max(codes: np.ndarray, stride: int = LATENT_STRIDE) -> np.ndarray:
+    """Maximum over ``stride``×``stride`` blocks of a map already padded to the multiple."""
+    h, w = codes.shape
+    if h % stride or w % stride:
+        raise ValueError(f"map {codes.shape} is not a multiple of {stride}")
+    return codes.reshape(h // stride, stride, w // stride, stride).max(axis=(1, 3))
+
+
+# ---------------------------------------------------------------- training generators
+def uniform_qmap(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """One level drawn uniformly in [0, 1]."""
+    return np.full((h, w), rng.uniform(0.0, 1.0), np.float32)
+
+
+def instance_qmap(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Background level plus a level per instance (label ``k > 0``).
+
+    Half of the time all instances share one level above the background (the two-level
+    maps of ROI coding), otherwise each instance gets its own random level.
+    """
+    bg = rng.uniform(0.0, 0.8)
+    ids = [int(i) for i in np.unique(labels) if i > 0]
+    out = np.full(labels.shape, bg, np.float32)
+    if rng.random() < 0.5:
+        level = rng.uniform(bg, 1.0)
+        out[labels > 0] = level
+    else:
+        for i in ids:
+            out[labels == i] = rng.uniform(0.0, 1.0)
+    return out
+
+
+def gradient_qmap(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A linear ramp between two random levels in a random direction."""
+    a, b = rng.uniform(0.0, 1.0, size=2)
+    theta = rng.uniform(0.0, 2 * np.pi)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = x * np.cos(theta) + y * np.sin(theta)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    return (a + (b - a) * t).astype(np.float32)
+
+
+def blob_qmap(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Background level plus 1–5 random ellipses with their own (hard-edged) levels."""
+    out = np.full((h, w), rng.uniform(0.0, 1.0), np.float32)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    for _ in range(int(rng.integers(1, 6))):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        ry, rx = rng.uniform(0.05, 0.4) * h, rng.uniform(0.05, 0.4) * w
+        theta = rng.uniform(0, np.pi)
+        dy, dx = y - cy, x - cx
+        u = dx * np.cos(theta) + dy * np.sin(theta)
+        v = -dx * np.sin(theta) + dy * np.cos(theta)
+        out[(u / rx) ** 2 + (v / ry) ** 2 <= 1.0] = rng.uniform(0.0, 1.0)
+    return out
+
+
+GENERATORS = ("uniform", "instances", "gradient", "blobs")
+_WEIGHTS = {"uniform": 0.25, "instances": 0.35, "gradient": 0.15, "blobs": 0.25}
+
+
+def random_qmap(h: int, w: int, rng: np.random.Generator,
+                labels: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """A training quality map and the name of the generator that drew it.
+
+    ``labels`` (H×W instance ids, 0 = background) enables the instance generator; crops
+    without objects (or from unannotated images) use the other three.
+    """
+    kinds = [k for k in GENERATORS if k != "instances" or (labels is not None and labels.any())]
+    p = np.array([_WEIGHTS[k] for k in kinds])
+    kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+    if kind == "uniform":
+        return uniform_qmap(h, w, rng), kind
+    if kind == "instances":
+        return instance_qmap(labels, rng), kind
+    if kind == "gradient":
+        return gradient_qmap(h, w, rng), kind
+    return blob_qmap(h, w, rng), kind

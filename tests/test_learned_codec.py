@@ -1,0 +1,136 @@
+"""Learned ROI codecs: exact decoding (same and other process), honest rates, availability."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bench.learned.checkpoint import export_model, load_model
+from bench.learned.codec import decode_image, encode_image
+from bench.learned.network import RoiHyperprior
+from bench.learned.qmap import grid_point, pad_to_multiple
+from bench.registry import create_codec
+from tests.conftest import REPO, natural_image
+
+TINY = {"N": 16, "M": 24, "C": 8}
+
+
+def _tiny(entropy: str, seed: int = 0, spread: bool = False) -> RoiHyperprior:
+    """A random tiny model; ``spread`` scales the latents up and the predicted scales with
+    them, so the rate is large enough to compare estimated and actual bits."""
+    torch.manual_seed(seed)
+    model = RoiHyperprior(entropy, **TINY).eval()
+    if spread:
+        with torch.no_grad():
+            model.a_convs[3].weight.mul_(40)
+            model.head[-1].bias[TINY["M"]: 2 * TINY["M"]] = 8.0
+    model.update()
+    return model
+
+
+def _roi(h, w):
+    roi = np.zeros((h, w), bool)
+    roi[h // 4: h // 2, w // 3: w - 3] = True
+    return roi
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_round_trip_is_exact_in_process(entropy):
+    model = _tiny(entropy, spread=True)
+    image = natural_image(37, 53, seed=2)
+    data, enc = encode_image(model, image, _roi(37, 53), grid_point("q5"), return_details=True)
+    recon, dec = decode_image(model, data, return_details=True)
+    assert recon.shape == image.shape and recon.dtype == np.uint8
+    assert torch.equal(enc["y_hat"], dec["y_hat"])
+    assert torch.equal(enc["x_hat"], dec["x_hat"])
+    assert enc["y_hat"].abs().max() > 1  # not a trivial all-zero latent
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_actual_rate_matches_estimate(entropy):
+    model = _tiny(entropy, spread=True)
+    image = natural_image(100, 120, seed=1)
+    point = grid_point("q6")
+    data, enc = encode_image(model, image, None, point, return_details=True)
+    x = torch.from_numpy(pad_to_multiple(image).copy()).permute(2, 0, 1)[None].float() / 255
+    q = torch.full((1, 1, *x.shape[-2:]), point.uniform / 100)
+    with torch.no_grad():
+        out = model(x, q)
+    est_y = float((-torch.log2(out["likelihoods"]["y"])).sum())
+    est = est_y + float((-torch.log2(out["likelihoods"]["z"])).sum())
+    assert est_y > 2000
+    assert abs(8 * len(enc["y"]) - est_y) / est_y < 0.03
+    assert abs(8 * len(data) - est) / est < 0.05  # header, map and coder flushes included
+
+
+def test_decode_in_another_process(tmp_path):
+    model = _tiny("ggm", seed=3, spread=True)
+    ckpt = tmp_path / "ggm.pt"
+    export_model(model, ckpt, {"note": "test"})
+    loaded, card = load_model(ckpt)
+    assert card["note"] == "test" and (tmp_path / "ggm.json").is_file()
+    image = natural_image(37, 53, seed=4)
+    data, enc = encode_image(loaded, image, _roi(37, 53), grid_point("q3"),
+                             return_details=True)
+    expected = decode_image(loaded, data)
+    (tmp_path / "bits").write_bytes(data)
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from bench.learned.checkpoint import load_model\n"
+        "from bench.learned.codec import decode_image\n"
+        "model, _ = load_model(sys.argv[1])\n"
+        "img, out = decode_image(model, open(sys.argv[2], 'rb').read(), return_details=True)\n"
+        "np.save(sys.argv[3], img); torch.save(out['y_hat'], sys.argv[4])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(ckpt), str(tmp_path / "bits"),
+                    str(tmp_path / "img.npy"), str(tmp_path / "y.pt")],
+                   check=True, cwd=REPO, timeout=120)
+    assert torch.equal(torch.load(tmp_path / "y.pt"), enc["y_hat"])
+    assert np.array_equal(np.load(tmp_path / "img.npy"), expected)
+
+
+@pytest.mark.parametrize("name,entropy", [("ggm", "ggm"), ("gaussian-roi", "gaussian")])
+def test_codec_with_a_checkpoint(tmp_path, name, entropy):
+    missing = create_codec(name, weights=str(tmp_path / "none.pt"))
+    reason = missing.availability()
+    assert reason and "no trained checkpoint at" in reason and "bench train" in reason
+    ckpt = tmp_path / f"{name}.pt"
+    export_model(_tiny(entropy), ckpt, {})
+    codec = create_codec(name, weights=str(ckpt))
+    assert codec.availability() is None and codec.uses_roi
+    assert len(codec.qualities) >= 6
+    image = natural_image(31, 17, seed=5)
+    for roi in (None, _roi(31, 17)):
+        data = codec.encode(image, roi, codec.qualities[-1])
+        assert codec.decode(data).shape == image.shape
+    uniform = create_codec(name, weights=str(ckpt), roi="none")
+    assert uniform.version() != codec.version()
+    with pytest.raises(ValueError, match="q1"):
+        codec.encode(image, None, "q99")
+    other = "gaussian-roi" if name == "ggm" else "ggm"
+    wrong = create_codec(other, weights=str(ckpt))
+    with pytest.raises(Exception, match=entropy):
+        wrong.encode(image, None, "q1")
+
+
+def test_cli_help():
+    from bench.cli import analyze_cmd, train_cmd
+
+    parser = argparse.ArgumentParser(prog="bench")
+    sub = parser.add_subparsers()
+    train_cmd.register(sub)
+    analyze_cmd.register(sub)
+    for argv in (["train", "--help"], ["analyze-latents", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(argv)
+        assert exc.value.code == 0
+    args = parser.parse_args(["train", "--steps", "5", "--batch-size", "2", "--crop", "64",
+                              "--lr", "1e-3", "--seed", "3", "--device", "cpu", "--out", "x",
+                              "--resume", "--time-budget", "1.5", "--checkpoint-every", "2"])
+    assert (args.steps, args.batch_size, args.crop, args.resume, args.time_budget) == (
+        5, 2, 64, True, 1.5)
