@@ -9,7 +9,9 @@ import sys
 from bench import __version__
 
 #: One module per command, each with ``register(subparsers)``; listed here once.
-COMMANDS = ("run_cmd", "codecs_cmd", "data_cmd")
+COMMANDS = (
+    "run_cmd", "codecs_cmd", "data_cmd", "report_cmd", "check_cmd", "train_cmd", "analyze_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

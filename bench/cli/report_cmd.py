@@ -1,0 +1,229 @@
+"""``bench report``: BD-rate tables, the points table, RD plots and the leaderboard of a run.
+
+Everything is read from RUN_DIR/results.sqlite. BD-rate and BD-metric of every codec are
+computed against an anchor codec (default: the first of vtm, vvc, jpeg in the store) on one
+or more quality axes, with the overlap of the two curves and whether either curve is
+non-monotonic next to every value. Codecs are compared over the images all of them coded.
+
+Examples:
+  bench report --run-dir runs/r --anchor jpeg --metric psnr --metric det-ap
+  bench report --run-dir runs/r --points --format csv --output points.csv
+  bench report --run-dir runs/r --format latex --metric det-ap --output bd.tex
+  bench report --run-dir runs/r --plot figures/
+  bench report --run-dir runs/leaderboard --leaderboard results/
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    """Add the ``report`` command to the ``bench`` sub-parsers."""
+    from bench.report.bd import METHODS, POLICIES
+    from bench.report.points import IMAGE_MODES, METRICS, RATES
+    from bench.report.tables import FORMATS
+
+    p = sub.add_parser(
+        "report",
+        help="BD-rate tables, points table, RD plots and leaderboard from a run's store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run-dir", default="runs/default",
+                   help="directory of the results store (default: runs/default)")
+    p.add_argument("--codec", action="append", metavar="NAME",
+                   help="only these codecs (repeatable; default: every codec in the store)")
+    p.add_argument("--anchor", default=None, metavar="CODEC",
+                   help="anchor codec of the BD values (default: first of vtm, vvc, jpeg "
+                   "in the store)")
+    p.add_argument("--metric", action="append", choices=list(METRICS), metavar="METRIC",
+                   help=f"quality axis of the BD table (repeatable): {', '.join(METRICS)} "
+                   "(default: psnr)")
+    p.add_argument("--method", choices=METHODS, default="pchip",
+                   help="curve interpolation: pchip (JVET CTC, default), akima, cubic "
+                   "(VCEG-M33)")
+    p.add_argument("--rate", choices=list(RATES), default="pooled",
+                   help="rate axis: pooled bpp = Σbits/Σpixels (default) or mean bpp")
+    p.add_argument("--images", choices=IMAGE_MODES, default="common",
+                   help="common: only images every codec/quality coded (default); all: each "
+                   "point over its own images")
+    p.add_argument("--non-monotonic", choices=POLICIES, default="pareto",
+                   help="non-monotonic curve: drop its dominated points and say so (pareto, "
+                   "default) or give no BD value (nan)")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="table format (default: text, best values marked *); latex needs "
+                   "\\usepackage{booktabs} (and graphicx for the wide points table)")
+    p.add_argument("--points", action="store_true",
+                   help="print the points table instead of the BD table: in CSV one row per "
+                   "(codec, quality, task, model) with every provenance column, else one row "
+                   "per (codec, quality) with AP columns per task")
+    p.add_argument("--output", default=None, metavar="FILE",
+                   help="write the table to FILE instead of standard output")
+    p.add_argument("--plot", default=None, metavar="DIR",
+                   help="also write one RD figure per metric (PNG and PDF) into DIR")
+    p.add_argument("--leaderboard", default=None, metavar="DIR",
+                   help="also write DIR/leaderboard.csv and DIR/leaderboard.md")
+    p.add_argument("--data-root", default=None,
+                   help="COCO root for task scores not cached in the store (default: "
+                   "$BENCH_DATA_ROOT, else ~/.cache/bench/coco)")
+    p.add_argument("--split", default="val2017", help="COCO split of the run (default: "
+                   "val2017)")
+    p.set_defaults(func=main)
+
+
+def _fail(message: str) -> int:
+    print(f"bench report: error: {message}", file=sys.stderr)
+    return 2
+
+
+def bd_tables(points, metrics: list[str], anchor: str, args) -> list[tuple[str, object]]:
+    """[(title, BD DataFrame)] for every metric and task model asked for."""
+    from bench.report.bd import bd_table
+    from bench.report.points import METRICS, metric_models
+
+    out = []
+    for key in metrics:
+        metric = METRICS[key]
+        models = metric_models(points, metric)
+        if not models:
+            raise ValueError(f"--metric {key}: no {metric.task} scores in the store; run "
+                             f"`bench run --task {metric.task}` first")
+        for model_key in models:
+            frame = bd_table(points, key, anchor, method=args.method, rate=args.rate,
+                             policy=args.non_monotonic, model_key=model_key)
+            title = (f"BD vs {anchor} on {metric.axis_label}, {args.method}, {args.rate} bpp, "
+                     f"{len(points.image_ids)} images")
+            if model_key:
+                title += f", {metric.task} model {frame['model'].iloc[0]}"
+            out.append((title, frame))
+    return out
+
+
+def points_columns(task_columns: list[tuple[str, str]]):
+    """How the wide points table is shown to people (CSV has the long table, every column)."""
+    from bench.report.tables import Column
+
+    return [Column("codec", "codec"), Column("quality", "quality"),
+            Column("bpp_pooled", "bpp pooled", "{:.4f}", "min"),
+            Column("bpp_mean", "bpp mean", "{:.4f}", "min"),
+            Column("psnr", "PSNR (dB)", "{:.2f}", "max"),
+            Column("roi_psnr", "ROI-PSNR (dB)", "{:.2f}", "max"),
+            Column("bg_psnr", "BG-PSNR (dB)", "{:.2f}", "max"),
+            Column("ms_ssim", "MS-SSIM", "{:.4f}", "max")] + [
+        Column(key, head + " (%)", "{:.1f}", "max") for key, head in task_columns] + [
+        Column("images", "images", "{:d}")]
+
+
+def render_points(points, fmt: str) -> str:
+    """The points table in a format: CSV long (one row per codec, quality, task, model) with
+    every provenance column; the others wide (one row per codec and quality) with codec
+    versions and model hashes listed under it."""
+    from bench.report.points import CEILING_CODECS, wide
+    from bench.report.tables import render, to_csv
+
+    if fmt == "csv":
+        return to_csv(points.frame)
+    frame, task_columns = wide(points)
+    text = render(frame, points_columns(task_columns), fmt,
+                  title=f"Rate and quality per point, {len(points.image_ids)} images",
+                  label="tab:points", skip=[c in CEILING_CODECS for c in frame["codec"]])
+    return text + "\n" + provenance(points, fmt)
+
+
+def provenance(points, fmt: str) -> str:
+    """Codec versions and task models as comment lines (LaTeX) or a list (text, Markdown)."""
+    lead = "% " if fmt == "latex" else ("- " if fmt == "markdown" else "  ")
+    out = ["% codec versions:" if fmt == "latex" else "\ncodec versions:"]
+    out += [f"{lead}{c}: {v}" for c, v in points.versions.items()]
+    models = [(t, i) for t in ("detection", "segmentation") for i in points.models(t).values()]
+    if models:
+        out.append("% task models:" if fmt == "latex" else "task models:")
+        out += [f"{lead}{t}: {i['model']} sha256 {i['sha256']}" for t, i in models]
+    return "\n".join(out)
+
+
+def leaderboard_command(args: argparse.Namespace) -> str:
+    """The ``bench report`` command line that reproduces a leaderboard (defaults left out)."""
+    argv = ["bench", "report", "--run-dir", str(args.run_dir)]
+    for name in args.codec or []:
+        argv += ["--codec", name]
+    for flag, value, default in (("--anchor", args.anchor, None), ("--method", args.method,
+                                 "pchip"), ("--rate", args.rate, "pooled"),
+                                 ("--images", args.images, "common"),
+                                 ("--non-monotonic", args.non_monotonic, "pareto"),
+                                 ("--data-root", args.data_root, None),
+                                 ("--split", args.split, "val2017")):
+        if value is not None and value != default:
+            argv += [flag, str(value)]
+    return shlex.join(argv + ["--leaderboard", str(args.leaderboard)])
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``bench report``; returns the exit status (0, or 2 on bad input)."""
+    import pandas as pd
+
+    from bench.report.bd import bd_columns, default_anchor
+    from bench.report.points import ReportError, build_points, coco_loader
+    from bench.report.tables import render, to_csv
+    from bench.store import DB_NAME, ResultsStore, StoreError
+
+    db = Path(args.run_dir) / DB_NAME
+    if not db.is_file():
+        return _fail(f"no results store at {db}; run `bench run --run-dir {args.run_dir}` "
+                     "first or pass --run-dir")
+    try:
+        with ResultsStore(args.run_dir) as store:
+            points = build_points(store, codecs=args.codec, images=args.images,
+                                  coco=coco_loader(args.data_root, args.split))
+    except (ReportError, StoreError, ValueError) as exc:
+        return _fail(str(exc))
+    for note in points.notes:
+        print(f"bench report: {note}", file=sys.stderr)
+    codecs = points.codecs()
+    anchor = args.anchor or default_anchor(codecs)
+    if anchor is None:
+        return _fail(f"no default anchor (vtm, vvc, jpeg) in the store; pass --anchor "
+                     f"(codecs: {', '.join(codecs)})")
+    if anchor not in codecs:
+        return _fail(f"--anchor {anchor}: not among the codecs reported ({', '.join(codecs)})")
+    metrics = list(dict.fromkeys(args.metric or ["psnr"]))
+
+    if args.points:
+        text = render_points(points, args.format)
+    else:
+        try:
+            tables = bd_tables(points, metrics, anchor, args)
+        except ValueError as exc:
+            return _fail(str(exc))
+        if args.format == "csv":
+            text = to_csv(pd.concat([f for _, f in tables], ignore_index=True))
+        else:
+            parts = [render(frame, bd_columns(frame["metric"].iloc[0]), args.format,
+                            title=title, label=f"tab:bd-{frame['metric'].iloc[0]}-{i}")
+                     for i, (title, frame) in enumerate(tables)]
+            text = "\n\n".join(parts) + "\n" + provenance(points, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text.rstrip("\n") + "\n")
+        print(f"bench report: wrote {args.output}", file=sys.stderr)
+    else:
+        print(text.rstrip("\n"))
+
+    if args.plot:
+        from bench.report.plots import plot_all
+
+        paths = plot_all(points, args.plot, rate=args.rate)
+        print(f"bench report: wrote {len(paths)} figure file(s) to {args.plot}",
+              file=sys.stderr)
+    if args.leaderboard:
+        from bench.report.leaderboard import write_leaderboard
+
+        paths = write_leaderboard(points, args.leaderboard, anchor=anchor, method=args.method,
+                                  rate=args.rate, policy=args.non_monotonic,
+                                  command=leaderboard_command(args))
+        print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
+    return 0

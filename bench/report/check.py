@@ -1,0 +1,356 @@
+"""The CI regression gate: re-run a small fixed subset and compare it with a committed baseline.
+
+The subset (:data:`CI_SUBSET`) is 8 shared COCO val2017 images, two cheap qualities of every
+codec (the ceiling ``original`` at its one point) and detection with
+``yolov8n_integer_quant.tflite``; MS-SSIM is left out (it would double the metric time and
+PSNR already sees any change of the pixels). Per (codec, quality) the gate compares, with
+:data:`TOLERANCES`:
+
+* bytes summed over the images, exactly for a codec whose encoder gave the same bytes twice
+  when the baseline was made (all of this project's codecs do: Pillow, and ffmpeg encoders
+  run single-threaded), else within 1 %; for exact codecs also a digest of the bitstreams;
+* PSNR, ROI-PSNR and background PSNR within ±0.01 dB;
+* detection AP and AP50 within ±0.3 (AP points, percent);
+* the codec's quality grid and the model file's sha256, exactly.
+
+A codec of the baseline that cannot run here is reported as skipped, never passed silently.
+The baseline (``results/ci_baseline.json``) records the subset, the tolerances, each codec's
+version, grid and determinism, and every compared value; ``bench check --update`` rewrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench
+
+REPO = Path(bench.__file__).resolve().parents[1]
+DEFAULT_BASELINE = REPO / "results" / "ci_baseline.json"
+BASELINE_FORMAT = 1
+
+#: What ``--update`` measures: image count and per codec the qualities (cheap ones).
+CI_SUBSET: dict = {
+    "split": "val2017",
+    "images": 8,
+    "task": "detection",
+    "model": "yolov8n_integer_quant.tflite",
+    "qualities": {
+        "jpeg": ("q10", "q50"),
+        "webp": ("q25", "q65"),
+        "jpeg2000": ("cr120", "cr32"),
+        "jpegxl": ("d6", "d2.5"),
+        "hevc": ("qp42", "qp37"),
+        "vvc": ("qp47", "qp42"),
+        "av1": ("crf60", "crf52"),
+        "original": ("source",),
+    },
+}
+
+#: Allowed |now − baseline| per compared value (bytes: see the module docstring).
+TOLERANCES: dict[str, float] = {
+    "bytes": 0.0, "bytes_relative_nondeterministic": 0.01, "psnr": 0.01, "roi_psnr": 0.01,
+    "bg_psnr": 0.01, "det_ap": 0.3, "det_ap50": 0.3,
+}
+_METRICS = ("psnr", "roi_psnr", "bg_psnr")
+_TASK_STATS = (("det_ap", "bbox", "AP"), ("det_ap50", "bbox", "AP50"))
+
+
+class CheckError(RuntimeError):
+    """The gate cannot run (no baseline, no data, no model); the message says what to do."""
+
+
+def default_data_root() -> Path:
+    """``$BENCH_DATA_ROOT``, else the shared COCO subset beside the repository."""
+    env = os.environ.get("BENCH_DATA_ROOT")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "coco"
+
+
+def default_models_dir() -> Path:
+    """``$BENCH_MODELS_DIR``, else the shared models folder beside the repository."""
+    env = os.environ.get("BENCH_MODELS_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "models"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the gate's verdict."""
+
+    status: str  # FAIL, SKIP or INFO
+    codec: str
+    quality: str
+    what: str
+    baseline: str
+    now: str
+    delta: str = ""
+    tolerance: str = ""
+    detail: str = ""
+
+
+# ----------------------------------------------------------------------- measuring
+def _digest(hashes: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def _deterministic(codec, sample, quality: str) -> bool:
+    """Whether the codec gives identical bytes when it codes the same image twice."""
+    one = codec.encode_source(sample.image, sample.roi, quality, sample.source)
+    two = codec.encode_source(sample.image, sample.roi, quality, sample.source)
+    return one == two
+
+
+def measure(image_ids: Sequence[int] | int, qualities: dict[str, Sequence[str]], *,
+            data_root: str | Path, model: Path | None, split: str = "val2017",
+            run_dir: str | Path | None = None, jobs: int = 1,
+            log: Callable[[str], None] = lambda s: None,
+            probe_determinism: bool = False) -> dict:
+    """Code the subset and score it; returns the baseline's ``codecs`` and ``task`` parts.
+
+    ``image_ids`` is a list of ids, or a count (the first N ids of the split). Codecs that
+    are unavailable here are returned under ``"skipped"`` with the reason.
+    """
+    if run_dir is None:
+        with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
+            return measure(image_ids, qualities, data_root=data_root, model=model,
+                           split=split, run_dir=tmp, jobs=jobs, log=log,
+                           probe_determinism=probe_determinism)
+    from bench.data.coco import CocoDataset
+    from bench.registry import CODECS, TASKS
+    from bench.runner import RunConfig, execute, plan_units
+    from bench.scoring import missing_predictions, predict_rows, score
+    from bench.store import ResultsStore
+
+    if isinstance(image_ids, int):
+        dataset = CocoDataset(data_root, split, limit=image_ids)
+    else:
+        dataset = CocoDataset(data_root, split, image_ids=list(image_ids))
+        missing = sorted(set(image_ids) - set(dataset.ids))
+        if missing:
+            raise CheckError(f"image(s) {missing} of the subset are not in {dataset.root}; "
+                             "point --data-root (or $BENCH_DATA_ROOT) at the shared COCO set")
+    codecs, skipped = {}, {}
+    for name in qualities:
+        try:
+            codec = CODECS.create(name)
+        except Exception as exc:  # uninstalled plugin or broken import: skip, say why
+            skipped[name] = f"cannot load: {exc}"
+            continue
+        reason = codec.availability()
+        if reason is not None:
+            skipped[name] = f"unavailable: {reason}"
+            continue
+        codecs[name] = codec
+    grids = {n: tuple(c.qualities) for n, c in codecs.items()}
+    off = {n: [q for q in qualities[n] if q not in grids[n]] for n in codecs}
+    wanted = {n: tuple(q for q in qualities[n] if q in grids[n]) for n in codecs}
+    task = None
+    if model is not None:
+        if not Path(model).is_file():
+            raise CheckError(f"model {model} not found; pass --models-dir or set "
+                             "$BENCH_MODELS_DIR")
+        task = TASKS.create(CI_SUBSET["task"], model=str(model))
+        task.check_categories(dataset.coco.dataset["categories"])
+    with ResultsStore(run_dir) as store:
+        units = plan_units(store, codecs, wanted, dataset.ids)
+        log(f"coding {sum(len(u.qualities) for u in units)} image(s) with "
+            f"{len(codecs)} codec(s)")
+        cfg = RunConfig(data_root=str(dataset.root), split=split, run_dir=str(run_dir),
+                        metrics=("psnr",))
+        execute(units, cfg, store, jobs=jobs)
+        if task is not None:
+            todo = missing_predictions(store, task, codecs, wanted, dataset.ids)
+            log(f"detection on {len(todo)} reconstruction(s)")
+            predict_rows(store, task, codecs, todo, run_dir)
+        first = dataset.load(dataset.ids[0]) if probe_determinism else None
+        out: dict = {}
+        for name, codec in codecs.items():
+            version = codec.version()
+            entry = {"version": version, "grid": list(grids[name]), "cells": {},
+                     "off_grid": off[name]}
+            if first is not None and wanted[name]:
+                entry["deterministic"] = _deterministic(codec, first, wanted[name][0])
+            for q in wanted[name]:
+                rows = store.results(name, version, [q], dataset.ids)
+                entry["cells"][q] = _cell(rows, len(dataset.ids))
+                if task is not None:
+                    res = score(store, dataset.coco, task, name, version, q, dataset.ids)
+                    for key, iou, stat in _TASK_STATS:
+                        entry["cells"][q][key] = float(res.get(iou, {}).get(stat, math.nan))
+            out[name] = entry
+    task_info = None
+    if task is not None:
+        info = task.model_info()
+        task_info = {"name": task.name, "model": info["model"], "sha256": info["sha256"]}
+    return {"image_ids": list(dataset.ids), "codecs": out, "skipped": skipped,
+            "task": task_info}
+
+
+def _mean(values: Sequence[float]) -> float:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return math.fsum(vals) / len(vals) if vals else math.nan
+
+
+def _cell(rows, n_images: int) -> dict:
+    ok = [r for r in rows if r.ok]
+    cell = {"images": len(ok), "errors": [f"{r.image_id}: {r.error}" for r in rows if not r.ok],
+            "bytes": sum(r.bytes for r in ok),
+            "image_bytes": {str(r.image_id): r.bytes for r in ok},
+            "sha256": _digest([f"{r.image_id}:{r.sha256}" for r in ok])}
+    for m in _METRICS:
+        cell[m] = _mean([getattr(r, m) for r in ok])
+    if len(ok) < n_images:
+        cell["missing"] = n_images - len(ok)
+    return cell
+
+
+# ----------------------------------------------------------------------- baseline
+def make_baseline(measured: dict, split: str) -> dict:
+    """The baseline document for measured values."""
+    return {
+        "format": BASELINE_FORMAT,
+        "made_by": "bench check --update",
+        "data": {"split": split, "image_ids": measured["image_ids"]},
+        "task": measured["task"],
+        "tolerances": TOLERANCES,
+        "codecs": {name: {k: v for k, v in entry.items() if k != "off_grid"}
+                   for name, entry in measured["codecs"].items()},
+    }
+
+
+def load_baseline(path: str | Path) -> dict:
+    """Read a baseline file, checking its format."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckError(f"no baseline at {p}; make one with `bench check --update`")
+    try:
+        doc = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckError(f"{p} is not valid JSON ({exc}); rewrite it with "
+                         "`bench check --update`") from exc
+    if doc.get("format") != BASELINE_FORMAT:
+        raise CheckError(f"{p} has format {doc.get('format')!r}, this bench reads "
+                         f"{BASELINE_FORMAT}; rewrite it with `bench check --update`")
+    return doc
+
+
+def write_baseline(doc: dict, path: str | Path) -> None:
+    """Write a baseline file (stable key order, one value per line, for readable diffs)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------- comparing
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def _same(a, b, tol: float) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        if math.isinf(a) or math.isinf(b):
+            return a == b
+    return abs(a - b) <= tol + 1e-12
+
+
+def compare(baseline: dict, measured: dict) -> list[Finding]:
+    """Every difference between the baseline and a measurement, as findings."""
+    tol = {**TOLERANCES, **baseline.get("tolerances", {})}
+    out: list[Finding] = []
+    bt, mt = baseline.get("task"), measured.get("task")
+    if bt and mt and bt.get("sha256") != mt.get("sha256"):
+        out.append(Finding("FAIL", "*", "*", f"model {bt.get('model')} sha256",
+                           bt.get("sha256", "")[:16], mt.get("sha256", "")[:16],
+                           detail="a different model file: AP values are not comparable"))
+    for name, reason in measured.get("skipped", {}).items():
+        out.append(Finding("SKIP", name, "*", "codec", "checked", "skipped", detail=reason))
+    for name, base in baseline["codecs"].items():
+        now = measured["codecs"].get(name)
+        if now is None:
+            continue  # skipped (reported above) or not selected
+        if base["version"] != now["version"]:
+            out.append(Finding("INFO", name, "*", "version", base["version"], now["version"],
+                               detail="codec version string changed"))
+        if list(base["grid"]) != list(now["grid"]):
+            out.append(Finding("FAIL", name, "*", "quality grid", ",".join(base["grid"]),
+                               ",".join(now["grid"]), detail="the default quality grid moved"))
+        for q in now.get("off_grid", []):
+            out.append(Finding("FAIL", name, q, "quality", "on grid", "not on the grid",
+                               detail="the baseline's quality is gone from the codec's grid"))
+        exact = base.get("deterministic", True)
+        for q, bcell in base["cells"].items():
+            ncell = now["cells"].get(q)
+            if ncell is None:
+                continue  # off the grid: reported above
+            out += _compare_cell(name, q, bcell, ncell, tol, exact)
+    return out
+
+
+def _compare_cell(name: str, q: str, b: dict, n: dict, tol: dict,
+                  exact: bool) -> list[Finding]:
+    out = []
+    if n.get("errors"):
+        out.append(Finding("FAIL", name, q, "errors", "0", str(len(n["errors"])),
+                           detail="; ".join(n["errors"][:2])))
+    if b["images"] != n["images"]:
+        out.append(Finding("FAIL", name, q, "images", str(b["images"]), str(n["images"])))
+    btol = 0.0 if exact else tol["bytes_relative_nondeterministic"] * b["bytes"]
+    if not _same(b["bytes"], n["bytes"], btol):
+        moved = [f"{i} ({n['image_bytes'].get(i, 0) - nb:+d})"
+                 for i, nb in b["image_bytes"].items() if n["image_bytes"].get(i) != nb]
+        detail = "image " + ", ".join(moved[:4]) + (" …" if len(moved) > 4 else "")
+        out.append(Finding("FAIL", name, q, "bytes", str(b["bytes"]), str(n["bytes"]),
+                           f"{n['bytes'] - b['bytes']:+d}",
+                           "exact" if exact else f"±{btol:.0f}", detail))
+    elif exact and b.get("sha256") != n.get("sha256"):
+        out.append(Finding("FAIL", name, q, "bitstream sha256", b["sha256"][:12],
+                           n["sha256"][:12], tolerance="exact",
+                           detail="same sizes, different bytes"))
+    for key in (*_METRICS, *(k for k, _, _ in _TASK_STATS)):
+        if key not in b:
+            continue
+        bv, nv = b[key], n.get(key, math.nan)
+        if not _same(bv, nv, tol[key]):
+            delta = nv - bv if all(map(math.isfinite, (bv, nv))) else math.nan
+            out.append(Finding("FAIL", name, q, key, _fmt(bv), _fmt(nv), _fmt(delta),
+                               f"±{tol[key]}"))
+    return out
+
+
+def format_findings(findings: Sequence[Finding]) -> str:
+    """The findings as an aligned table (status, codec, quality, what moved, by how much)."""
+    heads = ("status", "codec", "quality", "value", "baseline", "now", "delta", "tolerance",
+             "detail")
+    rows = [(f.status, f.codec, f.quality, f.what, f.baseline, f.now, f.delta, f.tolerance,
+             f.detail) for f in findings]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(heads)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(heads).rstrip(), "  ".join("-" * w for w in widths)]
+                     + [line(r).rstrip() for r in rows])
+
+
+def count_values(measured: dict, baseline: dict) -> int:
+    """How many values were compared (for the summary line)."""
+    n = 0
+    for name, entry in measured["codecs"].items():
+        for q, cell in baseline["codecs"].get(name, {}).get("cells", {}).items():
+            if q in entry["cells"]:
+                n += sum(1 for k in ("bytes", *_METRICS, "det_ap", "det_ap50") if k in cell)
+    return n

@@ -1,0 +1,162 @@
+"""The leaderboard: every codec's BD-rate against the anchor on each axis, with provenance.
+
+Made from the standard run (the shared COCO val2017 images, every available codec at its
+whole grid, detection and segmentation) by one command; see :data:`COMMANDS` (add
+``--codec vtm`` where VTM is installed, and any ROI codec to be ranked). Writes
+``leaderboard.csv`` (full precision, overlaps and monotonicity per axis, codec versions and
+model hashes in every row) and ``leaderboard.md`` (the table the README shows). Codecs are
+ranked by BD-rate on the first task axis present (detection AP, else mask AP, else PSNR);
+a codec without a value there ranks last. The ceiling (``original``) is listed unranked.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.report.bd import bd_table
+from bench.report.points import CEILING_CODECS, METRICS, RATES, Points, metric_models
+from bench.report.tables import Column, to_csv, to_markdown
+
+#: The standard run and the report that turns it into the committed leaderboard.
+COMMANDS = (
+    "bench run --codec jpeg --codec webp --codec jpeg2000 --codec jpegxl --codec hevc "
+    "--codec vvc --codec av1 --codec original "
+    "--task detection --task segmentation "
+    "--model detection=../shared/models/yolov8n_integer_quant.tflite "
+    "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
+    "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
+    "bench report --run-dir runs/leaderboard --leaderboard results/",
+)
+#: Axes of the leaderboard, in column order.
+AXES = ("det-ap", "seg-ap", "psnr", "roi-psnr", "ms-ssim")
+#: Below this overlap (percent) a BD value is flagged: it rests on a small common range.
+LOW_OVERLAP = 75.0
+
+
+def _slug(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
+                      rate: str = "pooled", policy: str = "pareto"):
+    """One row per codec: BD-rate, overlap and monotonicity per axis, provenance, rank."""
+    import pandas as pd
+
+    axes = [a for a in AXES if metric_models(points, METRICS[a])]
+    rows: dict[str, dict] = {}
+    models = {}
+    for axis in axes:
+        model_key = metric_models(points, METRICS[axis])[0]
+        if model_key:
+            info = points.models(METRICS[axis].task)[model_key]
+            models[METRICS[axis].task] = info
+        frame = bd_table(points, axis, anchor, method=method, rate=rate, policy=policy,
+                         model_key=model_key)
+        for rec in frame.to_dict("records"):
+            row = rows.setdefault(rec["codec"], {"codec": rec["codec"]})
+            s = _slug(axis)
+            row[f"bd_rate_{s}"] = rec["bd_rate"]
+            row[f"overlap_{s}"] = rec["rate_overlap"]
+            row[f"monotonic_{s}"] = rec["monotonic"]
+            row[f"flag_{s}"] = _flag(rec)
+            row[f"note_{s}"] = rec["note"]
+    f = points.frame
+    for codec, row in rows.items():
+        sel = f[f["codec"] == codec]
+        row["points"] = int(sel["quality"].nunique())
+        row["bpp_min"] = float(sel[RATES[rate]].min())
+        row["bpp_max"] = float(sel[RATES[rate]].max())
+        det = sel.loc[sel["task"] == "detection", "ap"]
+        row["det_ap_max"] = float(det.max()) if len(det) else math.nan
+        row["images"] = len(points.image_ids)
+        row["codec_version"] = points.versions[codec]
+        for task, info in models.items():
+            row[f"{task}_model"] = info["model"]
+            row[f"{task}_model_sha256"] = info["sha256"]
+        row.update(anchor=anchor, method=method, rate_axis=rate)
+    key = f"bd_rate_{_slug(axes[0])}" if axes else None
+    order = sorted(rows, key=lambda c: (c in CEILING_CODECS, _rank_value(rows[c], key), c))
+    rank = 0
+    for codec in order:
+        if codec in CEILING_CODECS:
+            rows[codec]["rank"] = math.nan
+        else:
+            rank += 1
+            rows[codec]["rank"] = rank
+    frame = pd.DataFrame([rows[c] for c in order])
+    frame["rank"] = frame["rank"].astype("Int64")
+    first = ["rank", "codec"]
+    return frame[first + [c for c in frame.columns if c not in first]], axes
+
+
+def _rank_value(row: dict, key: str | None) -> float:
+    v = row.get(key, math.nan) if key else math.nan
+    return math.inf if v is None or math.isnan(v) else v
+
+
+def _flag(rec: dict) -> str:
+    flags = ""
+    if rec["monotonic"] not in ("yes", ""):
+        flags += "†"
+    ov = rec["rate_overlap"]
+    if isinstance(ov, float) and math.isfinite(ov) and ov < LOW_OVERLAP:
+        flags += "‡"
+    return flags
+
+
+def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str,
+             rate: str, command: str = "") -> str:
+    """The leaderboard as Markdown: ranking table, models, codec versions, how it was made."""
+    cols = [Column("rank", "rank", "{:.0f}"), Column("codec", "codec")]
+    for axis in axes:
+        s = _slug(axis)
+        cols.append(Column(f"bd_rate_{s}", f"BD-rate {METRICS[axis].label} (%)", "{:+.2f}",
+                           "min", suffix=f"flag_{s}"))
+    if "det_ap_max" in frame and frame["det_ap_max"].notna().any():
+        cols.append(Column("det_ap_max", "best det AP", "{:.1f}", "max"))
+    cols += [Column("bpp_min", "bpp min", "{:.3f}"), Column("bpp_max", "bpp max", "{:.3f}"),
+             Column("points", "points", "{:d}")]
+    lines = [
+        "# Leaderboard",
+        "",
+        f"BD-rate against **{anchor}** ({method} interpolation, {rate} bpp) over "
+        f"{len(points.image_ids)} COCO val2017 images; negative is better (less rate for "
+        "the same quality). Ranked by the first column. † a curve is non-monotonic (its "
+        f"dominated points dropped); ‡ the curves overlap on less than {LOW_OVERLAP:.0f} % "
+        "of their quality range; — no value (see leaderboard.csv for the reason).",
+        "",
+        to_markdown(frame, cols),
+        "",
+        "Task models:",
+        "",
+    ]
+    for task in ("detection", "segmentation"):
+        for _key, info in points.models(task).items():
+            lines.append(f"- {task}: `{info['model']}` sha256 `{info['sha256']}`")
+    lines += ["", "Codec versions:", ""]
+    lines += [f"- {c}: `{v}`" for c, v in points.versions.items()]
+    lines += ["", "The standard run and report that make this file:", "", "```bash", *COMMANDS,
+              "```", ""]
+    if command and command != COMMANDS[-1]:
+        lines += ["This copy was made with:", "", "```bash", command, "```", ""]
+    return "\n".join(lines)
+
+
+def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
+                      method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
+                      command: str = "") -> list[Path]:
+    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``; return the paths.
+
+    ``command`` is the command line that made them, recorded in the Markdown when it is not
+    the standard one.
+    """
+    frame, axes = leaderboard_frame(points, anchor=anchor, method=method, rate=rate,
+                                    policy=policy)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
+    csv_path.write_text(to_csv(frame))
+    md_path.write_text(markdown(frame, axes, points, anchor=anchor, method=method, rate=rate,
+                                command=command))
+    return [csv_path, md_path]

@@ -1,0 +1,373 @@
+"""The points table: one row per (codec, quality, task, model) read from a run's store.
+
+Each row carries the image metrics of the (codec, quality) — pooled bpp (Σ bits / Σ pixels),
+mean bpp, mean PSNR, ROI-PSNR, background PSNR and MS-SSIM — and, for each task model that
+scored it, COCO AP, AP50, AP75 (boxes) and mask AP, AP50, AP75 (segmentation), with the
+provenance needed to trust the number: codec version, model file and sha256, image counts.
+A (codec, quality) that no task scored has one row with an empty task.
+
+Codecs are compared over the same images: by default only the images every selected
+(codec, quality) coded without error (``images="common"``). Of several codec versions in one
+store the most recently written is used. Task scores come from the store's cache when they
+were computed on exactly these predictions, else they are computed with pycocotools (which
+needs the COCO annotations) and cached.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bench.store import ResultsStore
+from bench.summary import summarize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Codecs whose single point is a ceiling, not a rate–quality curve.
+CEILING_CODECS = ("original",)
+#: Rate axes: CLI name → points column.
+RATES = {"pooled": "bpp_pooled", "mean": "bpp_mean"}
+#: Image-selection modes (see the module docstring).
+IMAGE_MODES = ("common", "all")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A quality axis: its CLI name, points column, task (None: image metric) and label."""
+
+    key: str
+    column: str
+    task: str | None
+    label: str
+    unit: str
+    #: short name for table headers (``BD-`` + short)
+    short: str = ""
+
+    @property
+    def axis_label(self) -> str:
+        """Axis or column label with the unit, e.g. ``PSNR (dB)``."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("psnr", "psnr", None, "PSNR", "dB", "PSNR"),
+    Metric("roi-psnr", "roi_psnr", None, "ROI-PSNR", "dB", "ROI-PSNR"),
+    Metric("bg-psnr", "bg_psnr", None, "background PSNR", "dB", "BG-PSNR"),
+    Metric("ms-ssim", "ms_ssim", None, "MS-SSIM", "", "MS-SSIM"),
+    Metric("det-ap", "ap", "detection", "detection AP", "%", "AP"),
+    Metric("det-ap50", "ap50", "detection", "detection AP50", "%", "AP50"),
+    Metric("seg-ap", "mask_ap", "segmentation", "mask AP", "%", "mask AP"),
+)}
+
+#: COCO statistics kept per IoU type: (iou type, stat, points column).
+TASK_STATS = (("bbox", "AP", "ap"), ("bbox", "AP50", "ap50"), ("bbox", "AP75", "ap75"),
+              ("segm", "AP", "mask_ap"), ("segm", "AP50", "mask_ap50"),
+              ("segm", "AP75", "mask_ap75"))
+
+COLUMNS = ("codec", "quality", "task", "model", "bpp_pooled", "bpp_mean", "psnr", "roi_psnr",
+           "bg_psnr", "ms_ssim", "ap", "ap50", "ap75", "mask_ap", "mask_ap50", "mask_ap75",
+           "images", "errors", "task_images", "task_errors", "codec_version", "model_sha256",
+           "model_key", "grid_index")
+
+
+class ReportError(RuntimeError):
+    """The store cannot give the report asked for; the message says why and what to do."""
+
+
+@dataclass
+class Points:
+    """The points table with what it was computed over."""
+
+    frame: pd.DataFrame
+    image_ids: list[int]
+    versions: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def codecs(self) -> list[str]:
+        """Codec names in the table, in order."""
+        return list(dict.fromkeys(self.frame["codec"]))
+
+    def models(self, task: str) -> dict[str, dict]:
+        """{model key: {"model": file name, "sha256": …}} of the models that scored a task."""
+        rows = self.frame[self.frame["task"] == task]
+        return {k: {"model": m, "sha256": s} for k, m, s in
+                rows[["model_key", "model", "model_sha256"]].drop_duplicates().itertuples(
+                    index=False)}
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """The parts of a task that :func:`bench.scoring.score` needs, rebuilt from the store."""
+
+    name: str
+    key: str
+    iou_types: tuple[str, ...]
+
+    def model_key(self) -> str:
+        """The model key its predictions are stored under."""
+        return self.key
+
+
+def grid(codec: str) -> tuple[str, ...]:
+    """The installed codec's quality grid (low → high rate), or () for an unknown codec."""
+    from bench.registry import CODECS
+
+    try:
+        return tuple(CODECS.get(codec).qualities)
+    except Exception:  # a plugin that is gone or broken: order by rate instead
+        return ()
+
+
+def iou_types(task: str) -> tuple[str, ...]:
+    """The IoU types a task is scored with, from its registered class."""
+    from bench.registry import TASKS
+
+    try:
+        return tuple(TASKS.get(task).iou_types)
+    except Exception:
+        return ("segm", "bbox") if task == "segmentation" else ("bbox",)
+
+
+def latest_versions(store: ResultsStore) -> tuple[dict[str, str], list[str]]:
+    """The most recently written version of each codec, and notes on older ones left out."""
+    rows = store.db.execute(
+        "SELECT codec, codec_version, MAX(created), COUNT(*) FROM results "
+        "GROUP BY codec, codec_version ORDER BY codec, MAX(created)").fetchall()
+    versions, notes = {}, []
+    for codec, version, _, _ in rows:
+        if codec in versions:
+            notes.append(f"{codec}: older version {versions[codec]!r} left out")
+        versions[codec] = version
+    return versions, notes
+
+
+class LazyCoco:
+    """COCO ground truth loaded on first use: cached scores need no annotations at all."""
+
+    def __init__(self, loader: Callable[[], object]):
+        self._loader = loader
+        self._coco = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._coco is None:
+            self._coco = self._loader()
+        return getattr(self._coco, name)
+
+
+def coco_loader(data_root: str | None, split: str = "val2017") -> LazyCoco:
+    """A lazily loaded pycocotools COCO of ``split`` under ``data_root`` (or the default)."""
+    def load():
+        from bench.data.coco import CocoDataset
+
+        return CocoDataset(data_root, split).coco
+
+    return LazyCoco(load)
+
+
+def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
+                 images: str = "common", coco=None,
+                 image_ids: Sequence[int] | None = None) -> Points:
+    """The points table of a store (see the module docstring).
+
+    ``codecs`` limits the codecs (default: all in the store); ``images`` is ``common`` or
+    ``all``; ``coco`` is the ground truth (a pycocotools COCO or :class:`LazyCoco`), needed
+    only for task scores not cached yet; ``image_ids`` restricts the images further.
+    """
+    if images not in IMAGE_MODES:
+        raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
+    versions, notes = latest_versions(store)
+    if codecs is not None:
+        missing = [c for c in codecs if c not in versions]
+        if missing:
+            raise ReportError(f"codec(s) {', '.join(missing)} not in {store.path} "
+                              f"(it has: {', '.join(versions) or 'nothing'})")
+        versions = {c: versions[c] for c in codecs}
+    if not versions:
+        raise ReportError(f"{store.path} has no results; run `bench run` first")
+    rows = [r for c, v in versions.items() for r in store.results(c, v, image_ids=image_ids)]
+    cells: dict[tuple[str, str], set[int]] = {}
+    errors: dict[tuple[str, str], int] = {}
+    for r in rows:
+        cells.setdefault((r.codec, r.quality), set())
+        if r.ok:
+            cells[(r.codec, r.quality)].add(r.image_id)
+        else:
+            errors[(r.codec, r.quality)] = errors.get((r.codec, r.quality), 0) + 1
+    common = sorted(set.intersection(*cells.values())) if cells else []
+    if images == "common":
+        if not common:
+            raise ReportError("no image was coded without error by every codec and quality; "
+                              "use --images all or --codec to compare fewer codecs")
+        keep = set(common)
+        dropped = len({r.image_id for r in rows} - keep)
+        rows = [r for r in rows if r.image_id in keep]
+        if dropped:
+            notes.append(f"{dropped} image(s) not coded by every codec/quality left out")
+    orders = _quality_orders(versions, rows, notes)
+    summaries = summarize(rows, list(versions), orders)
+    task_cells = _task_cells(store, versions)
+    records = []
+    for s in summaries:
+        ids = common if images == "common" else sorted(cells[(s.codec, s.quality)])
+        base = {"codec": s.codec, "quality": s.quality, "task": "", "model": "",
+                "bpp_pooled": s.bpp_pooled, "bpp_mean": s.bpp_mean, "psnr": s.psnr,
+                "roi_psnr": s.roi_psnr, "bg_psnr": s.bg_psnr, "ms_ssim": s.ms_ssim,
+                "images": s.images - s.errors, "errors": errors.get((s.codec, s.quality), 0),
+                "codec_version": versions[s.codec], "model_sha256": "", "model_key": "",
+                "grid_index": orders[s.codec].index(s.quality)}
+        scored = task_cells.get((s.codec, s.quality), [])
+        if not scored:
+            records.append(base)
+        for task, key in scored:
+            rec = {**base, **_task_record(store, coco, task, key, s.codec, versions[s.codec],
+                                          s.quality, ids, notes)}
+            if rec["task_images"] and rec["task_images"] < len(ids):
+                notes.append(f"{s.codec} {s.quality} {task}: scored on {rec['task_images']} "
+                             f"of {len(ids)} images (predictions missing or failed)")
+            records.append(rec)
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    return Points(frame, list(common) if images == "common" else sorted(
+        set().union(*cells.values())), versions, notes)
+
+
+def _quality_orders(versions: dict[str, str], rows, notes: list[str]) -> dict[str, list[str]]:
+    """Each codec's qualities in grid order; qualities off the installed grid by rate."""
+    orders = {}
+    for codec in versions:
+        present = {r.quality for r in rows if r.codec == codec}
+        g = [q for q in grid(codec) if q in present]
+        extra = sorted(present - set(g), key=lambda q: _pooled_rate(rows, codec, q))
+        if extra:
+            notes.append(f"{codec}: {', '.join(extra)} not on the installed grid; "
+                         "ordered by rate")
+        orders[codec] = g + extra
+    return orders
+
+
+def _pooled_rate(rows, codec: str, quality: str) -> float:
+    sel = [r for r in rows if r.codec == codec and r.quality == quality and r.ok]
+    pixels = sum(r.width * r.height for r in sel)
+    return 8.0 * sum(r.bytes for r in sel) / pixels if pixels else math.inf
+
+
+def _task_cells(store: ResultsStore,
+                versions: dict[str, str]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for codec, version, quality, task, key in store.db.execute(
+            "SELECT DISTINCT codec, codec_version, quality, task, model_key FROM predictions "
+            "ORDER BY task, model_key"):
+        if versions.get(codec) == version:
+            out.setdefault((codec, quality), []).append((task, key))
+    return out
+
+
+def _task_record(store: ResultsStore, coco, task: str, key: str, codec: str, version: str,
+                 quality: str, ids: list[int], notes: list[str]) -> dict:
+    from bench.scoring import score
+
+    info = store.model_info(key) or {}
+    rec: dict = {"task": task, "model": info.get("model", key.split(":")[0]),
+                 "model_sha256": info.get("sha256", ""), "model_key": key}
+    stask = StoredTask(task, key, iou_types(task))
+    try:
+        if coco is None:
+            coco = _NoCoco()
+        result = score(store, coco, stask, codec, version, quality, ids)
+    except Exception as exc:  # annotations missing or unreadable: the cell stays NaN
+        note = f"{task} scores not available ({type(exc).__name__}: {exc})"
+        if note not in notes:
+            notes.append(note)
+        result = {}
+    rec["task_images"] = result.get("images", 0)
+    rec["task_errors"] = result.get("errors", 0)
+    for iou, stat, col in TASK_STATS:
+        rec[col] = float(result.get(iou, {}).get(stat, math.nan))
+    return rec
+
+
+class _NoCoco:
+    def __getattr__(self, name: str):
+        raise ReportError("scores are not cached for these images and no COCO annotations "
+                          "were given; pass --data-root")
+
+
+def ceiling(points: Points, metric: Metric, model_key: str = "") -> dict[str, float]:
+    """{codec: value} of the ceiling codecs (one point each) on a metric."""
+    out = {}
+    for codec in CEILING_CODECS:
+        sel = _metric_rows(points.frame, metric, model_key)
+        sel = sel[sel["codec"] == codec]
+        if len(sel):
+            out[codec] = float(sel[metric.column].iloc[0])
+    return out
+
+
+def _metric_rows(frame: pd.DataFrame, metric: Metric, model_key: str = "") -> pd.DataFrame:
+    if metric.task is None:
+        return frame.drop_duplicates(["codec", "quality"])
+    sel = frame[frame["task"] == metric.task]
+    if model_key:
+        sel = sel[sel["model_key"] == model_key]
+    return sel
+
+
+def metric_models(points: Points, metric: Metric) -> list[str]:
+    """The model keys a metric has values for ('' for an image metric)."""
+    if metric.task is None:
+        return [""]
+    return list(dict.fromkeys(points.frame.loc[points.frame["task"] == metric.task,
+                                               "model_key"]))
+
+
+def curves(points: Points, metric: Metric, rate: str = "pooled",
+           model_key: str = "") -> dict[str, tuple[list[str], list[float], list[float]]]:
+    """{codec: (qualities, rates, values)} in grid order, ceiling codecs left out."""
+    col = RATES[rate]
+    sel = _metric_rows(points.frame, metric, model_key).sort_values(
+        ["codec", "grid_index"], kind="stable")
+    out = {}
+    for codec in points.codecs():
+        if codec in CEILING_CODECS:
+            continue
+        c = sel[sel["codec"] == codec]
+        if len(c):
+            out[codec] = (list(c["quality"]), [float(v) for v in c[col]],
+                          [float(v) for v in c[metric.column]])
+    return out
+
+
+#: Task columns of the wide table: (task, points column, header).
+WIDE_TASK_COLUMNS = (("detection", "ap", "det AP"), ("detection", "ap50", "det AP50"),
+                     ("detection", "ap75", "det AP75"), ("segmentation", "mask_ap", "mask AP"),
+                     ("segmentation", "mask_ap50", "mask AP50"))
+
+
+def wide(points: Points) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """One row per (codec, quality) with one column per task statistic and model.
+
+    Returns the frame and the added task columns as (column, header); a header names the
+    model only where a task has several.
+    """
+    f = points.frame
+    base = f.drop_duplicates(["codec", "quality"])[
+        ["codec", "quality", "bpp_pooled", "bpp_mean", "psnr", "roi_psnr", "bg_psnr",
+         "ms_ssim", "images"]].reset_index(drop=True)
+    added = []
+    for task, col, head in WIDE_TASK_COLUMNS:
+        models = points.models(task)
+        for key, info in models.items():
+            name = f"{col}@{key}"
+            sel = f[(f["task"] == task) & (f["model_key"] == key)]
+            values = {(c, q): v for c, q, v in sel[["codec", "quality", col]].itertuples(
+                index=False)}
+            base[name] = [values.get((c, q), math.nan) for c, q in
+                          base[["codec", "quality"]].itertuples(index=False)]
+            added.append((name, head if len(models) == 1 else f"{head} {info['model']}"))
+    return base, added

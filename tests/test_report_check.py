@@ -1,0 +1,161 @@
+"""`bench check`: a real baseline on a tiny subset, then real regressions it must catch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.registry import CODECS
+from bench.report.check import CI_SUBSET, DEFAULT_BASELINE, load_baseline
+from tests.conftest import DETECTOR, shared_model
+
+
+def check(*args: str) -> int:
+    return main(["check", *args])
+
+
+@pytest.fixture(scope="module")
+def tiny_baseline(tmp_path_factory, coco_root):
+    """jpeg (both CI qualities) and the ceiling on 2 images, no task: a second of work."""
+    path = tmp_path_factory.mktemp("check") / "baseline.json"
+    assert check("--update", "--baseline", str(path), "--codec", "jpeg", "--codec", "original",
+                 "--images", "2", "--no-task", "--data-root", str(coco_root)) == 0
+    return path
+
+
+def edited(src, tmp_path, edit) -> str:
+    doc = json.loads(src.read_text())
+    edit(doc)
+    out = tmp_path / "edited.json"
+    out.write_text(json.dumps(doc))
+    return str(out)
+
+
+def test_update_then_check_passes(tiny_baseline, coco_root, capsys):
+    doc = load_baseline(tiny_baseline)
+    assert set(doc["codecs"]) == {"jpeg", "original"}
+    assert set(doc["codecs"]["jpeg"]["cells"]) == set(CI_SUBSET["qualities"]["jpeg"])
+    assert doc["codecs"]["jpeg"]["deterministic"] is True
+    assert len(doc["data"]["image_ids"]) == 2 and doc["task"] is None
+    capsys.readouterr()
+    assert check("--baseline", str(tiny_baseline), "--data-root", str(coco_root)) == 0
+    out = capsys.readouterr().out
+    assert "bench check: passed: 3 cells, 12 values within tolerance" in out
+
+
+def test_moved_bytes_fail_with_a_table(tiny_baseline, coco_root, tmp_path, capsys):
+    def edit(doc):
+        cell = doc["codecs"]["jpeg"]["cells"]["q10"]
+        first = next(iter(cell["image_bytes"]))
+        cell["image_bytes"][first] += 7
+        cell["bytes"] += 7
+
+    path = edited(tiny_baseline, tmp_path, edit)
+    capsys.readouterr()
+    assert check("--baseline", path, "--data-root", str(coco_root)) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("FAIL"))
+    assert line.split()[:4] == ["FAIL", "jpeg", "q10", "bytes"]
+    assert "-7" in line and "exact" in line and "image " in line
+    assert "REGRESSION: 1 value(s) moved beyond tolerance" in out
+    assert "bench check --update" in out
+
+
+def test_changed_grid_fails_naming_the_cells(tiny_baseline, coco_root, tmp_path, capsys):
+    def edit(doc):  # as if the grid had been q3..q90 with q12 where q10 is now
+        jpeg = doc["codecs"]["jpeg"]
+        jpeg["grid"] = [("q12" if q == "q10" else q) for q in jpeg["grid"]]
+        jpeg["cells"]["q12"] = jpeg["cells"].pop("q10")
+
+    path = edited(tiny_baseline, tmp_path, edit)
+    capsys.readouterr()
+    assert check("--baseline", path, "--data-root", str(coco_root)) == 1
+    out = capsys.readouterr().out
+    fails = [ln.split() for ln in out.splitlines() if ln.startswith("FAIL")]
+    assert ["FAIL", "jpeg", "*", "quality", "grid"] == fails[0][:5]
+    assert ["FAIL", "jpeg", "q12", "quality", "on", "grid", "not", "on", "the", "grid"] == \
+        fails[1][:10]
+
+
+def test_tolerances_psnr(tiny_baseline, coco_root, tmp_path, capsys):
+    def nudge(by):
+        def edit(doc):
+            doc["codecs"]["jpeg"]["cells"]["q50"]["psnr"] += by
+        return edit
+
+    assert check("--baseline", edited(tiny_baseline, tmp_path, nudge(0.009)),
+                 "--data-root", str(coco_root)) == 0
+    capsys.readouterr()
+    assert check("--baseline", edited(tiny_baseline, tmp_path, nudge(-0.02)),
+                 "--data-root", str(coco_root)) == 1
+    out = capsys.readouterr().out
+    assert any(ln.split()[:4] == ["FAIL", "jpeg", "q50", "psnr"] and "±0.01" in ln
+               for ln in out.splitlines())
+
+
+def test_unavailable_codec_is_skipped_not_passed(tiny_baseline, coco_root, tmp_path,
+                                                  capsys):
+    def edit(doc):
+        doc["codecs"]["vtm"] = dict(doc["codecs"]["jpeg"], version="VTM 23", grid=["qp37"],
+                                    cells={"qp37": doc["codecs"]["jpeg"]["cells"]["q10"]})
+
+    path = edited(tiny_baseline, tmp_path, edit)
+    if CODECS.create("vtm").availability() is None:
+        pytest.skip("VTM is installed here")
+    capsys.readouterr()
+    assert check("--baseline", path, "--data-root", str(coco_root)) == 0
+    out = capsys.readouterr().out
+    assert any(ln.split()[:3] == ["SKIP", "vtm", "*"] for ln in out.splitlines())
+    assert "1 codec(s) SKIPPED (not checked)" in out
+    assert check("--baseline", path, "--data-root", str(coco_root), "--strict") == 1
+
+
+def test_usage_errors(tiny_baseline, tmp_path, capsys):
+    assert check("--baseline", str(tmp_path / "none.json")) == 2
+    assert "make one with `bench check --update`" in capsys.readouterr().err
+    assert check("--baseline", str(tiny_baseline), "--codec", "webp") == 2
+    assert "--codec webp: not in" in capsys.readouterr().err
+    assert check("--baseline", str(tiny_baseline), "--images", "3") == 2
+
+
+def test_detection_ap_tolerance(coco_root, tmp_path, capsys):
+    """With the task: AP within ±0.3 passes, beyond fails; 1 image, 1 quality."""
+    models = shared_model(DETECTOR).parent
+    path = tmp_path / "b.json"
+    assert check("--update", "--baseline", str(path), "--codec", "jpeg", "--images", "1",
+                 "--data-root", str(coco_root), "--models-dir", str(models)) == 0
+    doc = json.loads(path.read_text())
+    doc["codecs"]["jpeg"]["cells"] = {"q50": doc["codecs"]["jpeg"]["cells"]["q50"]}
+    assert doc["task"]["model"] == DETECTOR and len(doc["task"]["sha256"]) == 64
+    doc["codecs"]["jpeg"]["cells"]["q50"]["det_ap"] += 0.25
+    path.write_text(json.dumps(doc))
+    assert check("--baseline", str(path), "--data-root", str(coco_root), "--models-dir",
+                 str(models)) == 0
+    doc["codecs"]["jpeg"]["cells"]["q50"]["det_ap"] += 0.5
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert check("--baseline", str(path), "--data-root", str(coco_root), "--models-dir",
+                 str(models)) == 1
+    assert any(ln.split()[:4] == ["FAIL", "jpeg", "q50", "det_ap"]
+               for ln in capsys.readouterr().out.splitlines())
+
+
+def test_committed_baseline_matches_the_installed_grids():
+    """Cheap half of the gate: a changed grid or subset shows without coding anything."""
+    doc = load_baseline(DEFAULT_BASELINE)
+    assert doc["task"]["model"] == CI_SUBSET["model"]
+    for name, entry in doc["codecs"].items():
+        assert set(entry["cells"]) == set(CI_SUBSET["qualities"][name]), name
+        assert entry["grid"] == list(CODECS.get(name).qualities), (
+            f"{name}'s quality grid changed; run `bench check --update` and commit "
+            "results/ci_baseline.json")
+
+
+@pytest.mark.slow
+def test_committed_baseline_passes(coco_root, capsys):
+    """The real gate, as CI runs it (about a minute on two shared cores)."""
+    shared_model(DETECTOR)
+    assert check("--data-root", str(coco_root)) == 0
+    assert "bench check: passed" in capsys.readouterr().out

@@ -1,0 +1,197 @@
+"""`bench report` end to end: hand-made stores with known BD answers, and a real small run."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.cli import main
+from bench.report.points import build_points
+from bench.store import ImageResult, ResultsStore
+from tests.conftest import DETECTOR, FAST_SEGMENTER, shared_model
+
+SIZES = {1: (100, 50), 2: (80, 60)}  # image id: (width, height)
+JPEG = {"q10": (1000, 28.0), "q20": (1600, 31.0), "q35": (2400, 33.5), "q50": (3000, 35.0)}
+WEBP = {"q10": (500, 28.0), "q25": (800, 31.0), "q45": (1200, 33.5), "q65": (1500, 35.0)}
+
+
+def put(store: ResultsStore, codec: str, grid: dict, version: str = "v1", scale: float = 1.0,
+        ids=(1, 2)) -> None:
+    """Rows whose per-image bytes scale with the image's size; PSNR equal on every image."""
+    for q, (nbytes, psnr) in grid.items():
+        for i in ids:
+            w, h = SIZES.get(i, (90, 40))
+            b = int(nbytes * scale * w * h / 5000) * 2  # even: halving is exact
+            store.put(ImageResult(codec, version, q, i, width=w, height=h, bytes=b,
+                                  bpp=8 * b / (w * h), psnr=psnr, roi_psnr=psnr - 1,
+                                  bg_psnr=psnr + 1, ms_ssim=1 - 10 ** (-psnr / 20)))
+
+
+@pytest.fixture
+def made_run(tmp_path):
+    """jpeg and a 'webp' at exactly half of jpeg's bytes for the same PSNR."""
+    rd = tmp_path / "made"
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG)
+        webp = {q: (JPEG[jq][0] // 2, JPEG[jq][1]) for q, jq in zip(WEBP, JPEG, strict=True)}
+        put(store, "webp", webp)
+    return rd
+
+
+def report(*args: str) -> int:
+    return main(["report", *args])
+
+
+def test_known_bd_rate_through_the_command(made_run, capsys):
+    assert report("--run-dir", str(made_run), "--anchor", "jpeg", "--metric", "psnr",
+                  "--metric", "roi-psnr", "--format", "csv") == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    webp = table[table["codec"] == "webp"].set_index("metric")
+    assert webp.loc["psnr", "bd_rate"] == pytest.approx(-50.0, abs=1e-9)
+    assert webp.loc["roi-psnr", "bd_rate"] == pytest.approx(-50.0, abs=1e-9)
+    assert webp.loc["psnr", "rate_overlap"] == pytest.approx(100.0)
+    assert webp.loc["psnr", "monotonic"] == "yes"
+    assert set(table["method"]) == {"pchip"} and set(table["images"]) == {2}
+    jpeg = table[table["codec"] == "jpeg"]
+    assert (jpeg["bd_rate"] == 0).all() and (jpeg["note"] == "anchor").all()
+
+
+def test_text_markdown_latex_tables(made_run, capsys):
+    assert report("--run-dir", str(made_run), "--metric", "psnr") == 0  # default anchor: jpeg
+    out = capsys.readouterr().out
+    assert "BD vs jpeg on PSNR (dB), pchip, pooled bpp, 2 images" in out
+    for head in ("BD-rate (%)", "overlap (%)", "BD-PSNR (dB)", "monotonic", "note"):
+        assert head in out
+    assert "-50.00*" in out  # best value marked
+    assert report("--run-dir", str(made_run), "--format", "markdown", "--method",
+                  "akima") == 0
+    md = capsys.readouterr().out
+    assert "| webp | 4 | **-50.00** | 100 |" in md and ", akima," in md
+    assert report("--run-dir", str(made_run), "--format", "latex", "--method", "cubic") == 0
+    tex = capsys.readouterr().out
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{$-$50.00}" in tex
+    assert r"\caption{BD vs jpeg on PSNR (dB), cubic" in tex
+
+
+def test_points_table_versions_and_common_images(tmp_path, capsys):
+    rd = tmp_path / "run"
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG, version="old", scale=3.0)
+        put(store, "jpeg", JPEG, ids=(1, 2, 3))
+        put(store, "webp", WEBP)
+        store.put(ImageResult("webp", "v1", "q10", 3, error="CodecError: boom"))
+    assert report("--run-dir", str(rd), "--points", "--format", "csv") == 0
+    cap = capsys.readouterr()
+    assert "jpeg: older version 'old' left out" in cap.err
+    assert "1 image(s) not coded by every codec/quality left out" in cap.err
+    pts = pd.read_csv(io.StringIO(cap.out))
+    assert list(pts[pts["codec"] == "jpeg"]["quality"]) == list(JPEG)  # grid order
+    assert set(pts["images"]) == {2} and set(pts["codec_version"]) == {"v1"}
+    row = pts[(pts["codec"] == "webp") & (pts["quality"] == "q10")].iloc[0]
+    w = SIZES
+    b = [int(500 * w[i][0] * w[i][1] / 5000) * 2 for i in (1, 2)]
+    assert row["bpp_pooled"] == pytest.approx(8 * sum(b) / sum(x * y for x, y in w.values()))
+    assert row["bpp_mean"] == pytest.approx(
+        sum(8 * bb / (x * y) for bb, (x, y) in zip(b, w.values(), strict=True)) / 2)
+    assert row["errors"] == 1
+    assert report("--run-dir", str(rd), "--points", "--images", "all", "--format",
+                  "csv") == 0
+    pts = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert set(pts.loc[pts["codec"] == "jpeg", "images"]) == {3}
+
+
+def test_report_errors_say_what_to_do(made_run, tmp_path, capsys):
+    assert report("--run-dir", str(tmp_path / "nothing")) == 2
+    assert "no results store" in capsys.readouterr().err
+    assert not (tmp_path / "nothing").exists()
+    assert report("--run-dir", str(made_run), "--anchor", "vvc") == 2
+    assert "--anchor vvc: not among the codecs reported (jpeg, webp)" in capsys.readouterr().err
+    assert report("--run-dir", str(made_run), "--metric", "det-ap") == 2
+    assert "no detection scores in the store" in capsys.readouterr().err
+    assert report("--run-dir", str(made_run), "--codec", "av1") == 2
+    assert "codec(s) av1 not in" in capsys.readouterr().err
+
+
+def test_no_overlap_is_nan_with_reason(tmp_path, capsys):
+    rd = tmp_path / "run"
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG)
+        put(store, "webp", {q: (b, p + 20) for q, (b, p) in WEBP.items()})
+    assert report("--run-dir", str(rd), "--format", "csv") == 0
+    row = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec").loc["webp"]
+    assert math.isnan(row["bd_rate"]) and row["rate_overlap"] == 0
+    assert "no overlap in metric: BD-rate undefined" in row["note"]
+
+
+# ------------------------------------------------------------------ a real run
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, coco_root):
+    det, seg = shared_model(DETECTOR), shared_model(FAST_SEGMENTER)
+    rd = tmp_path_factory.mktemp("real") / "run"
+    qualities = ["jpeg:q10", "jpeg:q20", "jpeg:q50", "jpeg:q85", "webp:q10", "webp:q45",
+                 "webp:q80", "webp:q95", "original:source"]
+    args = ["run", "--no-progress", "--codec", "jpeg", "--codec", "webp", "--codec",
+            "original", "--limit", "2", "--task", "detection", "--task", "segmentation",
+            "--model", f"detection={det}", "--model", f"segmentation={seg}",
+            "--data-root", str(coco_root), "--run-dir", str(rd), "--metrics", "psnr"]
+    for q in qualities:
+        args += ["--quality", q]
+    assert main(args) == 0
+    return rd, det, seg
+
+
+def test_real_run_bd_table_and_points(real_run, coco_root, capsys):
+    rd, det, seg = real_run
+    capsys.readouterr()
+    assert report("--run-dir", str(rd), "--anchor", "jpeg", "--metric", "psnr", "--metric",
+                  "det-ap", "--metric", "seg-ap", "--data-root", str(coco_root)) == 0
+    out = capsys.readouterr().out
+    assert "BD vs jpeg on detection AP (%)" in out and "detection model " + det.name in out
+    assert "BD vs jpeg on mask AP (%)" in out
+    assert "uncompressed ceiling: detection AP" in out
+    heads = [ln for ln in out.splitlines() if ln.startswith("codec ") and "points" in ln]
+    assert len(heads) == 3
+    for line in heads:
+        assert "BD-rate (%)" in line and line.count("overlap (%)") == 2
+        assert " monotonic " in line and line.rstrip().endswith("note")
+    assert report("--run-dir", str(rd), "--points", "--format", "csv") == 0
+    pts = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    sha = hashlib.sha256(det.read_bytes()).hexdigest()
+    dets = pts[pts["task"] == "detection"]
+    assert set(dets["model_sha256"]) == {sha} and set(dets["images"]) == {2}
+    assert len(dets) == 9 and dets["ap"].notna().all()
+    segs = pts[pts["task"] == "segmentation"]
+    assert segs["mask_ap"].notna().all() and len(segs) == 9
+    with ResultsStore(rd) as store:  # cached scores equal freshly computed ones
+        store.db.execute("DELETE FROM scores")
+        store.db.commit()
+        from bench.report.points import coco_loader
+
+        fresh = build_points(store, coco=coco_loader(str(coco_root))).frame
+    pd.testing.assert_series_equal(fresh["ap"], pts["ap"], check_names=False)
+
+
+def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
+    rd, det, _ = real_run
+    figs, board = tmp_path / "figs", tmp_path / "board"
+    assert report("--run-dir", str(rd), "--plot", str(figs), "--leaderboard", str(board),
+                  "--metric", "det-ap") == 0
+    names = sorted(p.name for p in figs.iterdir())
+    for key in ("psnr", "det-ap", "det-ap50", "seg-ap"):
+        assert f"rd_{key}.png" in names and f"rd_{key}.pdf" in names
+    with Image.open(figs / "rd_det-ap.png") as im:
+        assert im.size[0] > 600 and im.size[1] > 400
+    assert (figs / "rd_det-ap.pdf").read_bytes().startswith(b"%PDF")
+    lb = pd.read_csv(board / "leaderboard.csv")
+    assert list(lb["codec"])[-1] == "original" and lb["rank"].isna().iloc[-1]
+    assert {"bd_rate_det_ap", "overlap_det_ap", "monotonic_det_ap", "bd_rate_psnr",
+            "codec_version", "detection_model_sha256"} <= set(lb.columns)
+    assert set(lb["detection_model_sha256"]) == {hashlib.sha256(det.read_bytes()).hexdigest()}
+    md = (board / "leaderboard.md").read_text()
+    assert "| rank | codec |" in md and det.name in md
+    assert "bench report --run-dir runs/leaderboard --leaderboard results/" in md
