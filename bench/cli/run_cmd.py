@@ -38,6 +38,10 @@ def register(sub) -> None:
                    help="recompute rows stored as errors (others are kept)")
     p.add_argument("--keep-recon", action="store_true",
                    help="keep decoded images as PNG under RUN_DIR/recon for later task scoring")
+    p.add_argument("--roi", choices=["gt", "none"], default="gt",
+                   help="what ROI-aware codecs (ggm, gaussian-roi) get at encode time: gt, the "
+                   "union of the image's instance masks (default), or none, uniform quality; "
+                   "other codecs ignore it. ROI and background PSNR always use the gt mask")
     p.add_argument("--metrics", default="psnr,ms-ssim",
                    help="image metrics: psnr (PSNR, ROI-PSNR, background PSNR; always on) and "
                    "ms-ssim (default: psnr,ms-ssim)")
@@ -145,12 +149,16 @@ def main(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
-    codecs, unavailable = {}, []
+    codecs, unavailable, options = {}, [], {}
     for name in dict.fromkeys(args.codec):
         try:
-            codec = CODECS.create(name)
+            cls = CODECS.get(name)
+            options[name] = {"roi": args.roi} if cls.uses_roi else {}
+            codec = cls(**options[name])
         except UnknownPluginError as exc:
             return _fail(str(exc))
+        except (TypeError, ValueError) as exc:
+            return _fail(f"codec {name}: {exc}")
         reason = codec.availability()
         if reason is not None:
             unavailable.append(name)
@@ -185,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
         if units:
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
-                            metrics=metrics)
+                            metrics=metrics, codec_options=options)
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             with bar:
                 execute(units, cfg, store, jobs=args.jobs, on_row=lambda _: bar.update())

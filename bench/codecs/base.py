@@ -28,7 +28,9 @@ class Codec(ABC):
     high rate) and implement :meth:`encode`, :meth:`decode` and :meth:`version`.
 
     ``uses_roi`` says whether the codec spends bits according to the ROI mask; codecs that
-    ignore it receive it anyway and must not put it into the bitstream for free.
+    ignore it receive it anyway and must not put it into the bitstream for free. A codec
+    with ``uses_roi = True`` accepts a constructor option ``roi`` ("gt" or "none", set by
+    ``bench run --roi``) and names it in :meth:`version`, so the two modes never share rows.
     """
 
     name: ClassVar[str] = ""
