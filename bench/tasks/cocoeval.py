@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import warnings
 
@@ -44,14 +43,15 @@ def evaluate(coco_gt, results: list[dict], image_ids: list[int], iou_type: str,
                       stacklevel=2)
         return {name: 0.0 for name in STAT_NAMES}
     # Like detectron2: segm results lose their box so pycocotools takes the detection's area
-    # from the mask; bbox results lose their mask so the area is the box's.
+    # from the mask; bbox results lose their mask so the area is the box's. The dicts are
+    # fresh copies, so loadRes may add its keys without touching the caller's results.
     drop = "bbox" if iou_type == "segm" else "segmentation"
     results = [{k: v for k, v in r.items() if k != drop} for r in results
                if iou_type != "segm" or "segmentation" in r]
     if not results:
         raise ValueError("segm evaluation needs results with masks; this model gave none")
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(copy.deepcopy(results))
+        coco_dt = coco_gt.loadRes(results)
         ev = cls(coco_gt, coco_dt, iou_type)
         ev.params.imgIds = sorted(image_ids)
         ev.evaluate()
