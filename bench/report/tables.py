@@ -13,12 +13,9 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 FORMATS = ("text", "csv", "markdown", "latex")
 MISSING = "—"
@@ -63,8 +60,8 @@ def best_rows(frame: pd.DataFrame, col: Column,
 
 
 def cell(value, fmt: str) -> str:
-    """One value as text: NaN and None as a dash, infinities as ``inf``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """One value as text: NaN, None and pandas' NA as a dash, infinities as ``inf``."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if _is_number(value) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
