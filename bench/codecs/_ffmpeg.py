@@ -33,6 +33,7 @@ import numpy as np
 
 from bench.codecs import colour
 from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
+from bench.varint import decode_varint, encode_varint
 
 #: Seconds one external program may run before it is killed.
 DEFAULT_TIMEOUT_S = 300.0
@@ -345,27 +346,16 @@ _DEPTH_CODES = {8: 0, 10: 1}
 
 
 def _varint(value: int) -> bytes:
-    """Unsigned LEB128 bytes of ``value`` (7 bits a byte, low bits first)."""
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    """Unsigned LEB128 bytes of ``value``."""
+    return encode_varint(value)
 
 
 def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
     """Value and next offset of the LEB128 number at ``data[offset:]``."""
-    value = shift = 0
-    while True:
-        if offset >= len(data) or shift > 28:
-            raise CodecError("truncated or corrupt picture header")
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, offset
+    try:
+        return decode_varint(data, offset, max_bits=35)
+    except ValueError as exc:
+        raise CodecError("truncated or corrupt picture header") from exc
 
 
 def pack_header(spec: colour.ColourSpec, height: int, width: int) -> bytes:

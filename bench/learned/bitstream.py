@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.varint import decode_varint, encode_varint
+
 FORMAT = 1
 ENTROPY_IDS = {"ggm": 0, "gaussian": 1}
 
@@ -34,30 +36,16 @@ class BitstreamError(ValueError):
 
 
 def put_varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("varint must be non-negative")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    """LEB128 bytes of a non-negative integer (see :mod:`bench.varint`)."""
+    return encode_varint(value)
 
 
 def get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise BitstreamError("truncated or invalid varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
+    """(value, next position) of the LEB128 number at ``data[pos:]``."""
+    try:
+        return decode_varint(data, pos)
+    except ValueError as exc:
+        raise BitstreamError("truncated or invalid varint") from exc
 
 
 @dataclass
