@@ -42,9 +42,7 @@ class Av1Codec(YuvFfmpegCodec):
         if not 0 <= cpu_used <= 9:
             raise ValueError(f"cpu_used must be in 0..9, got {cpu_used}")
         self.cpu_used = int(cpu_used)
-        super().__init__(
-            ffmpeg, timeout, threads, extra_qualities, colour_spec or colour.ColourSpec()
-        )
+        super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
 
     def parse_quality(self, quality: str) -> float:
         """CRF (cq-level) of a ``crf<0..63>`` name."""

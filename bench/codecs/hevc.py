@@ -66,9 +66,7 @@ class HevcCodec(YuvFfmpegCodec):
         if preset not in PRESETS:
             raise ValueError(f"unknown x265 preset {preset!r}; choose from {PRESETS}")
         self.preset = preset
-        super().__init__(
-            ffmpeg, timeout, threads, extra_qualities, colour_spec or colour.ColourSpec()
-        )
+        super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
 
     def parse_quality(self, quality: str) -> float:
         """QP of a ``qp<0..51>`` name."""

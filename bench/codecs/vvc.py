@@ -48,9 +48,7 @@ class VvcCodec(YuvFfmpegCodec):
         if preset not in PRESETS:
             raise ValueError(f"unknown vvenc preset {preset!r}; choose from {PRESETS}")
         self.preset = preset
-        super().__init__(
-            ffmpeg, timeout, threads, extra_qualities, colour_spec or colour.ColourSpec()
-        )
+        super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
         if self.colour_spec.bit_depth != 10:
             raise ValueError("ffmpeg's libvvenc accepts only 10-bit input (yuv420p10le)")
 

@@ -58,12 +58,16 @@ class EncoderCondition(nn.Module):
         )
 
     def forward(self, q: Tensor) -> list[Tensor]:
-        out = []
-        h = q
-        for stage in self.stages:
-            h = stage(h)
-            out.append(h)
-        return out
+        return run_stages(self.stages, q)
+
+
+def run_stages(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
+    """Apply ``stages`` in turn and keep every stage's output (a feature pyramid)."""
+    out = []
+    for stage in stages:
+        x = stage(x)
+        out.append(x)
+    return out
 
 
 class LatentCondition(nn.Module):
@@ -88,12 +92,7 @@ class DecoderCondition(nn.Module):
         )
 
     def forward(self, c_lat: Tensor) -> list[Tensor]:
-        out = []
-        h = c_lat
-        for stage in self.stages:
-            h = stage(h)
-            out.append(h)
-        return out
+        return run_stages(self.stages, c_lat)
 
 
 @contextlib.contextmanager
