@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import timed_command
 
 BARE_LOOP = r"""
 import io, json, math, sys
@@ -45,12 +45,6 @@ for info in images:
 """
 
 
-def timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     repo = Path(__file__).resolve().parents[1]
     default_root = os.environ.get("BENCH_DATA_ROOT") or str(repo.parent / "shared/data/coco")
@@ -63,9 +57,9 @@ def main() -> None:
     bare, harness = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            bare.append(timed([sys.executable, "-c", BARE_LOOP, args.data_root,
+            bare.append(timed_command([sys.executable, "-c", BARE_LOOP, args.data_root,
                                str(args.limit)], env))
-            harness.append(timed([sys.executable, "-m", "bench", "run", "--codec", "jpeg",
+            harness.append(timed_command([sys.executable, "-m", "bench", "run", "--codec", "jpeg",
                                   "--metrics", "psnr", "--limit", str(args.limit),
                                   "--data-root", args.data_root, "--run-dir", f"{tmp}/r{i}",
                                   "--no-progress"], env))

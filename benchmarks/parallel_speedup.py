@@ -13,18 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+from _timing import timed_command
 
 
 def main() -> None:
@@ -50,7 +43,7 @@ def main() -> None:
                        "--no-progress"]
                 for q in qualities:
                     cmd += ["--quality", q]
-                times[jobs].append(timed(cmd, env))
+                times[jobs].append(timed_command(cmd, env))
             print(f"repeat {i}: jobs 1 {times[1][-1]:.2f} s, jobs 2 {times[2][-1]:.2f} s",
                   flush=True)
     one, two = statistics.median(times[1]), statistics.median(times[2])

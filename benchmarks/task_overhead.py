@@ -20,8 +20,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import timed_command
 
 BARE_LOOP = r"""
 import json, sys
@@ -39,13 +40,6 @@ for info in images:
     yolo.predict(np.ascontiguousarray(x[:, :, ::-1]), conf=0.001, iou=0.7, max_det=100,
                  verbose=False)
 """
-
-
-def timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -71,10 +65,11 @@ def main() -> None:
     try:
         for i in range(args.repeats):
             shutil.copytree(tmp / "coded", tmp / f"r{i}")
-            harness.append(timed([*run, "--run-dir", str(tmp / f"r{i}"), "--task", "detection",
-                                  "--model", args.model, "--coco-eval", args.coco_eval], env))
-            bare.append(timed([sys.executable, "-c", BARE_LOOP, args.data_root, args.model,
-                               str(args.limit)], env))
+            scoring = [*run, "--run-dir", str(tmp / f"r{i}"), "--task", "detection",
+                       "--model", args.model, "--coco-eval", args.coco_eval]
+            harness.append(timed_command(scoring, env))
+            bare.append(timed_command([sys.executable, "-c", BARE_LOOP, args.data_root,
+                                       args.model, str(args.limit)], env))
             print(f"repeat {i}: bare {bare[-1]:.2f} s, harness {harness[-1]:.2f} s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
