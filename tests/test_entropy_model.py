@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from compressai.models.google import get_scale_table
 
-from bench.entropy import GeneralizedGaussianConditional, beta_from_raw, raw_from_beta
+from bench.entropy import (
+    GeneralizedGaussianConditional,
+    NearestScaleGaussianConditional,
+    beta_from_raw,
+    raw_from_beta,
+)
 
 SHAPE = (2, 3, 5, 7)
 
@@ -112,3 +118,50 @@ def test_build_indexes_nearest_beta_and_upper_alpha() -> None:
     # table-quantized parameters map to themselves
     again = model.build_indexes(alpha_q, raw_from_beta(beta_q, 0.5).double())
     assert torch.equal(again, indexes)
+
+
+def test_build_indexes_nearest_alpha() -> None:
+    """``scale_rounding="nearest"``: within half a grid step in log space, either side."""
+    model = GeneralizedGaussianConditional("element", scale_rounding="nearest")
+    gen = torch.Generator().manual_seed(5)
+    shape = (1, 4, 32, 32)
+    beta = torch.empty(shape, dtype=torch.float64).uniform_(0.5, 4.0, generator=gen)
+    alpha = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(-2, 5, generator=gen))
+    raw = raw_from_beta(beta, 0.5)
+    indexes = model.build_indexes(alpha, raw)
+    alpha_q, beta_q = model.table_parameters(indexes)
+    bounded = model.bounded_scales(alpha, beta_from_raw(raw, 0.5, 4.0)).detach()
+    row = model.grid.beta_index(beta)
+    step = model.grid.log_step[row]
+    top = model.grid.log_alpha_lo + model.grid.log_step * 63
+    in_range = (torch.log(bounded) >= model.grid.log_alpha_lo[row]) & (torch.log(bounded) <= top[row])
+    err = (torch.log(alpha_q) - torch.log(bounded))[in_range] / step[in_range]
+    assert float(err.abs().max()) <= 0.5 + 1e-9
+    assert float((err < 0).float().mean()) > 0.3  # rounds down as well as up
+    again = model.build_indexes(alpha_q, raw_from_beta(beta_q, 0.5).double())
+    assert torch.equal(again, indexes)
+
+
+def test_scale_rounding_must_be_known() -> None:
+    with pytest.raises(ValueError, match="scale_rounding"):
+        GeneralizedGaussianConditional("element", scale_rounding="down")
+
+
+def test_nearest_scale_gaussian_indexes_and_round_trip() -> None:
+    """The baseline's Gaussian: nearest table scale in log space, bit-exact decode."""
+    model = NearestScaleGaussianConditional(None)
+    model.update_scale_table(get_scale_table())
+    table = model.scale_table.double()
+    gen = torch.Generator().manual_seed(6)
+    scales = torch.exp(torch.empty(1, 8, 16, 16).uniform_(-2.5, 5.5, generator=gen))
+    idx = model.build_indexes(scales).long()
+    assert model.build_indexes(scales).dtype == torch.int32
+    bounded = model.lower_bound_scale(scales).double()
+    dist = (torch.log(table)[None, None, None, None, :] - torch.log(bounded)[..., None]).abs()
+    assert torch.equal(idx, dist.argmin(-1))
+    assert bool((table[idx] < bounded).any())  # compressai's rule would never pick a lower scale
+    means = torch.randn(scales.shape, generator=gen)
+    y = means + scales * torch.randn(scales.shape, generator=gen)
+    strings = model.compress(y, idx.int(), means=means)
+    y_hat = model.decompress(strings, idx.int(), means=means)
+    assert torch.equal(y_hat, torch.round(y - means) + means)

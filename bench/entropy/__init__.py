@@ -3,6 +3,8 @@
 :class:`GeneralizedGaussianConditional` is a mean-scale-shape generalized Gaussian (GGM)
 counterpart of compressai's ``GaussianConditional``: learned shape, finite-difference shape
 gradients, a shape-dependent scale bound and real rANS bitstreams.
+:class:`NearestScaleGaussianConditional` is compressai's Gaussian with the same
+nearest-scale table rule, the baseline's entropy model.
 """
 
 from .bounds import DynamicScaleBound, alpha_bound_exact, gaussian_zero_bin_tail, lower_bound
@@ -16,6 +18,7 @@ from .gg_math import (
     gg_std_factor,
     sample_gg,
 )
+from .gaussian import NearestScaleGaussianConditional
 from .ggm_conditional import GeneralizedGaussianConditional
 from .shape import BETA_MODES, GGShape, beta_from_raw, raw_from_beta
 from .tables import TableGrid, build_cdf_tables
@@ -27,6 +30,7 @@ __all__ = [
     "GGBinMass",
     "GGShape",
     "GeneralizedGaussianConditional",
+    "NearestScaleGaussianConditional",
     "TableGrid",
     "alpha_bound_exact",
     "beta_from_raw",

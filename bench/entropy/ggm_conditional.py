@@ -52,7 +52,9 @@ class GeneralizedGaussianConditional(EntropyModel):
             the dynamic scale bound (compressai's 0.11).
         anneal_start: start factor (>= 1) of the annealed scale bound, see
             :meth:`set_bound_annealing`; 1 disables annealing.
-        alpha_levels, beta_levels, max_std: coding table grid (:class:`TableGrid`).
+        alpha_levels, beta_levels, max_std, scale_rounding: coding table grid and how a
+            scale maps onto it (:class:`TableGrid`; ``"upper"`` neighbour as compressai, or
+            ``"nearest"`` in log space).
         tail_mass, min_symbol_prob, max_half_width: table extent
             (:func:`~bench.entropy.tables.table_half_widths`).
         ste_outputs: in training, return straight-through rounded values
@@ -79,6 +81,7 @@ class GeneralizedGaussianConditional(EntropyModel):
         alpha_levels: int = 64,
         beta_levels: int = 19,
         max_std: float = 256.0,
+        scale_rounding: str = "upper",
         tail_mass: float = 1e-9,
         min_symbol_prob: float = 1e-6,
         max_half_width: int = 2048,
@@ -90,7 +93,8 @@ class GeneralizedGaussianConditional(EntropyModel):
         self.scale_bound = DynamicScaleBound(
             beta_min, beta_max, gaussian_scale_bound, anneal_start=anneal_start
         )
-        self.grid = TableGrid.create(self.scale_bound, beta_levels, alpha_levels, max_std)
+        self.grid = TableGrid.create(self.scale_bound, beta_levels, alpha_levels, max_std,
+                                     scale_rounding)
         self.tail_mass = float(tail_mass)
         self.min_symbol_prob = float(min_symbol_prob)
         self.max_half_width = int(max_half_width)
@@ -180,7 +184,7 @@ class GeneralizedGaussianConditional(EntropyModel):
 
     # ------------------------------------------------------------------ coding
     def build_indexes(self, scales: Tensor, beta_raw: Tensor | None = None) -> Tensor:
-        """Table index per element: nearest grid shape, upper grid scale (int32).
+        """Table index per element: nearest grid shape, upper or nearest grid scale (int32).
 
         The scale is first bounded exactly as in :meth:`likelihood`.
         """

@@ -15,6 +15,11 @@ Minnen et al., NeurIPS 2018 mean-scale prior; SFT conditioning after Song et al.
   followed by an SFT; the condition comes only from the latent-resolution quality map that
   the bitstream carries.
 
+Coding tables: both entropy models map a predicted scale to the nearest table scale in log
+space (compressai's default is the upper neighbour, which costs a few percent of rate; see
+:mod:`bench.entropy.tables`); the Gaussian's table is compressai's 64 scales, the GGM's the
+same scales (in standard deviation) for each of its 19 shapes.
+
 Quantization: ``y_hat = round(y - mu) + mu`` (straight-through in training, the rate from
 additive uniform noise), identical for both entropy models; ``z`` as compressai's
 ``EntropyBottleneck`` (noise in training, median-centred rounding when coding).
@@ -24,12 +29,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from bench.entropy import GeneralizedGaussianConditional
+from bench.entropy import GeneralizedGaussianConditional, NearestScaleGaussianConditional
 from bench.learned.layers import (
     SFT,
     DecoderCondition,
@@ -79,9 +84,9 @@ class RoiHyperprior(CompressionModel):
                                   nn.Conv2d(2 * N, self.n_params * M, 1))
         self.entropy_bottleneck = EntropyBottleneck(N)
         if entropy == "ggm":
-            self.conditional = GeneralizedGaussianConditional("element")
+            self.conditional = GeneralizedGaussianConditional("element", scale_rounding="nearest")
         else:
-            self.conditional = GaussianConditional(None)
+            self.conditional = NearestScaleGaussianConditional(None)
         # synthesis
         self.lat_cond = LatentCondition(C)
         self.dec_cond = DecoderCondition(C)

@@ -198,7 +198,8 @@ class Trainer:
         last_ckpt = start_time
         first_step = self.step
         session = {"device": self._device_name(), "start_step": first_step,
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "lr": cfg.lr,
+                   "planned_steps": cfg.steps}
         self.sessions.append(session)
         records: list[dict] = []
         bar = None

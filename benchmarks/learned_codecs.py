@@ -1,0 +1,138 @@
+"""Rate accuracy and speed of the released learned ROI codecs (``ggm``, ``gaussian-roi``).
+
+Side by side, on the same COCO val2017 images with their GT ROI:
+
+* **actual vs estimated rate**, per grid point: the estimate is ``-log2`` of the model's
+  likelihoods of the hard-quantized latents (``y`` and ``z``, evaluation mode, the
+  unquantized entropy parameters); "payload" is the length of the two rANS strings; "file" is
+  the whole bitstream (header, latent quality map, string lengths), the bytes bpp counts.
+  Ratios are Σactual / Σestimated over the images.
+* **encode + decode time** per image at 640×480 (images of exactly that size; one thread, as
+  the codecs run), repeats interleaved between the two codecs, medians reported.
+
+Run: ``python benchmarks/learned_codecs.py [--data-root ../shared/data/coco] [--limit 79]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from bench.codecs.base import CodecUnavailable
+from bench.data.coco import CocoDataset
+from bench.learned.codec import decode_image, encode_image
+from bench.learned.layers import single_thread
+from bench.learned.qmap import GRID_NAMES, LATENT_STRIDE, Q_STEPS, block_max, code_map, grid_point
+from bench.learned.qmap import pad_to_multiple
+from bench.registry import CODECS
+
+CODEC_NAMES = ("ggm", "gaussian-roi")
+
+
+def estimated_bits(model, image: np.ndarray, roi, point) -> tuple[float, float]:
+    """Model-estimated bits of ``y`` and of ``z`` for one image, as the encoder would code it."""
+    h, w = image.shape[:2]
+    codes = pad_to_multiple(code_map((h, w), roi, point, "gt"))
+    lat = block_max(codes, LATENT_STRIDE)
+    x = torch.from_numpy(np.array(pad_to_multiple(image), copy=True)).permute(2, 0, 1)[None]
+    x = x.float() / 255.0
+    q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
+    q_lat = torch.from_numpy(lat.astype(np.float32) / Q_STEPS)[None, None]
+    with single_thread(), torch.inference_mode():
+        out = model(x, q, q_lat)
+    lik = out["likelihoods"]
+    return (float(-torch.log2(lik["y"]).sum()), float(-torch.log2(lik["z"]).sum()))
+
+
+def rate_table(models: dict, samples) -> list[dict]:
+    rows = []
+    for name, model in models.items():
+        for quality in GRID_NAMES:
+            point = grid_point(quality)
+            est = payload = file_bits = pixels = 0.0
+            for s in samples:
+                ey, ez = estimated_bits(model, s.image, s.roi, point)
+                data, out = encode_image(model, s.image, s.roi, point, "gt", return_details=True)
+                est += ey + ez
+                payload += 8 * (len(out["y"]) + len(out["z"]))
+                file_bits += 8 * len(data)
+                pixels += s.image.shape[0] * s.image.shape[1]
+            rows.append({"codec": name, "quality": quality, "est_bpp": est / pixels,
+                         "payload_bpp": payload / pixels, "file_bpp": file_bits / pixels,
+                         "payload_ratio": payload / est, "file_ratio": file_bits / est})
+    return rows
+
+
+def timing(models: dict, samples, quality: str, repeats: int) -> dict[str, dict[str, float]]:
+    point = grid_point(quality)
+    times: dict[str, dict[str, list[float]]] = {n: {"encode": [], "decode": []} for n in models}
+    for r in range(repeats):
+        order = list(models) if r % 2 == 0 else list(reversed(list(models)))
+        for name in order:
+            model = models[name]
+            for s in samples:
+                t0 = time.perf_counter()
+                data = encode_image(model, s.image, s.roi, point, "gt")
+                t1 = time.perf_counter()
+                decode_image(model, data)
+                t2 = time.perf_counter()
+                times[name]["encode"].append(t1 - t0)
+                times[name]["decode"].append(t2 - t1)
+    return {n: {k: statistics.median(v) for k, v in d.items()} for n, d in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default=None, help="COCO root (default: $BENCH_DATA_ROOT)")
+    ap.add_argument("--limit", type=int, default=None, help="images for the rate table (all)")
+    ap.add_argument("--timing-images", type=int, default=5, help="640×480 images timed (5)")
+    ap.add_argument("--timing-quality", default="q5", help="grid point timed (q5)")
+    ap.add_argument("--repeats", type=int, default=3, help="timing repeats (3)")
+    ap.add_argument("--weights-dir", default=None,
+                    help="folder with ggm.pt and gaussian-roi.pt (default: the package's)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    models = {}
+    for name in CODEC_NAMES:
+        weights = f"{args.weights_dir}/{name}.pt" if args.weights_dir else None
+        codec = CODECS.create(name, weights=weights)
+        try:
+            models[name] = codec.model
+        except CodecUnavailable as exc:
+            raise SystemExit(f"{name}: {exc}") from exc
+    samples = list(CocoDataset(args.data_root, "val2017", limit=args.limit))
+    print(f"{len(samples)} val2017 images, GT ROI")
+
+    rows = rate_table(models, samples)
+    print(f"{'codec':<13}{'quality':<8}{'est bpp':>9}{'payload':>9}{'file':>9}"
+          f"{'payload/est':>13}{'file/est':>10}")
+    for r in rows:
+        print(f"{r['codec']:<13}{r['quality']:<8}{r['est_bpp']:>9.4f}{r['payload_bpp']:>9.4f}"
+              f"{r['file_bpp']:>9.4f}{r['payload_ratio']:>13.4f}{r['file_ratio']:>10.4f}")
+    for name in models:
+        mine = [r for r in rows if r["codec"] == name]
+        worst = max(mine, key=lambda r: abs(r["file_ratio"] - 1))
+        print(f"{name}: worst file/est {worst['file_ratio']:.4f} at {worst['quality']}; "
+              f"worst payload/est {max(abs(r['payload_ratio'] - 1) for r in mine) + 1:.4f}")
+
+    vga = [s for s in samples if s.image.shape[:2] == (480, 640)][: args.timing_images]
+    if not vga:
+        raise SystemExit("no 640×480 image among the samples; raise --limit")
+    t = timing(models, vga, args.timing_quality, args.repeats)
+    print(f"timing: {len(vga)} images of 640×480, {args.timing_quality}, 1 thread, "
+          f"medians of {args.repeats} interleaved repeats")
+    for name, d in t.items():
+        print(f"{name}: encode {d['encode']:.3f} s, decode {d['decode']:.3f} s, "
+              f"total {d['encode'] + d['decode']:.3f} s")
+    a, b = CODEC_NAMES
+    ratio = (t[a]["encode"] + t[a]["decode"]) / (t[b]["encode"] + t[b]["decode"])
+    print(f"time_ratio {a}/{b} {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
