@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.learned.data import shared_root
-    from bench.learned.latents import FAMILIES, collect, fit, plot
+    from bench.learned.latents import FAMILIES, collect, fit, fit_regions, plot
     from bench.learned.qmap import grid_point
     from bench.learned.rd import coco_images
     from bench.registry import create_codec
@@ -53,6 +53,19 @@ def main(args: argparse.Namespace) -> int:
     for fam in FAMILIES:
         extra = "  ".join(f"{k}={v:.4f}" for k, v in fits[fam].items() if k != "bpe")
         print(f"{fam:<12}{fits[fam]['bpe']:>10.4f}  {extra}")
+    if "own_beta2_bpe" in collected:
+        print("same network, same symbols, shape replaced:")
+        print(f"  beta=2, same (mu, alpha):        {collected['own_beta2_bpe']:.4f} bits/elem")
+        print(f"  Gaussian with the GG's std:      "
+              f"{collected['own_same_std_gaussian_bpe']:.4f} bits/elem")
+        qs = "  ".join(f"p{int(100 * p)}={v:.3f}" for p, v in collected["beta_quantiles"].items())
+        print(f"  predicted beta quantiles: {qs}")
+    regions = fit_regions(collected)
+    for name, rf in regions.items():
+        ggm = rf["ggm"]
+        print(f"{name} latents ({rf['elements']} sampled): gaussian {rf['gaussian']['bpe']:.4f}, "
+              f"laplacian {rf['laplacian']['bpe']:.4f}, ggm {ggm['bpe']:.4f} bits/elem "
+              f"(beta={ggm['beta']:.3f})")
     plot(collected, fits, args.plot, f"{args.codec} latents at {args.quality}")
     print(f"histogram: {args.plot}")
     return 0

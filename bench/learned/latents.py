@@ -8,6 +8,13 @@ logistic, generalized Gaussian) is fitted by maximum likelihood of the *quantize
 (and, for the GGM, one global shape ``beta``), and the bits per element under each fit are
 reported next to the codec's own model (its per-element predicted parameters). The histogram
 plot shows the standardized residuals ``(y - mu) / s`` with the fitted densities.
+
+For the GGM codec two more numbers isolate what the predicted shape buys inside the same
+network: the bits of the same symbols with the same ``(mu, alpha)`` but ``beta = 2`` (a
+Gaussian), and under the Gaussian with the same standard deviation as each predicted GG; and
+the quantiles of the predicted ``beta``. With an ROI, the latents of blocks inside the ROI
+and of the background are also fitted separately (``fit_regions``), since the claim is that
+uneven bit allocation is what makes them peaked and heavy-tailed.
 """
 
 from __future__ import annotations
@@ -28,14 +35,18 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     from bench.learned.layers import single_thread
     from bench.learned.qmap import Q_STEPS, block_max, code_map, pad_to_multiple
 
-    res, scl, own_bits, count = [], [], 0.0, 0
+    from bench.entropy import gg_bin_mass_nograd, gg_std_factor
+
+    res, scl, region, betas = [], [], [], []
+    own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
     for image, roi in images:
         h, w = image.shape[:2]
         codes = pad_to_multiple(code_map((h, w), roi if mode == "gt" else None, point, mode))
         x = torch.from_numpy(np.array(pad_to_multiple(image), copy=True)).permute(2, 0, 1)
         x = x[None].float() / 255.0
         q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
-        q_lat = torch.from_numpy(block_max(codes).astype(np.float32) / Q_STEPS)[None, None]
+        lat_codes = block_max(codes)
+        q_lat = torch.from_numpy(lat_codes.astype(np.float32) / Q_STEPS)[None, None]
         with single_thread(), torch.inference_mode():
             model.eval()
             out = model(x, q, q_lat)
@@ -47,17 +58,32 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
             else:
                 scale = model.conditional.lower_bound_scale(raw_scale)
             own_bits += float((-torch.log2(out["likelihoods"]["y"])).sum())
+            if model.entropy == "ggm":
+                k = torch.round(out["y"] - mu).double()
+                a, b = scale.double(), beta.double().expand_as(k)
+                two = torch.full_like(k, 2.0)
+                sigma2 = a * gg_std_factor(b) * math.sqrt(2.0)  # GG(beta=2) with the same std
+                beta2_bits += float(-torch.log2(gg_bin_mass_nograd(k, a, two).clamp_min(1e-9)).sum())
+                std_bits += float(
+                    -torch.log2(gg_bin_mass_nograd(k, sigma2, two).clamp_min(1e-9)).sum())
+                betas.append(b.flatten().numpy())
         res.append((out["y"] - mu).flatten().numpy().astype(np.float64))
         scl.append(scale.flatten().numpy().astype(np.float64))
+        in_roi = lat_codes > lat_codes.min() if mode == "gt" and roi is not None and roi.any() \
+            else np.zeros_like(lat_codes, bool)
+        region.append(np.broadcast_to(in_roi, res[-1].reshape(-1, *in_roi.shape).shape).ravel())
         count += res[-1].size
-    r, s = np.concatenate(res), np.concatenate(scl)
-    if r.size > max_elements:
-        idx = np.random.default_rng(seed).choice(r.size, max_elements, replace=False)
-        r_fit, s_fit = r[idx], s[idx]
-    else:
-        r_fit, s_fit = r, s
-    return {"residual": r_fit, "scale": s_fit, "own_bpe": own_bits / count, "elements": count,
-            "entropy": model.entropy}
+    r, s, g = np.concatenate(res), np.concatenate(scl), np.concatenate(region)
+    idx = (np.random.default_rng(seed).choice(r.size, max_elements, replace=False)
+           if r.size > max_elements else slice(None))
+    out = {"residual": r[idx], "scale": s[idx], "in_roi": g[idx], "own_bpe": own_bits / count,
+           "elements": count, "entropy": model.entropy}
+    if betas:
+        out["own_beta2_bpe"] = beta2_bits / count
+        out["own_same_std_gaussian_bpe"] = std_bits / count
+        out["beta_quantiles"] = {p: float(v) for p, v in zip(
+            (0.05, 0.25, 0.5, 0.75, 0.95), np.quantile(np.concatenate(betas), [.05, .25, .5, .75, .95]))}
+    return out
 
 
 def _cdf(family: str, t: np.ndarray, beta: float = 2.0) -> np.ndarray:
@@ -108,6 +134,20 @@ def fit(collected: dict) -> dict:
         if best is None or r.fun < best.fun:
             best = r
     out["ggm"] = {"bpe": float(best.fun), "c": math.exp(best.x[0]), "beta": math.exp(best.x[1])}
+    return out
+
+
+def fit_regions(collected: dict) -> dict:
+    """:func:`fit` on the ROI latents and on the background latents separately (an ROI
+    latent is one whose 16×16 block has the ROI's quality); empty when there is no split."""
+    flags = collected.get("in_roi")
+    if flags is None or not flags.any() or flags.all():
+        return {}
+    out = {}
+    for name, sel in (("roi", flags), ("background", ~flags)):
+        part = {"residual": collected["residual"][sel], "scale": collected["scale"][sel],
+                "own_bpe": math.nan}
+        out[name] = dict(fit(part), elements=int(sel.sum()))
     return out
 
 
