@@ -26,8 +26,15 @@ from bench.codecs.base import CodecUnavailable
 from bench.data.coco import CocoDataset
 from bench.learned.codec import decode_image, encode_image
 from bench.learned.layers import single_thread
-from bench.learned.qmap import GRID_NAMES, LATENT_STRIDE, Q_STEPS, block_max, code_map, grid_point
-from bench.learned.qmap import pad_to_multiple
+from bench.learned.qmap import (
+    GRID_NAMES,
+    LATENT_STRIDE,
+    Q_STEPS,
+    block_max,
+    code_map,
+    grid_point,
+    pad_to_multiple,
+)
 from bench.registry import CODECS
 
 CODEC_NAMES = ("ggm", "gaussian-roi")

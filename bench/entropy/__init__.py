@@ -8,6 +8,7 @@ nearest-scale table rule, the baseline's entropy model.
 """
 
 from .bounds import DynamicScaleBound, alpha_bound_exact, gaussian_zero_bin_tail, lower_bound
+from .gaussian import NearestScaleGaussianConditional
 from .gg_math import (
     FD_STEP_A,
     GGBinMass,
@@ -18,7 +19,6 @@ from .gg_math import (
     gg_std_factor,
     sample_gg,
 )
-from .gaussian import NearestScaleGaussianConditional
 from .ggm_conditional import GeneralizedGaussianConditional
 from .shape import BETA_MODES, GGShape, beta_from_raw, raw_from_beta
 from .tables import TableGrid, build_cdf_tables

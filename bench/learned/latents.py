@@ -32,10 +32,9 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
             seed: int = 0) -> dict:
     """Residuals ``y - mu``, scales and the model's own bits for ``images`` (a list of
     (image, roi)) at grid ``point``."""
+    from bench.entropy import gg_bin_mass_nograd, gg_std_factor
     from bench.learned.layers import single_thread
     from bench.learned.qmap import Q_STEPS, block_max, code_map, pad_to_multiple
-
-    from bench.entropy import gg_bin_mass_nograd, gg_std_factor
 
     res, scl, region, betas = [], [], [], []
     own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
@@ -63,9 +62,8 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
                 a, b = scale.double(), beta.double().expand_as(k)
                 two = torch.full_like(k, 2.0)
                 sigma2 = a * gg_std_factor(b) * math.sqrt(2.0)  # GG(beta=2) with the same std
-                beta2_bits += float(-torch.log2(gg_bin_mass_nograd(k, a, two).clamp_min(1e-9)).sum())
-                std_bits += float(
-                    -torch.log2(gg_bin_mass_nograd(k, sigma2, two).clamp_min(1e-9)).sum())
+                beta2_bits += _bits(gg_bin_mass_nograd(k, a, two))
+                std_bits += _bits(gg_bin_mass_nograd(k, sigma2, two))
                 betas.append(b.flatten().numpy())
         res.append((out["y"] - mu).flatten().numpy().astype(np.float64))
         scl.append(scale.flatten().numpy().astype(np.float64))
@@ -81,9 +79,15 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     if betas:
         out["own_beta2_bpe"] = beta2_bits / count
         out["own_same_std_gaussian_bpe"] = std_bits / count
-        out["beta_quantiles"] = {p: float(v) for p, v in zip(
-            (0.05, 0.25, 0.5, 0.75, 0.95), np.quantile(np.concatenate(betas), [.05, .25, .5, .75, .95]))}
+        levels = (0.05, 0.25, 0.5, 0.75, 0.95)
+        values = np.quantile(np.concatenate(betas), levels)
+        out["beta_quantiles"] = {p: float(v) for p, v in zip(levels, values, strict=True)}
     return out
+
+
+def _bits(mass: torch.Tensor) -> float:
+    """Total ``-log2`` of bin masses, floored at 1e-9 as the coder's likelihood bound."""
+    return float(-torch.log2(mass.clamp_min(1e-9)).sum())
 
 
 def _cdf(family: str, t: np.ndarray, beta: float = 2.0) -> np.ndarray:
