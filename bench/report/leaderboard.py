@@ -21,7 +21,7 @@ from bench.report.tables import Column, to_csv, to_markdown
 #: The standard run and the report that turns it into the committed leaderboard.
 COMMANDS = (
     "bench run --codec jpeg --codec webp --codec jpeg2000 --codec jpegxl --codec hevc "
-    "--codec vvc --codec av1 --codec original "
+    "--codec vvc --codec av1 --codec ggm --codec gaussian-roi --codec original "
     "--task detection --task segmentation "
     "--model detection=../shared/models/yolov8n_integer_quant.tflite "
     "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
