@@ -2,7 +2,8 @@
 
 ``ggm`` codes the latents with the generalized Gaussian model of :mod:`bench.entropy`
 (hyper-decoder predicts mean, scale and shape), ``gaussian-roi`` with compressai's
-``GaussianConditional`` (mean and scale); the networks are otherwise identical.
+``GaussianConditional`` (mean and scale; :class:`bench.entropy.NearestScaleGaussianConditional`
+maps scales to tables by the GGM's rule); the networks are otherwise identical.
 
 Modules (imported lazily, torch is heavy):
 
