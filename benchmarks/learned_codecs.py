@@ -24,17 +24,9 @@ import torch
 
 from bench.codecs.base import CodecUnavailable
 from bench.data.coco import CocoDataset
-from bench.learned.codec import decode_image, encode_image
+from bench.learned.codec import decode_image, encode_image, model_inputs
 from bench.learned.layers import single_thread
-from bench.learned.qmap import (
-    GRID_NAMES,
-    LATENT_STRIDE,
-    Q_STEPS,
-    block_max,
-    code_map,
-    grid_point,
-    pad_to_multiple,
-)
+from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.registry import CODECS
 
 CODEC_NAMES = ("ggm", "gaussian-roi")
@@ -42,13 +34,7 @@ CODEC_NAMES = ("ggm", "gaussian-roi")
 
 def estimated_bits(model, image: np.ndarray, roi, point) -> tuple[float, float]:
     """Model-estimated bits of ``y`` and of ``z`` for one image, as the encoder would code it."""
-    h, w = image.shape[:2]
-    codes = pad_to_multiple(code_map((h, w), roi, point, "gt"))
-    lat = block_max(codes, LATENT_STRIDE)
-    x = torch.from_numpy(np.array(pad_to_multiple(image), copy=True)).permute(2, 0, 1)[None]
-    x = x.float() / 255.0
-    q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
-    q_lat = torch.from_numpy(lat.astype(np.float32) / Q_STEPS)[None, None]
+    x, q, q_lat, _ = model_inputs(image, roi, point, "gt")
     with single_thread(), torch.inference_mode():
         out = model(x, q, q_lat)
     lik = out["likelihoods"]

@@ -90,21 +90,27 @@ def test_beta_parametrization_and_clamp() -> None:
     assert torch.allclose(beta_from_raw(raw_from_beta(middle, 0.5), 0.5, 4.0), middle)
 
 
-def test_build_indexes_nearest_beta_and_upper_alpha() -> None:
-    model = GeneralizedGaussianConditional("element")
-    gen = torch.Generator().manual_seed(4)
+def _index_random_parameters(model, seed: int, log_alpha: tuple[float, float]):
+    """Random (beta, alpha) of shape 1×4×32×32 indexed by ``model``: returns beta, raw shape,
+    indexes, the tables' (alpha, beta), the bounded alpha and each element's grid row."""
+    gen = torch.Generator().manual_seed(seed)
     shape = (1, 4, 32, 32)
     beta = torch.empty(shape, dtype=torch.float64).uniform_(0.5, 4.0, generator=gen)
-    alpha = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(-9, 7, generator=gen))
+    alpha = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(*log_alpha, generator=gen))
     raw = raw_from_beta(beta, 0.5)
     indexes = model.build_indexes(alpha, raw)
-    assert indexes.dtype == torch.int32 and indexes.shape == shape
     alpha_q, beta_q = model.table_parameters(indexes)
+    bounded = model.bounded_scales(alpha, beta_from_raw(raw, 0.5, 4.0)).detach()
+    return beta, raw, indexes, alpha_q, beta_q, bounded, model.grid.beta_index(beta)
+
+
+def test_build_indexes_nearest_beta_and_upper_alpha() -> None:
+    model = GeneralizedGaussianConditional("element")
+    beta, raw, indexes, alpha_q, beta_q, bounded, row = _index_random_parameters(model, 4, (-9, 7))
+    assert indexes.dtype == torch.int32 and indexes.shape == beta.shape
     grid = model.grid.betas
     nearest = grid[(torch.log(beta)[..., None] - torch.log(grid)).abs().argmin(-1)]
     assert torch.equal(beta_q, nearest)
-    bounded = model.bounded_scales(alpha, beta_from_raw(raw, 0.5, 4.0)).detach()
-    row = model.grid.beta_index(beta)
     step = torch.exp(model.grid.log_step)[row]
     bottom = torch.exp(model.grid.log_alpha_lo)[row]
     top = torch.exp(model.grid.log_alpha_lo + model.grid.log_step * 63)[row]
@@ -123,15 +129,7 @@ def test_build_indexes_nearest_beta_and_upper_alpha() -> None:
 def test_build_indexes_nearest_alpha() -> None:
     """``scale_rounding="nearest"``: within half a grid step in log space, either side."""
     model = GeneralizedGaussianConditional("element", scale_rounding="nearest")
-    gen = torch.Generator().manual_seed(5)
-    shape = (1, 4, 32, 32)
-    beta = torch.empty(shape, dtype=torch.float64).uniform_(0.5, 4.0, generator=gen)
-    alpha = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(-2, 5, generator=gen))
-    raw = raw_from_beta(beta, 0.5)
-    indexes = model.build_indexes(alpha, raw)
-    alpha_q, beta_q = model.table_parameters(indexes)
-    bounded = model.bounded_scales(alpha, beta_from_raw(raw, 0.5, 4.0)).detach()
-    row = model.grid.beta_index(beta)
+    _, _, indexes, alpha_q, beta_q, bounded, row = _index_random_parameters(model, 5, (-2, 5))
     step = model.grid.log_step[row]
     top = model.grid.log_alpha_lo + model.grid.log_step * 63
     log_b = torch.log(bounded)

@@ -143,22 +143,18 @@ def test_released_model_rate_matches_estimate_on_coco(coco_root, name):
     and quality map included) within 2 % of the model's own rate estimate, at both ends of
     the grid."""
     from bench.data.coco import CocoDataset
-    from bench.learned.qmap import LATENT_STRIDE, Q_STEPS, block_max, code_map
+    from bench.learned.codec import model_inputs
 
     codec = create_codec(name)
     if codec.availability():
         pytest.skip(codec.availability())
     sample = next(iter(CocoDataset(coco_root, "val2017", limit=1)))
-    h, w = sample.image.shape[:2]
     for quality in (codec.qualities[0], codec.qualities[-1]):
         point = grid_point(quality)
         data = codec.encode(sample.image, sample.roi, quality)
-        codes = pad_to_multiple(code_map((h, w), sample.roi, point, "gt"))
-        x = torch.from_numpy(pad_to_multiple(sample.image).copy()).permute(2, 0, 1)[None]
-        q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
-        q_lat = torch.from_numpy(block_max(codes, LATENT_STRIDE).astype(np.float32) / Q_STEPS)
+        x, q, q_lat, _ = model_inputs(sample.image, sample.roi, point, "gt")
         with torch.no_grad():
-            out = codec.model(x.float() / 255, q, q_lat[None, None])
+            out = codec.model(x, q, q_lat)
         est = sum(float((-torch.log2(lik)).sum()) for lik in out["likelihoods"].values())
         assert abs(8 * len(data) - est) / est < 0.02, (quality, 8 * len(data), est)
 

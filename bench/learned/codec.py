@@ -98,6 +98,24 @@ class LearnedRoiCodec(Codec):
         return decode_image(self.model, data)
 
 
+def model_inputs(image: np.ndarray, roi, point, roi_mode: str = "gt"):
+    """What the network sees for one image at grid ``point``: ``(x, q, q_lat, lat_codes)``.
+
+    ``x`` is the edge-padded image (1×3×H×W in [0, 1]), ``q`` the full-resolution quality map,
+    ``q_lat`` the decoder's latent-resolution map (16×16 block maxima) and ``lat_codes`` its
+    integer codes, the map the bitstream carries.
+    """
+    import torch
+
+    codes = pad_to_multiple(code_map(image.shape[:2], roi, point, roi_mode))
+    lat_codes = block_max(codes, LATENT_STRIDE)
+    padded = pad_to_multiple(image)
+    x = torch.from_numpy(np.array(padded, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+    q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
+    q_lat = torch.from_numpy(lat_codes.astype(np.float32) / Q_STEPS)[None, None]
+    return x, q, q_lat, lat_codes
+
+
 def encode_image(model, image: np.ndarray, roi, point, roi_mode: str = "gt",
                  return_details: bool = False):
     """Encode with a loaded model; with ``return_details`` also the encoder-side tensors."""
@@ -107,15 +125,10 @@ def encode_image(model, image: np.ndarray, roi, point, roi_mode: str = "gt",
     from bench.learned.layers import single_thread
 
     h, w = image.shape[:2]
-    codes = pad_to_multiple(code_map((h, w), roi, point, roi_mode))
-    lat = block_max(codes, LATENT_STRIDE)
-    padded = pad_to_multiple(image)
-    x = torch.from_numpy(np.array(padded, copy=True)).permute(2, 0, 1)[None].float() / 255.0
-    q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
-    q_lat = torch.from_numpy(lat.astype(np.float32) / Q_STEPS)[None, None]
+    x, q, q_lat, lat_codes = model_inputs(image, roi, point, roi_mode)
     with single_thread(), torch.inference_mode():
         out = model.compress(x, q, q_lat)
-    data = pack(Payload(model.entropy, h, w, lat.astype(np.uint8), out["z"], out["y"]))
+    data = pack(Payload(model.entropy, h, w, lat_codes.astype(np.uint8), out["z"], out["y"]))
     return (data, out) if return_details else data
 
 

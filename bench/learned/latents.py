@@ -33,19 +33,13 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     """Residuals ``y - mu``, scales and the model's own bits for ``images`` (a list of
     (image, roi)) at grid ``point``."""
     from bench.entropy import gg_bin_mass_nograd, gg_std_factor
+    from bench.learned.codec import model_inputs
     from bench.learned.layers import single_thread
-    from bench.learned.qmap import Q_STEPS, block_max, code_map, pad_to_multiple
 
     res, scl, region, betas = [], [], [], []
     own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
     for image, roi in images:
-        h, w = image.shape[:2]
-        codes = pad_to_multiple(code_map((h, w), roi if mode == "gt" else None, point, mode))
-        x = torch.from_numpy(np.array(pad_to_multiple(image), copy=True)).permute(2, 0, 1)
-        x = x[None].float() / 255.0
-        q = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
-        lat_codes = block_max(codes)
-        q_lat = torch.from_numpy(lat_codes.astype(np.float32) / Q_STEPS)[None, None]
+        x, q, q_lat, lat_codes = model_inputs(image, roi, point, mode)
         with single_thread(), torch.inference_mode():
             model.eval()
             out = model(x, q, q_lat)
