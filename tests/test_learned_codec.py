@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.learned.checkpoint import export_model, load_model
-from bench.learned.codec import decode_image, encode_image
+from bench.learned.codec import decode_image, encode_image, model_inputs
 from bench.learned.network import RoiHyperprior
 from bench.learned.qmap import grid_point, pad_to_multiple
 from bench.registry import create_codec
@@ -21,11 +21,16 @@ from tests.conftest import REPO, natural_image
 TINY = {"N": 16, "M": 24, "C": 8}
 
 
-def _tiny(entropy: str, seed: int = 0, spread: bool = False) -> RoiHyperprior:
+def _tiny(entropy: str, seed: int = 0, spread: bool = False, gains: int = 0) -> RoiHyperprior:
     """A random tiny model; ``spread`` scales the latents up and the predicted scales with
-    them, so the rate is large enough to compare estimated and actual bits."""
+    them, so the rate is large enough to compare estimated and actual bits; ``gains``: the
+    release-2 gain vectors (random around their initial log-linear ramp)."""
     torch.manual_seed(seed)
-    model = RoiHyperprior(entropy, **TINY).eval()
+    model = RoiHyperprior(entropy, **TINY, gains=gains).eval()
+    if gains:
+        with torch.no_grad():
+            model.log_gain.add_(0.3 * torch.randn_like(model.log_gain))
+            model.log_inv_gain.add_(0.3 * torch.randn_like(model.log_inv_gain))
     if spread:
         with torch.no_grad():
             model.a_convs[3].weight.mul_(40)
@@ -40,9 +45,10 @@ def _roi(h, w):
     return roi
 
 
+@pytest.mark.parametrize("gains", [0, 5])
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
-def test_round_trip_is_exact_in_process(entropy):
-    model = _tiny(entropy, spread=True)
+def test_round_trip_is_exact_in_process(entropy, gains):
+    model = _tiny(entropy, spread=True, gains=gains)
     image = natural_image(37, 53, seed=2)
     data, enc = encode_image(model, image, _roi(37, 53), grid_point("q5"), return_details=True)
     recon, dec = decode_image(model, data, return_details=True)
@@ -52,9 +58,10 @@ def test_round_trip_is_exact_in_process(entropy):
     assert enc["y_hat"].abs().max() > 1  # not a trivial all-zero latent
 
 
+@pytest.mark.parametrize("gains", [0, 5])
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
-def test_actual_rate_matches_estimate(entropy):
-    model = _tiny(entropy, spread=True)
+def test_actual_rate_matches_estimate(entropy, gains):
+    model = _tiny(entropy, spread=True, gains=gains)
     image = natural_image(100, 120, seed=1)
     point = grid_point("q6")
     data, enc = encode_image(model, image, None, point, return_details=True)
@@ -70,11 +77,12 @@ def test_actual_rate_matches_estimate(entropy):
 
 
 def test_decode_in_another_process(tmp_path):
-    model = _tiny("ggm", seed=3, spread=True)
+    model = _tiny("ggm", seed=3, spread=True, gains=5)
     ckpt = tmp_path / "ggm.pt"
     export_model(model, ckpt, {"note": "test"})
     loaded, card = load_model(ckpt)
     assert card["note"] == "test" and (tmp_path / "ggm.json").is_file()
+    assert loaded.gains == 5 and torch.equal(loaded.log_gain, model.log_gain)
     image = natural_image(37, 53, seed=4)
     data, enc = encode_image(loaded, image, _roi(37, 53), grid_point("q3"),
                              return_details=True)
@@ -93,6 +101,36 @@ def test_decode_in_another_process(tmp_path):
                    check=True, cwd=REPO, timeout=120)
     assert torch.equal(torch.load(tmp_path / "y.pt"), enc["y_hat"])
     assert np.array_equal(np.load(tmp_path / "img.npy"), expected)
+
+
+def test_gains_interpolate_log_linearly_and_set_the_quantizer_step():
+    model = _tiny("ggm", gains=5)
+    anchors = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]).view(1, 5, 1, 1).permute(1, 0, 2, 3)
+    gain, inv = model.gain_maps(anchors)
+    assert torch.allclose(gain[:, :, 0, 0], model.log_gain.exp())
+    assert torch.allclose(inv[:, :, 0, 0], model.log_inv_gain.exp())
+    mid, _ = model.gain_maps(torch.full((1, 1, 1, 1), 0.375))
+    expected = (0.5 * (model.log_gain[1] + model.log_gain[2])).exp()
+    assert torch.allclose(mid[0, :, 0, 0], expected)
+    assert _tiny("ggm").gain_maps(anchors) is None and "gains" not in _tiny("ggm").config()
+    # a larger gain is a finer quantizer: more bits, a smaller latent error, same network
+    with torch.no_grad():
+        model.log_gain.copy_(torch.linspace(-2, 2, 5)[:, None].expand_as(model.log_gain))
+        model.log_inv_gain.copy_(-model.log_gain)
+    image = natural_image(64, 64, seed=8)
+    sizes, errors = [], []
+    for name in ("q1", "q8"):
+        x, q, q_lat, _ = model_inputs(image, None, grid_point(name), "none")
+        data, enc = encode_image(model, image, None, grid_point(name), "none",
+                                 return_details=True)
+        with torch.no_grad():
+            y = model.g_a(x, q)
+            gain, _ = model.gain_maps(q_lat)
+        sizes.append(len(data))
+        errors.append(float((enc["y_hat"] / gain - y).abs().mean()))
+    # rounding with step 1/g: the mean absolute error is about 0.25/g (g = e² at q = 1)
+    assert sizes[1] > 2 * sizes[0] and errors[1] < errors[0] / 2
+    assert errors[1] == pytest.approx(0.25 / math.exp(2), rel=0.2)
 
 
 @pytest.mark.parametrize("name,entropy", [("ggm", "ggm"), ("gaussian-roi", "gaussian")])

@@ -1,4 +1,5 @@
-"""The trainer: a few steps on tiny generated data, checkpoint, resume deterministically."""
+"""The trainer: a few steps on tiny generated data, checkpoint, resume deterministically; the
+recipe's schedule survives resumption; warm start, gains and the moving average."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.learned.checkpoint import load_model
-from bench.learned.data import ImageFolderSource, PackSource, make_batch, make_pack
+from bench.learned.checkpoint import export_model, load_model
+from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch, make_pack
+from bench.learned.network import RoiHyperprior
+from bench.learned.recipe import RECIPES, Recipe
 from bench.learned.train import TrainConfig, Trainer
 from tests.conftest import natural_image
+
+TINY = {"N": 16, "M": 24, "C": 8}
 
 
 @pytest.fixture()
@@ -24,12 +29,21 @@ def image_dir(tmp_path):
     return d
 
 
+def _recipe(**kw) -> Recipe:
+    base = dict(name="custom", steps=3, batch_size=2, crop=32, lr=1e-3, seed=7, **TINY)
+    base.update(kw)
+    return Recipe(**base)
+
+
 def _config(image_dir, out, **kw):
-    base = dict(entropy="ggm", steps=3, batch_size=2, crop=32, lr=1e-3, seed=7,
-                out=str(out), N=16, M=24, C=8, coco_root=str(image_dir / "no-coco"),
+    base = dict(entropy="ggm", out=str(out), coco_root=str(image_dir / "no-coco"),
                 extra_dirs=[str(image_dir)], progress=False, threads=1)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def _trainer(image_dir, out, recipe=None, resume=None, **kw):
+    return Trainer(recipe or _recipe(), _config(image_dir, out, **kw), resume=resume)
 
 
 def test_batches_are_deterministic(image_dir):
@@ -49,14 +63,14 @@ def test_refuses_the_evaluation_split(tmp_path):
 
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
 def test_train_checkpoint_resume(image_dir, tmp_path, entropy):
-    full = Trainer(_config(image_dir, tmp_path / "full", entropy=entropy))
+    full = _trainer(image_dir, tmp_path / "full", entropy=entropy)
     losses = [r["loss"] for r in full.run()]
     assert len(losses) == 3 and all(np.isfinite(losses))
 
-    first = Trainer(_config(image_dir, tmp_path / "split", entropy=entropy))
+    first = _trainer(image_dir, tmp_path / "split", entropy=entropy)
     part = [r["loss"] for r in first.run(stop_at_step=2)]
     assert (tmp_path / "split" / "last.pt").is_file()
-    resumed = Trainer(_config(image_dir, tmp_path / "split", entropy=entropy), resume=True)
+    resumed = _trainer(image_dir, tmp_path / "split", entropy=entropy, resume=True)
     assert resumed.step == 2
     rest = [r["loss"] for r in resumed.run()]
     assert part + rest == losses
@@ -83,13 +97,105 @@ def test_pack_round_trip_and_training(image_dir, tmp_path):
     assert len(pack) == 4 and pack.images.shape == (4, 48, 48, 3)
     images, qmaps, _ = make_batch(pack, 0, 0, 2, 32)
     assert images.shape == (2, 32, 32, 3)
-    trainer = Trainer(_config(image_dir, tmp_path / "p", pack=str(tmp_path / "pack.npz"),
-                              steps=1))
+    trainer = _trainer(image_dir, tmp_path / "p", _recipe(steps=1),
+                       pack=str(tmp_path / "pack.npz"))
     assert len(trainer.run()) == 1
 
 
 def test_time_budget_stops_cleanly(image_dir, tmp_path):
-    trainer = Trainer(_config(image_dir, tmp_path / "t", steps=100, time_budget_min=0.0))
+    trainer = _trainer(image_dir, tmp_path / "t", _recipe(steps=100), time_budget_min=0.0)
     records = trainer.run()
     assert len(records) == 1 and trainer.step == 1
     assert (tmp_path / "t" / "last.pt").is_file()
+
+
+def test_resumed_run_with_other_steps_keeps_the_recipe_schedule(image_dir, tmp_path):
+    """The lr of a step comes from the recipe's planned total, stored in the checkpoint: an
+    invocation that stops early, or a resume that asks for another --steps or even another
+    recipe total, follows the uninterrupted run's schedule (and its losses)."""
+    recipe = _recipe(steps=6, warmup=2, decay="step", decay_start=0.5, final_lr_factor=0.1)
+    full = [(r["lr"], r["loss"]) for r in _trainer(image_dir, tmp_path / "full", recipe).run()]
+    assert [lr for lr, _ in full] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4])
+
+    part = _trainer(image_dir, tmp_path / "split", recipe, stop_at=2).run()
+    assert len(part) == 2
+    # the second invocation asks for 4 steps of a 100-step plan: the plan stays the stored one
+    longer = _recipe(steps=100, warmup=2, decay="step", decay_start=0.5, final_lr_factor=0.1)
+    again = _trainer(image_dir, tmp_path / "split", longer, resume=True, stop_at=4)
+    assert again.recipe == recipe and again.step == 2
+    part += again.run()
+    part += _trainer(image_dir, tmp_path / "split", resume=True).run()
+    assert [(r["lr"], r["loss"]) for r in part] == full
+
+
+def test_named_recipes_plan_their_budget():
+    r2 = RECIPES["release-2"]
+    crops_128 = r2.steps * r2.pixels_per_step() / 128**2
+    r1 = RECIPES["release-1"]
+    assert crops_128 >= 8 * r1.steps * r1.batch_size  # ≥ 8× release 1 in pixels seen
+    assert r2.lr_at(0) < r2.lr_at(r2.warmup) == r2.lr
+    assert r2.lr_at(r2.steps - 1) == pytest.approx(r2.final_lr_factor * r2.lr, rel=1e-3)
+    lrs = [r2.lr_at(s) for s in range(r2.warmup, r2.steps, 997)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))  # the lr never rises
+    assert Recipe.from_json(r2.to_json()) == r2
+    with pytest.raises(ValueError, match="unknown fields"):
+        Recipe.from_json(r2.to_json()[:-1] + ', "future": 1}')
+
+
+def test_warm_start_from_a_release_1_model_keeps_its_weights_and_adds_gains(image_dir, tmp_path):
+    torch.manual_seed(3)
+    old = RoiHyperprior("ggm", **TINY)
+    export_model(old, tmp_path / "old.pt", {"budget": {"steps": 11}})
+    recipe = _recipe(gains=5, warm_start=True, ema=0.9, autocast=True, channels_last=True)
+    trainer = _trainer(image_dir, tmp_path / "w", recipe,
+                       warm_start_from=str(tmp_path / "old.pt"))
+    assert trainer.step == 0  # another recipe's release: its schedule starts anew
+    assert trainer.warm_start["initialized"] == ["log_gain", "log_inv_gain"]
+    assert trainer.warm_start["card_steps"] == 11
+    state = trainer.model.state_dict()
+    for name, value in old.state_dict().items():
+        if not name.startswith(("entropy_bottleneck._", "conditional._")):
+            assert torch.equal(state[name], value), name
+    records = trainer.run()
+    assert len(records) == 3 and all(np.isfinite(r["loss"]) for r in records)
+    # the moving average is what is released, and it differs from the live weights
+    released = trainer.release_model().state_dict()
+    live = trainer.model.state_dict()["s_convs.0.weight"].contiguous()
+    assert not torch.equal(released["s_convs.0.weight"], live)
+    card = trainer.export(tmp_path / "new.pt")
+    model, loaded = load_model(tmp_path / "new.pt")
+    assert model.gains == 5 and loaded["recipe"]["gains"] == 5
+    assert torch.equal(model.state_dict()["s_convs.0.weight"], released["s_convs.0.weight"])
+    assert card["warm_start"]["from"] == "old.pt" and card["budget"]["steps"] == 3
+
+
+def test_a_release_of_the_same_recipe_continues_its_schedule(image_dir, tmp_path):
+    recipe = _recipe(steps=5, gains=3, warm_start=True)
+    torch.manual_seed(0)
+    export_model(RoiHyperprior("ggm", **TINY), tmp_path / "r1.pt", {})
+    first = _trainer(image_dir, tmp_path / "a", recipe, warm_start_from=str(tmp_path / "r1.pt"),
+                     stop_at=2)
+    first.run()
+    first.export(tmp_path / "snapshot.pt")
+    # the state folder is gone (a new machine): the snapshot release carries the run on
+    second = _trainer(image_dir, tmp_path / "b", recipe,
+                      warm_start_from=str(tmp_path / "snapshot.pt"))
+    assert second.step == 2 and second.warm_start["resumed_release"] == "snapshot.pt"
+    assert second.warm_start["from"] == "r1.pt"
+    assert [r["step"] for r in second.run()] == [3, 4, 5]
+    assert second.budget()["crops_seen"] == 10 and len(second.sessions) == 2
+
+
+def test_missing_warm_start_is_a_clear_error(image_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="warm-starts from"):
+        _trainer(image_dir, tmp_path / "x", _recipe(warm_start=True),
+                 warm_start_from=str(tmp_path / "absent.pt"))
+
+
+def test_memory_source_crops_are_deterministic(image_dir):
+    source = MemorySource(image_dir / "no-coco", [image_dir])
+    assert len(source) == 3 and "in memory" in source.describe()
+    a = make_batch(source, 3, 0, 4, 32, RECIPES["release-2"].qmap_weights)
+    b = make_batch(source, 3, 0, 4, 32, RECIPES["release-2"].qmap_weights)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0].shape == (4, 32, 32, 3) and set(a[2]) <= {"uniform", "gradient", "blobs"}

@@ -1,44 +1,78 @@
 """``bench train``: train the learned ROI codecs (``ggm``, ``gaussian-roi``) on COCO train2017
 plus codec-train (never val2017).
 
-Random crops with random quality maps (uniform, per-instance COCO masks, linear gradients,
-blobs); loss = bpp + 255²·mean(λ(q)·(x − x̂)²), λ from 0.001 to 0.1. Resumable (--resume),
-deterministic for a seed, CPU or CUDA. Checkpoints go to OUT/last.pt, a per-step log to
-OUT/train.log.jsonl. --export writes the released model and its card into the package
+A named recipe (--recipe) fixes what is learned: planned steps, crops, batch, the learning
+rate schedule (from the planned total), λ range, quality-map mix, network and precision.
+With a recipe the run lives in a state folder outside the work tree
+($BENCH_TRAIN_DIR/RECIPE/ENTROPY, default ~/.cache/bench/train/RECIPE/ENTROPY) and the same
+command continues it from its last checkpoint; --steps then only says where this invocation
+stops, never moves the schedule. With no checkpoint there, a recipe that warm-starts begins
+from the codec's released weights. Without --recipe, a custom run is built from the flags
+(--steps is then its planned total, stored in the checkpoint).
+
+Loss = bpp + 255²·mean(λ(q)·(x − x̂)²). Checkpoints go to OUT/last.pt (every
+--checkpoint-every minutes and at the end), a per-step log to OUT/train.log.jsonl. --export
+writes the released model and its card into the package
 (bench/learned/weights/<codec>.pt/.json), with RD numbers measured on Kodak and val2017.
 
 Examples:
+  bench train --recipe release-2 --entropy ggm --threads 1           # the CPU campaign
+  bench train --recipe release-2 --entropy ggm --steps 20000         # stop at step 20000
+  bench train --recipe release-2 --entropy ggm --export-only         # release its snapshot
   bench train --make-pack pack.npz                    # ≤ 60 MiB of crops for a GPU machine
-  bench train --entropy ggm --pack pack.npz --device cuda --steps 20000 --out runs/ggm
-  bench train --entropy ggm --out runs/ggm --resume --time-budget 30
-  bench train --entropy ggm --out runs/ggm --resume --export-only
+  bench train --recipe release-2 --entropy ggm --pack pack.npz --device cuda --time-budget 9
+  bench train --entropy ggm --steps 2000 --crop 128 --out runs/quick   # a custom run
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+
+def state_dir(recipe: str, entropy: str) -> Path:
+    """Where a recipe's run keeps its checkpoints: outside the work tree, per user."""
+    root = os.environ.get("BENCH_TRAIN_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "bench" / "train"
+    return base / recipe / entropy
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the learned ROI codecs (ggm, gaussian-roi)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", default=None,
+                   help="named training recipe (release-1, release-2); default: a custom run "
+                        "from the flags below")
     p.add_argument("--entropy", choices=("ggm", "gaussian"), default="ggm",
                    help="latent entropy model: ggm (codec ggm) or gaussian (codec gaussian-roi)")
-    p.add_argument("--steps", type=int, default=100_000, help="total steps (default 100000)")
-    p.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
-    p.add_argument("--crop", type=int, default=256, help="crop size, multiple of 16 (default 256)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, noise and init (default 0)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="stop this invocation at this step; the learning-rate schedule follows "
+                        "the recipe's planned total (a new custom run: its planned total, "
+                        "default 100000)")
+    p.add_argument("--batch-size", type=int, default=8, help="custom run: crops per step (8)")
+    p.add_argument("--crop", type=int, default=256,
+                   help="custom run: crop size, multiple of 16 (default 256)")
+    p.add_argument("--lr", type=float, default=1e-4, help="custom run: Adam lr (default 1e-4)")
+    p.add_argument("--seed", type=int, default=0, help="custom run: seed (default 0)")
+    p.add_argument("--channels", default="96,128,32", metavar="N,M,C",
+                   help="custom run: transform, latent and condition channels (96,128,32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--out", default=None, help="checkpoint/log folder (default runs/train-ENTROPY)")
+    p.add_argument("--out", default=None,
+                   help="checkpoint/log folder (default: the recipe's state folder, or "
+                        "runs/train-ENTROPY for a custom run)")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
-                   help="continue from OUT/last.pt (or CKPT) if it exists")
+                   help="custom run: continue from OUT/last.pt (or CKPT) if it exists "
+                        "(a recipe run always continues)")
+    p.add_argument("--warm-start", default=None, metavar="MODEL",
+                   help="released model a warm-starting recipe begins from (default: the "
+                        "package's weights of the codec)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly after this many minutes, with a checkpoint")
-    p.add_argument("--checkpoint-every", type=float, default=10.0, metavar="MINUTES",
-                   help="checkpoint interval (default 10)")
+    p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",
+                   help="checkpoint interval (default 5)")
     p.add_argument("--pack", default=None, help="train from a training pack instead of images")
     p.add_argument("--make-pack", default=None, metavar="FILE",
                    help="write a training pack of pre-cut crops and exit")
@@ -47,8 +81,6 @@ def register(sub) -> None:
     p.add_argument("--data-root", default=None, help="COCO root with train2017 (default: shared)")
     p.add_argument("--extra-dir", action="append", default=None, metavar="DIR",
                    help="extra unannotated image folder (default: shared codec-train)")
-    p.add_argument("--channels", default="96,128,32", metavar="N,M,C",
-                   help="transform, latent and condition channels (default 96,128,32)")
     p.add_argument("--export", nargs="?", const="", default=None, metavar="PATH",
                    help="after training, write the released model (default: package weights)")
     p.add_argument("--export-only", action="store_true",
@@ -60,9 +92,12 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _fail(message: str) -> int:
+    print(f"bench train: error: {message}", file=sys.stderr)
+    return 2
 
+
+def main(args: argparse.Namespace) -> int:
     from bench.learned.data import ImageFolderSource, make_pack, shared_root
 
     if args.make_pack:
@@ -72,37 +107,49 @@ def main(args: argparse.Namespace) -> int:
                          seed=args.seed, progress=not args.no_progress)
         print(f"wrote {info['path']}: {info['crops']} crops, {info['mib']:.1f} MiB")
         return 0
-    if args.crop % 16:
-        print("bench train: error: --crop must be a multiple of 16", file=sys.stderr)
-        return 2
-    try:
-        n, m, c = (int(v) for v in args.channels.split(","))
-    except ValueError:
-        print("bench train: error: --channels wants N,M,C", file=sys.stderr)
-        return 2
+    from bench.learned.recipe import Recipe, get_recipe
+
+    if args.recipe:
+        try:
+            recipe = get_recipe(args.recipe)
+        except ValueError as exc:
+            return _fail(str(exc))
+        out = args.out or str(state_dir(recipe.name, args.entropy))
+        resume = args.resume or True
+        stop_at = args.steps
+    else:
+        if args.crop % 16:
+            return _fail("--crop must be a multiple of 16")
+        try:
+            n, m, c = (int(v) for v in args.channels.split(","))
+        except ValueError:
+            return _fail("--channels wants N,M,C")
+        recipe = Recipe("custom", steps=args.steps or 100_000, batch_size=args.batch_size,
+                        crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c)
+        out = args.out or f"runs/train-{args.entropy}"
+        resume = args.resume or args.export_only
+        stop_at = args.steps  # a resumed run keeps its stored total; this only stops early
 
     import torch
 
     from bench.learned.train import TrainConfig, Trainer
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench train: error: CUDA is not available here; use --device cpu",
-              file=sys.stderr)
-        return 2
+        return _fail("CUDA is not available here; use --device cpu")
     cfg = TrainConfig(
-        entropy=args.entropy, steps=args.steps, batch_size=args.batch_size, crop=args.crop,
-        lr=args.lr, seed=args.seed, device=args.device,
-        out=args.out or f"runs/train-{args.entropy}",
-        N=n, M=m, C=c, pack=args.pack, coco_root=args.data_root, extra_dirs=args.extra_dir,
+        entropy=args.entropy, out=out, device=args.device, threads=args.threads,
+        pack=args.pack, coco_root=args.data_root, extra_dirs=args.extra_dir, stop_at=stop_at,
         time_budget_min=args.time_budget, checkpoint_every_min=args.checkpoint_every,
-        threads=args.threads, progress=not args.no_progress,
+        progress=not args.no_progress, warm_start_from=args.warm_start,
     )
-    trainer = Trainer(cfg, resume=args.resume or args.export_only)
+    try:
+        trainer = Trainer(recipe, cfg, resume=resume)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
     if args.export_only and trainer.step == 0:
-        print(f"bench train: error: no checkpoint in {cfg.out} to export", file=sys.stderr)
-        return 2
-    print(f"training {args.entropy}: {trainer.source.describe()}; from step {trainer.step} "
-          f"to {cfg.steps} on {cfg.device}", file=sys.stderr)
+        return _fail(f"no checkpoint in {cfg.out} to export")
+    print(f"training {args.entropy} ({trainer.recipe.describe()}): {trainer.source.describe()}; "
+          f"from step {trainer.step} on {cfg.device}; state in {cfg.out}", file=sys.stderr)
     if not args.export_only:
         records = trainer.run()
         if records:
@@ -121,11 +168,9 @@ def main(args: argparse.Namespace) -> int:
 def _rd(trainer, args, shared) -> dict:
     from pathlib import Path
 
-    from bench.learned.checkpoint import build_model
     from bench.learned.rd import coco_images, kodak_images, rd_points
 
-    model = build_model(trainer.model.config())
-    model.load_state_dict({k: v.cpu() for k, v in trainer.model.state_dict().items()})
+    model = trainer.release_model()
     model.eval().update(force=True)
     out = {}
     kodak = Path(args.kodak) if args.kodak else shared / "kodak"

@@ -35,7 +35,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
 
 
 def build_model(config: dict) -> RoiHyperprior:
-    return RoiHyperprior(config["entropy"], config["N"], config["M"], config["C"])
+    """The network a checkpoint's ``config`` describes (release 1 configs have no gains)."""
+    return RoiHyperprior(config["entropy"], config["N"], config["M"], config["C"],
+                         config.get("gains", 0))
 
 
 def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> dict:

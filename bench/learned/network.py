@@ -15,6 +15,16 @@ Minnen et al., NeurIPS 2018 mean-scale prior; SFT conditioning after Song et al.
   followed by an SFT; the condition comes only from the latent-resolution quality map that
   the bitstream carries.
 
+Rate control by gain vectors (release 2, ``gains > 0``; after Cui et al., CVPR 2021,
+"Asymmetric gained deep image compression with continuous rate adaptation"): ``gains``
+per-channel log-gain vectors at evenly spaced quality levels, interpolated linearly in q
+(so the gain is log-linear between anchors), scale each latent position by ``g(q_lat)``
+before quantization; a second set of vectors ``g'(q_lat)`` (initialized to ``1/g``) scales
+the dequantized latent before synthesis. The hyper-decoder predicts mean and scale for the
+un-gained latent and both are multiplied by the same gain, so a larger gain is a finer
+quantizer and every latent position has its own step, driven by the quality map the
+bitstream already carries. With ``gains = 0`` the network is release 1's, bit for bit.
+
 Coding tables: both entropy models map a predicted scale to the nearest table scale in log
 space (compressai's default is the upper neighbour, which costs a few percent of rate; see
 :mod:`bench.entropy.tables`); the Gaussian's table is compressai's 64 scales, the GGM's the
@@ -26,6 +36,8 @@ additive uniform noise), identical for both entropy models; ``z`` as compressai'
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -66,11 +78,23 @@ class RoiHyperprior(CompressionModel):
         C: channels of the quality-map condition features.
     """
 
-    def __init__(self, entropy: str = "ggm", N: int = 96, M: int = 128, C: int = 32) -> None:
+    #: Initial log-gain spread over q in [0, 1] (a factor e**GAIN_INIT_SPAN ≈ 3.2).
+    GAIN_INIT_SPAN = 0.5 * math.log(10.0)
+
+    def __init__(self, entropy: str = "ggm", N: int = 96, M: int = 128, C: int = 32,
+                 gains: int = 0) -> None:
         super().__init__()
         if entropy not in ENTROPY_KINDS:
             raise ValueError(f"entropy must be one of {ENTROPY_KINDS}, got {entropy!r}")
+        if gains == 1 or gains < 0:
+            raise ValueError(f"gains must be 0 (none) or at least 2 levels, got {gains}")
         self.entropy, self.N, self.M, self.C = entropy, int(N), int(M), int(C)
+        self.gains = int(gains)
+        if self.gains:
+            levels = torch.linspace(0.0, 1.0, self.gains)
+            init = (self.GAIN_INIT_SPAN * (levels - 0.5))[:, None].expand(-1, M).clone()
+            self.log_gain = nn.Parameter(init)
+            self.log_inv_gain = nn.Parameter(-init)
         # analysis
         self.enc_cond = EncoderCondition(C)
         self.a_convs = nn.ModuleList([conv(4, N), conv(N, N), conv(N, N), conv(N, M)])
@@ -110,12 +134,33 @@ class RoiHyperprior(CompressionModel):
             h = self.s_sfts[i](self.s_gdns[i](self.s_convs[i](h)), conds[i])
         return self.s_convs[3](h)
 
-    def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Latent condition features and the entropy parameters (each ``B×M×h×w``)."""
+    def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor, gain: Tensor | None = None
+                           ) -> tuple[Tensor, list[Tensor]]:
+        """Latent condition features and the entropy parameters (each ``B×M×h×w``, float32).
+
+        With ``gain``, mean and scale are those of the gained latent ``y·g``.
+        """
         c_lat = self.lat_cond(q_lat)
         h = self.h_s(z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
-        params = self.head(torch.cat([h, c_lat], dim=1))
-        return c_lat, list(params.chunk(self.n_params, dim=1))
+        params = [p.float() for p in self.head(torch.cat([h, c_lat], dim=1))
+                  .chunk(self.n_params, dim=1)]
+        if gain is not None:
+            params[0], params[1] = params[0] * gain, params[1] * gain
+        return c_lat, params
+
+    def gain_maps(self, q_lat: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(g, g')`` at every latent position (each ``B×M×h×w``), or None without gains.
+
+        Hat-function weights over the ``gains`` anchor levels interpolate the log-gains
+        linearly in ``q``; computed in float32 elementwise, so encoder and decoder agree.
+        """
+        if not self.gains:
+            return None
+        anchors = torch.linspace(0.0, 1.0, self.gains, device=q_lat.device)[None, :, None, None]
+        weights = (1.0 - (q_lat.float() - anchors).abs() * (self.gains - 1)).clamp_min(0.0)
+        gain = torch.einsum("bkhw,km->bmhw", weights, self.log_gain.float()).exp()
+        inv = torch.einsum("bkhw,km->bmhw", weights, self.log_inv_gain.float()).exp()
+        return gain, inv
 
     @staticmethod
     def latent_qmap(q: Tensor) -> Tensor:
@@ -123,24 +168,38 @@ class RoiHyperprior(CompressionModel):
         return F.max_pool2d(q, LATENT_STRIDE, ceil_mode=True)
 
     # ------------------------------------------------------------------ training
-    def forward(self, x: Tensor, q: Tensor, q_lat: Tensor | None = None) -> dict:
+    def forward(self, x: Tensor, q: Tensor, q_lat: Tensor | None = None,
+                autocast: bool = False) -> dict:
         """Training/evaluation pass on ``x`` (B×3×H×W in [0, 1], H, W multiples of 16).
 
-        Returns ``x_hat``, ``likelihoods`` (``y``, ``z``), ``y``, ``y_hat`` and ``params``.
+        Returns ``x_hat``, ``likelihoods`` (``y``, ``z``), ``y``, ``y_hat`` and ``params``
+        (``y``, ``y_hat`` and the parameters in the coded, i.e. gained, domain).
+        ``autocast``: run the transforms in bfloat16 (training speed); the entropy models
+        and the quantization stay in float32.
         """
         if q_lat is None:
             q_lat = self.latent_qmap(q)
-        y = self.g_a(x, q)
-        z = self.h_a(y)
-        z_hat, z_lik = self.entropy_bottleneck(z)
-        c_lat, params = self.entropy_parameters(z_hat, q_lat)
-        mu, scale = params[0], params[1]
-        if self.entropy == "ggm":
-            _, y_lik = self.conditional(y, scale, means=mu, beta_raw=params[2])
-        else:
-            _, y_lik = self.conditional(y, scale, means=mu)
-        y_hat = ste_round(y, mu)
-        x_hat = self.g_s(y_hat, c_lat)
+        gains = self.gain_maps(q_lat)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            y = self.g_a(x, q).float()
+            z = self.h_a(y)
+        # the entropy models always run in float32 (gammainc and the CDF need it)
+        with torch.autocast(x.device.type, enabled=False):
+            z_hat, z_lik = self.entropy_bottleneck(z.float())
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            c_lat, params = self.entropy_parameters(z_hat, q_lat,
+                                                    gains[0] if gains else None)
+        with torch.autocast(x.device.type, enabled=False):
+            if gains:
+                y = y * gains[0]
+            mu, scale = params[0], params[1]
+            if self.entropy == "ggm":
+                _, y_lik = self.conditional(y, scale, means=mu, beta_raw=params[2])
+            else:
+                _, y_lik = self.conditional(y, scale, means=mu)
+            y_hat = ste_round(y, mu)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            x_hat = self.g_s(y_hat * gains[1] if gains else y_hat, c_lat).float()
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y,
                 "y_hat": y_hat, "params": params}
 
@@ -168,14 +227,18 @@ class RoiHyperprior(CompressionModel):
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         with single_thread():
+            gains = self.gain_maps(q_lat)
             z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            c_lat, params = self.entropy_parameters(z_hat, q_lat)
+            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
             indexes = self._indexes(params)
+        if gains:
+            y = y * gains[0]
         mu = params[0]
         y_strings = self.conditional.compress(y, indexes, means=mu)
         y_hat = torch.round(y - mu) + mu
         return {"z": z_strings[0], "y": y_strings[0], "y_hat": y_hat,
-                "x_hat": self.g_s(y_hat, c_lat), "z_shape": tuple(z.shape[-2:])}
+                "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat),
+                "z_shape": tuple(z.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, y_string: bytes, z_string: bytes, q_lat: Tensor) -> dict:
@@ -183,15 +246,19 @@ class RoiHyperprior(CompressionModel):
         h, w = q_lat.shape[-2:]
         z_shape = (-(-h // 4), -(-w // 4))
         with single_thread():
+            gains = self.gain_maps(q_lat)
             z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
-            c_lat, params = self.entropy_parameters(z_hat, q_lat)
+            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
             indexes = self._indexes(params)
         y_hat = self.conditional.decompress([y_string], indexes, means=params[0])
-        return {"y_hat": y_hat, "x_hat": self.g_s(y_hat, c_lat)}
+        return {"y_hat": y_hat, "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat)}
 
     def config(self) -> dict:
         """Constructor arguments, stored in checkpoints."""
-        return {"entropy": self.entropy, "N": self.N, "M": self.M, "C": self.C}
+        config = {"entropy": self.entropy, "N": self.N, "M": self.M, "C": self.C}
+        if self.gains:
+            config["gains"] = self.gains
+        return config
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,12 +29,16 @@ LATENT_STRIDE = 16
 ROI_MODES = ("gt", "none")
 
 
-def lambda_of_q(q):
-    """``lambda(q)`` for a float, numpy array or torch tensor ``q`` in [0, 1]."""
-    ratio = math.log(LAMBDA_MAX / LAMBDA_MIN)
+def lambda_of_q(q, lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX):
+    """``lambda(q)`` for a float, numpy array or torch tensor ``q`` in [0, 1].
+
+    Log-linear from ``lambda_min`` at q = 0 to ``lambda_max`` at q = 1 (release 1: 0.001 to
+    0.1; a training recipe may set its own range).
+    """
+    ratio = math.log(lambda_max / lambda_min)
     if isinstance(q, (int, float)):
-        return LAMBDA_MIN * math.exp(ratio * q)
-    return LAMBDA_MIN * (q * ratio).exp() if hasattr(q, "exp") else LAMBDA_MIN * np.exp(q * ratio)
+        return lambda_min * math.exp(ratio * q)
+    return lambda_min * (q * ratio).exp() if hasattr(q, "exp") else lambda_min * np.exp(q * ratio)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,15 @@ def instance_qmap(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def roi_qmap(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two levels, as ROI coding uses the codec: every instance at one level above the
+    background (background in [0, 0.7], ROI at least 0.1 above it)."""
+    bg = rng.uniform(0.0, 0.7)
+    out = np.full(labels.shape, bg, np.float32)
+    out[labels > 0] = rng.uniform(bg + 0.1, 1.0)
+    return out
+
+
 def gradient_qmap(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A linear ramp between two random levels in a random direction."""
     a, b = rng.uniform(0.0, 1.0, size=2)
@@ -159,24 +172,34 @@ def blob_qmap(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-GENERATORS = ("uniform", "instances", "gradient", "blobs")
-_WEIGHTS = {"uniform": 0.25, "instances": 0.35, "gradient": 0.15, "blobs": 0.25}
+GENERATORS = ("uniform", "instances", "gradient", "blobs", "roi")
+#: Generators that need instance labels.
+NEEDS_LABELS = ("instances", "roi")
+#: Release 1's mix of generators.
+DEFAULT_WEIGHTS = {"uniform": 0.25, "instances": 0.35, "gradient": 0.15, "blobs": 0.25}
 
 
 def random_qmap(h: int, w: int, rng: np.random.Generator,
-                labels: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+                labels: np.ndarray | None = None,
+                weights: dict[str, float] | None = None) -> tuple[np.ndarray, str]:
     """A training quality map and the name of the generator that drew it.
 
-    ``labels`` (H×W instance ids, 0 = background) enables the instance generator; crops
-    without objects (or from unannotated images) use the other three.
+    ``weights`` (default :data:`DEFAULT_WEIGHTS`) is the mix of generators; ``labels`` (H×W
+    instance ids, 0 = background) enables those of :data:`NEEDS_LABELS`; crops without
+    objects (or from unannotated images) use the others.
     """
-    kinds = [k for k in GENERATORS if k != "instances" or (labels is not None and labels.any())]
-    p = np.array([_WEIGHTS[k] for k in kinds])
+    weights = DEFAULT_WEIGHTS if weights is None else weights
+    has_objects = labels is not None and labels.any()
+    kinds = [k for k in GENERATORS if weights.get(k, 0) > 0
+             and (k not in NEEDS_LABELS or has_objects)]
+    p = np.array([weights[k] for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
     if kind == "uniform":
         return uniform_qmap(h, w, rng), kind
     if kind == "instances":
         return instance_qmap(labels, rng), kind
+    if kind == "roi":
+        return roi_qmap(labels, rng), kind
     if kind == "gradient":
         return gradient_qmap(h, w, rng), kind
     return blob_qmap(h, w, rng), kind

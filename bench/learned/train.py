@@ -1,18 +1,23 @@
 """The resumable trainer of the learned ROI codecs (``bench train``).
 
-Loss per batch: ``bpp + 255² · mean(lambda(q) ⊙ (x − x̂)²)`` with ``bpp`` the estimated rate of
-``y`` and ``z`` from the likelihoods and ``lambda(q)`` from :func:`bench.learned.qmap.lambda_of_q`
-(0.001–0.1). Adam on the network, a second Adam on the ``EntropyBottleneck`` quantiles
-(compressai's auxiliary loss), gradient clipping at 1, learning rate ×0.1 for the last 10 %
-of ``steps``.
+What is learned is a :class:`bench.learned.recipe.Recipe` (steps planned, crops, batch,
+learning-rate schedule, λ range, quality-map mix, network, precision); it is stored in every
+checkpoint, and a resumed run follows the stored recipe, whatever this invocation's
+``--steps`` (which only says where to stop). Loss per batch:
+``bpp + 255² · mean(lambda(q) ⊙ (x − x̂)²)`` with ``bpp`` the estimated rate of ``y`` and ``z``
+from the likelihoods and ``lambda(q)`` from :func:`bench.learned.qmap.lambda_of_q` over the
+recipe's λ range. Adam on the network, a second Adam on the ``EntropyBottleneck`` quantiles
+(compressai's auxiliary loss), gradient clipping; optionally bfloat16 transforms and an
+exponential moving average of the weights, which is what gets exported.
 
 Determinism: the batch of step ``s`` comes from ``numpy.random.default_rng([seed, s])`` and
 the quantization noise from ``torch.manual_seed(f(seed, s))``; checkpoints hold the model,
-both optimizers and the step, so a resumed run repeats the uninterrupted run's losses on
-the same device (CPU: also the same thread count).
+both optimizers, the moving average and the step, so a resumed run repeats the
+uninterrupted run's losses on the same device (CPU: also the same thread count).
 
-Budget bookkeeping: steps, crops seen, device, wall time (summed over resumed sessions) go
-into every checkpoint and into the exported model card.
+Budget bookkeeping: steps, crops seen, pixels, devices, wall time (summed over resumed
+sessions and over a warm start from a release of the same recipe) go into every checkpoint
+and into the exported model card.
 """
 
 from __future__ import annotations
@@ -23,119 +28,185 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.learned import CODEC_NAMES
-from bench.learned.checkpoint import WEIGHTS_DIR, atomic_save, export_model, load
-from bench.learned.data import ImageFolderSource, PackSource, make_batch
+from bench.learned.checkpoint import MODEL_FORMAT, WEIGHTS_DIR, atomic_save, export_model, load
+from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch
 from bench.learned.network import RoiHyperprior, count_parameters
-from bench.learned.qmap import grid_description, lambda_of_q
+from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_of_q
+from bench.learned.recipe import Recipe
+
+TRAIN_FORMAT = "bench-learned-train-v2"
 
 
 @dataclass
 class TrainConfig:
+    """Where and how one invocation trains (what is learned is the :class:`Recipe`)."""
+
     entropy: str = "ggm"
-    steps: int = 100_000
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 1e-4
-    aux_lr: float = 1e-3
-    seed: int = 0
-    device: str = "cpu"
     out: str = "runs/train-ggm"
-    N: int = 96
-    M: int = 128
-    C: int = 32
+    device: str = "cpu"
+    threads: int | None = None
     pack: str | None = None
     coco_root: str | None = None
     extra_dirs: list[str] | None = None
+    #: stop this invocation at this step (the schedule still follows the recipe's total)
+    stop_at: int | None = None
     time_budget_min: float | None = None
     checkpoint_every_min: float = 10.0
     log_every: int = 10
-    clip: float = 1.0
-    threads: int | None = None
     progress: bool = True
-    history: list = field(default_factory=list, repr=False)
+    #: released model to warm-start from when the recipe asks for it (default: the package's)
+    warm_start_from: str | None = None
 
 
 def _noise_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919 + 17) % (2**63)
 
 
-def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor) -> dict:
+def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, lambda_min: float = LAMBDA_MIN,
+            lambda_max: float = LAMBDA_MAX) -> dict:
     """Loss terms of one batch: ``loss``, ``bpp``, ``mse`` (on [0, 1]), weighted distortion."""
     n, _, h, w = x.shape
     pixels = n * h * w
     bits = sum((-torch.log2(lik)).sum() for lik in out["likelihoods"].values())
     bpp = bits / pixels
     err = (out["x_hat"] - x).pow(2)
-    dist = 255.0**2 * (lambda_of_q(q) * err).mean()
+    dist = 255.0**2 * (lambda_of_q(q, lambda_min, lambda_max) * err).mean()
     return {"loss": bpp + dist, "bpp": bpp, "mse": err.mean(), "dist": dist}
 
 
 class Trainer:
-    """Holds the model, optimizers, data source and budget; ``run()`` trains."""
+    """Holds the model, optimizers, data source and budget; ``run()`` trains.
 
-    def __init__(self, config: TrainConfig, resume: str | os.PathLike | bool | None = None):
+    ``resume``: True continues from ``OUT/last.pt`` when it exists (its stored recipe wins
+    over ``recipe``, so the schedule never moves), a path continues from that checkpoint.
+    Without a checkpoint, a recipe with ``warm_start`` starts from the released weights of
+    the codec (continuing that release's step count when it was made by the same recipe).
+    """
+
+    def __init__(self, recipe: Recipe, config: TrainConfig,
+                 resume: str | os.PathLike | bool | None = None):
         self.cfg = config
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = torch.device(config.device)
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        if config.pack:
-            self.source = PackSource(config.pack)
-        else:
-            self.source = ImageFolderSource(config.coco_root, config.extra_dirs)
-        torch.manual_seed(config.seed)
-        self.model = RoiHyperprior(config.entropy, config.N, config.M, config.C).to(self.device)
-        aux_names = {n for n, _ in self.model.named_parameters() if n.endswith(".quantiles")}
-        params = dict(self.model.named_parameters())
-        self.opt = torch.optim.Adam([params[n] for n in sorted(params) if n not in aux_names],
-                                    lr=config.lr)
-        self.aux_opt = torch.optim.Adam([params[n] for n in sorted(aux_names)], lr=config.aux_lr)
         self.step = 0
         self.wall_s = 0.0
         self.sessions: list[dict] = []
         self.history: list[dict] = []
+        self.warm_start: dict | None = None
+        self.ema: dict[str, torch.Tensor] | None = None
+        blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
             if path.is_file():
-                self._load(path)
+                blob = load(path, self.device)
+                stored = Recipe.from_json(blob["recipe"])
+                if stored.name != recipe.name and recipe.name != "custom":
+                    raise ValueError(f"{path} continues recipe {stored.name!r}, not "
+                                     f"{recipe.name!r}; use another --out")
+                recipe = stored
             elif resume is not True:
                 raise FileNotFoundError(f"no checkpoint at {path}")
+        self.recipe = recipe
+        self.source = self._source()
+        torch.manual_seed(recipe.seed)
+        self.model = RoiHyperprior(config.entropy, **recipe.network()).to(self.device)
+        if recipe.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        aux_names = {n for n, _ in self.model.named_parameters() if n.endswith(".quantiles")}
+        params = dict(self.model.named_parameters())
+        self.opt = torch.optim.Adam([params[n] for n in sorted(params) if n not in aux_names],
+                                    lr=recipe.lr)
+        self.aux_opt = torch.optim.Adam([params[n] for n in sorted(aux_names)], lr=recipe.aux_lr)
+        if blob is not None:
+            self._load(blob)
+        elif recipe.warm_start:
+            self._warm_start(Path(config.warm_start_from) if config.warm_start_from else
+                             WEIGHTS_DIR / f"{CODEC_NAMES[config.entropy]}.pt")
+        #: steps since the moving average started, for its bias correction (old: corrected)
+        self._ema_start = -10**9
+        if recipe.ema and self.ema is None:
+            self.ema = {n: p.detach().float().clone() for n, p in self.model.named_parameters()}
+            self._ema_start = self.step
+
+    def _source(self):
+        if self.cfg.pack:
+            return PackSource(self.cfg.pack)
+        if self.recipe.source == "memory":
+            return MemorySource(self.cfg.coco_root, self.cfg.extra_dirs)
+        return ImageFolderSource(self.cfg.coco_root, self.cfg.extra_dirs)
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict:
-        cfg = asdict(self.cfg)
-        cfg.pop("history", None)
-        return {
-            "format": "bench-learned-train-v1",
+        state = {
+            "format": TRAIN_FORMAT,
+            "recipe": self.recipe.to_json(),
+            "entropy": self.cfg.entropy,
             "config": self.model.config(),
-            "train_config": json.dumps(cfg),
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
             "aux_opt": self.aux_opt.state_dict(),
             "step": self.step,
             "wall_s": self.wall_s,
             "sessions": json.dumps(self.sessions),
+            "warm_start": json.dumps(self.warm_start),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema
+        return state
 
-    def _load(self, path: Path) -> None:
-        blob = load(path, self.device)
+    def _load(self, blob: dict) -> None:
+        if blob.get("format") != TRAIN_FORMAT:
+            raise ValueError(f"training checkpoint format {blob.get('format')!r} is not "
+                             f"{TRAIN_FORMAT!r}; start a new run (another --out)")
         if blob["config"] != self.model.config():
-            raise ValueError(f"checkpoint {path} is for {blob['config']}, not "
-                             f"{self.model.config()}")
+            raise ValueError(f"checkpoint is for {blob['config']}, not {self.model.config()}")
         self.model.load_state_dict(blob["model"])
         self.opt.load_state_dict(blob["opt"])
         self.aux_opt.load_state_dict(blob["aux_opt"])
         self.step = int(blob["step"])
         self.wall_s = float(blob["wall_s"])
         self.sessions = json.loads(blob["sessions"])
+        self.warm_start = json.loads(blob["warm_start"])
+        self.ema = blob.get("ema")
+
+    def _warm_start(self, path: Path) -> None:
+        """Initialize from a released model; parameters it lacks (gains) keep their init."""
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe {self.recipe.name} warm-starts from {path}, which "
+                                    f"does not exist; pass --warm-start PATH or use --out with "
+                                    f"a checkpoint")
+        blob = load(path)
+        if blob.get("format") != MODEL_FORMAT or blob["config"]["entropy"] != self.cfg.entropy:
+            raise ValueError(f"{path} is not a released {self.cfg.entropy} model")
+        own = self.model.state_dict()
+        state = {k: v for k, v in blob["state_dict"].items() if k in own}
+        missing = sorted(set(own) - set(state))
+        result = self.model.load_state_dict(state, strict=False)
+        allowed = {"log_gain", "log_inv_gain"}
+        if set(result.missing_keys) - allowed:
+            raise ValueError(f"{path} lacks {sorted(set(result.missing_keys) - allowed)}")
+        card = blob.get("card", {})
+        self.warm_start = {"from": path.name, "card_recipe": card.get("recipe", {}).get("name"),
+                           "card_steps": card.get("budget", {}).get("steps"),
+                           "initialized": missing}
+        if card.get("recipe", {}).get("name") == self.recipe.name:
+            # the release is a snapshot of this very recipe: continue its schedule and budget
+            budget = card["budget"]
+            self.step = int(budget["steps"])
+            self.wall_s = float(budget.get("wall_time_s", 0.0))
+            self.sessions = list(budget.get("sessions", []))
+            self.warm_start = card.get("warm_start", self.warm_start)
+            self.warm_start = dict(self.warm_start or {}, resumed_release=path.name)
 
     def save(self, name: str = "last.pt") -> Path:
         path = self.out / name
@@ -143,12 +214,14 @@ class Trainer:
         return path
 
     def budget(self) -> dict:
-        """What was spent: steps, crops seen, devices, wall time."""
+        """What was spent: steps, crops seen, pixels, devices, wall time."""
+        r = self.recipe
         return {
             "steps": self.step,
-            "batch_size": self.cfg.batch_size,
-            "crop": self.cfg.crop,
-            "crops_seen": self.step * self.cfg.batch_size,
+            "batch_size": r.batch_size,
+            "crop": r.crop,
+            "crops_seen": self.step * r.batch_size,
+            "crops_128_equivalent": self.step * r.pixels_per_step() // (128 * 128),
             "wall_time_s": round(self.wall_s, 1),
             "devices": sorted({s["device"] for s in self.sessions} | {self._device_name()}),
             "sessions": self.sessions,
@@ -161,52 +234,83 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def lr_at(self, step: int) -> float:
-        return self.cfg.lr * (0.1 if step >= int(0.9 * self.cfg.steps) else 1.0)
+        """The recipe's learning rate at ``step`` (from its planned total)."""
+        return self.recipe.lr_at(step)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs of ``step``: images (B×3×H×W in [0, 1]) and quality maps (B×1×H×W)."""
+        r = self.recipe
+        images, qmaps, _ = make_batch(self.source, step, r.seed, r.batch_size, r.crop,
+                                      r.qmap_weights)
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if r.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, torch.from_numpy(qmaps).to(self.device).unsqueeze(1)
 
     def train_step(self) -> dict:
-        cfg = self.cfg
-        images, qmaps, _ = make_batch(self.source, self.step, cfg.seed, cfg.batch_size, cfg.crop)
-        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        q = torch.from_numpy(qmaps).to(self.device).unsqueeze(1)
-        torch.manual_seed(_noise_seed(cfg.seed, self.step))
+        r = self.recipe
+        x, q = self.batch(self.step)
+        torch.manual_seed(_noise_seed(r.seed, self.step))
+        lr = self.lr_at(self.step)
         for group in self.opt.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = lr
         self.model.train()
-        out = self.model(x, q)
-        terms = rd_loss(out, x, q)
+        out = self.model(x, q, autocast=r.autocast)
+        terms = rd_loss(out, x, q, r.lambda_min, r.lambda_max)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], cfg.clip)
+        if r.clip:
+            torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], r.clip)
         self.opt.step()
         aux = self.model.aux_loss()
         self.aux_opt.zero_grad(set_to_none=True)
         aux.backward()
         self.aux_opt.step()
+        self._update_ema()
         self.step += 1
         mse = terms["mse"].detach().item()
         return {"step": self.step, "loss": terms["loss"].detach().item(),
-                "bpp": terms["bpp"].detach().item(),
+                "bpp": terms["bpp"].detach().item(), "lr": lr,
                 "psnr": 10 * math.log10(1.0 / max(mse, 1e-12)), "aux": aux.detach().item()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Exponential moving average of the weights (bias-corrected while it is young)."""
+        if self.ema is None:
+            return
+        n = self.step - self._ema_start
+        decay = min(self.recipe.ema, (1 + n) / (10 + n))
+        for name, p in self.model.named_parameters():
+            self.ema[name].mul_(decay).add_(p.detach().float(), alpha=1 - decay)
+
+    def release_state(self) -> dict:
+        """The weights to release: the moving average where the recipe keeps one."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            state.update({k: v.detach().cpu().clone() for k, v in self.ema.items()})
+        return state
 
     def run(self, stop_at_step: int | None = None) -> list[dict]:
         """Train until ``steps`` (or ``stop_at_step``, or the time budget); checkpoint; return
         the per-step records of this session."""
         cfg = self.cfg
-        target = min(cfg.steps, stop_at_step) if stop_at_step is not None else cfg.steps
+        target = self.recipe.steps
+        for stop in (cfg.stop_at, stop_at_step):
+            if stop is not None:
+                target = min(target, stop)
         start_time = time.monotonic()
         last_ckpt = start_time
         first_step = self.step
         session = {"device": self._device_name(), "start_step": first_step,
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "lr": cfg.lr,
-                   "planned_steps": cfg.steps}
+                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "recipe": self.recipe.name,
+                   "planned_steps": self.recipe.steps}
         self.sessions.append(session)
         records: list[dict] = []
         bar = None
         if cfg.progress and os.environ.get("BENCH_PROGRESS", "1") != "0":
             from tqdm import tqdm
 
-            bar = tqdm(total=target, initial=self.step, desc=f"train {cfg.entropy}",
+            bar = tqdm(total=target, initial=min(self.step, target), desc=f"train {cfg.entropy}",
                        unit="step", file=sys.stderr)
         log = open(self.out / "train.log.jsonl", "a")
         stopped = "steps"
@@ -251,21 +355,31 @@ class Trainer:
     # ------------------------------------------------------------------ release
     def model_card(self) -> dict:
         recent = self.history[-200:]
+        r = self.recipe
         card = {
             "codec": CODEC_NAMES[self.cfg.entropy],
             "entropy": self.cfg.entropy,
             "architecture": dict(self.model.config(), parameters=count_parameters(self.model)),
             "data": self.source.describe() + "; never val2017",
+            "recipe": json.loads(r.to_json()),
             "budget": self.budget(),
-            "optimizer": {"lr": self.cfg.lr, "aux_lr": self.cfg.aux_lr, "seed": self.cfg.seed,
-                          "clip": self.cfg.clip, "lr_decay": "x0.1 for the last 10% of steps"},
-            "lambda": "0.001*100**q", "grid": grid_description(),
+            "warm_start": self.warm_start,
+            "optimizer": {"lr": r.lr, "aux_lr": r.aux_lr, "seed": r.seed, "clip": r.clip,
+                          "schedule": r.describe(), "ema": r.ema},
+            "lambda": f"{r.lambda_min:g}*{r.lambda_max / r.lambda_min:g}**q",
+            "grid": grid_description(),
             "torch": str(torch.__version__),
         }
         if recent:
-            card["train_last"] = {k: float(np.mean([r[k] for r in recent]))
+            card["train_last"] = {k: float(np.mean([rec[k] for rec in recent]))
                                   for k in ("loss", "bpp", "psnr")}
         return card
+
+    def release_model(self) -> RoiHyperprior:
+        """A CPU copy of the network with the weights to release (see :meth:`release_state`)."""
+        model = RoiHyperprior(self.cfg.entropy, **self.recipe.network())
+        model.load_state_dict(self.release_state())
+        return model
 
     def export(self, path: str | os.PathLike | None = None, rd: dict | None = None) -> dict:
         """Write the released model (default: the package's weights folder)."""
@@ -273,6 +387,4 @@ class Trainer:
         card = self.model_card()
         if rd:
             card["rd"] = rd
-        model = RoiHyperprior(**self.model.config())
-        model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})
-        return export_model(model, path, card)
+        return export_model(self.release_model(), path, card)

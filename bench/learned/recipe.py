@@ -1,0 +1,125 @@
+"""Named training recipes: everything that decides what a training run learns.
+
+A recipe fixes the planned total of steps, the crops, the batch, the learning-rate schedule
+(computed from the planned total, never from one invocation's ``--steps``), the λ range, the
+quality-map mix, the network shape and the numeric precision. It is stored in every training
+checkpoint and in the released model's card, so ``bench train --recipe NAME`` continues a run
+from wherever it stopped with the same schedule, and a release says how it was made.
+
+``release-1`` describes what release 1 did (for the record and the speed benchmark);
+``release-2`` is the campaign of the second release: gain-vector rate control, 256² crops
+(the hyper-latent gets 4×4 positions), a λ range reaching lower rates, more two-level
+object-aligned quality maps, bfloat16 transforms, an exponential moving average of the
+weights (what is exported), and a warm start from the released weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+from bench.learned.qmap import DEFAULT_WEIGHTS
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe (see the module docstring); ``steps`` is the planned total."""
+
+    name: str
+    steps: int
+    batch_size: int
+    crop: int
+    lr: float
+    #: linear warm-up of the learning rate over the first steps (0: none)
+    warmup: int = 0
+    #: the learning rate is ``lr`` until ``decay_start * steps``, then decays by ``decay``
+    decay: str = "step"  # "step": ×final_lr_factor at once; "cosine": smoothly to it
+    decay_start: float = 0.9
+    final_lr_factor: float = 0.1
+    aux_lr: float = 1e-3
+    clip: float = 1.0
+    lambda_min: float = 0.001
+    lambda_max: float = 0.1
+    qmap_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    N: int = 96
+    M: int = 128
+    C: int = 32
+    gains: int = 0
+    #: bfloat16 autocast of the transforms (entropy models in float32) and channels-last
+    autocast: bool = False
+    channels_last: bool = False
+    #: decay of the exponential moving average of the weights (0: none; export the live ones)
+    ema: float = 0.0
+    #: ``"memory"`` (images decoded once), ``"files"`` (read per crop) or ``"pack"``
+    source: str = "files"
+    #: when the state folder is empty, start from the package's released weights
+    warm_start: bool = False
+    seed: int = 0
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of ``step``, from the planned total only."""
+        factor = 1.0
+        if self.warmup and step < self.warmup:
+            factor = (step + 1) / self.warmup
+        start = int(self.decay_start * self.steps)
+        if step >= start:
+            if self.decay == "step":
+                factor = self.final_lr_factor
+            else:
+                t = min(1.0, (step - start) / max(1, self.steps - start))
+                factor = self.final_lr_factor + (1 - self.final_lr_factor) * 0.5 * (
+                    1 + math.cos(math.pi * t))
+        return self.lr * factor
+
+    def pixels_per_step(self) -> int:
+        return self.batch_size * self.crop * self.crop
+
+    def network(self) -> dict:
+        """Constructor arguments of the network (without the entropy kind)."""
+        out = {"N": self.N, "M": self.M, "C": self.C}
+        if self.gains:
+            out["gains"] = self.gains
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"recipe has unknown fields {sorted(unknown)}: written by a newer "
+                             f"bench? Upgrade to resume it")
+        return cls(**data)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.steps} steps of {self.batch_size}×{self.crop}², lr "
+                f"{self.lr:g} ({self.decay} decay from {self.decay_start:.0%} to "
+                f"×{self.final_lr_factor:g}), λ {self.lambda_min:g}–{self.lambda_max:g}")
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    # What release 1 did (lr 1e-4 for its first ~1.5k steps aside): 8 crops of 128².
+    Recipe("release-1", steps=11_500, batch_size=8, crop=128, lr=3e-4, decay="step",
+           decay_start=0.9, final_lr_factor=0.1, source="pack"),
+    # 48,000 steps of 4 crops of 256² = 192,000 crops of 256², the pixels of 768,000 crops
+    # of 128² (8.3× release 1).
+    Recipe("release-2", steps=48_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
+           decay="cosine", decay_start=0.7, final_lr_factor=0.1,
+           lambda_min=0.0003, lambda_max=0.1,
+           qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1, "gradient": 0.05,
+                         "blobs": 0.2},
+           gains=9, autocast=True, channels_last=True, ema=0.999, source="memory",
+           warm_start=True),
+)}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"no recipe {name!r}; known: {', '.join(RECIPES)}") from None
