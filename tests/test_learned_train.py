@@ -199,3 +199,26 @@ def test_memory_source_crops_are_deterministic(image_dir):
     b = make_batch(source, 3, 0, 4, 32, RECIPES["release-2"].qmap_weights)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[0].shape == (4, 32, 32, 3) and set(a[2]) <= {"uniform", "gradient", "blobs"}
+
+
+def test_cli_trains_both_codecs_to_the_same_step(image_dir, tmp_path):
+    """``--entropy both`` (the GPU command's mode): turns of --chunk steps, equal budgets,
+    one session record per model, and --steps stops a resumed run without moving its plan."""
+    from bench.cli import main
+
+    argv = ["train", "--entropy", "both", "--steps", "3", "--batch-size", "2", "--crop", "32",
+            "--channels", "16,24,8", "--lr", "1e-3", "--out", str(tmp_path / "both"),
+            "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
+            "--chunk", "2", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    for kind in ("ggm", "gaussian"):
+        blob = torch.load(tmp_path / "both" / kind / "last.pt", weights_only=True)
+        assert blob["step"] == 3 and len(json.loads(blob["sessions"])) == 1
+        assert Recipe.from_json(blob["recipe"]).steps == 3
+    assert main(["train", "--entropy", "both", "--export", "x.pt", "--out", str(tmp_path)]) == 2
+    # the GPU command's ending: both snapshots exported into one folder, no RD measurement
+    assert main(argv[:-1] + ["--export-only", "--export", str(tmp_path / "snap"),
+                             "--rd-images", "0", "--no-progress"]) == 0
+    for codec in ("ggm", "gaussian-roi"):
+        model, card = load_model(tmp_path / "snap" / f"{codec}.pt")
+        assert card["budget"]["steps"] == 3 and card["recipe"]["name"] == "custom"

@@ -20,13 +20,15 @@ Examples:
   bench train --recipe release-2 --entropy ggm --steps 20000         # stop at step 20000
   bench train --recipe release-2 --entropy ggm --export-only         # release its snapshot
   bench train --make-pack pack.npz                    # ≤ 60 MiB of crops for a GPU machine
-  bench train --recipe release-2 --entropy ggm --pack pack.npz --device cuda --time-budget 9
+  bench train --recipe release-2 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
+      --out gpu-state                     # both codecs, equal steps, on a GPU machine
   bench train --entropy ggm --steps 2000 --crop 128 --out runs/quick   # a custom run
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -45,8 +47,12 @@ def register(sub) -> None:
     p.add_argument("--recipe", default=None,
                    help="named training recipe (release-1, release-2); default: a custom run "
                         "from the flags below")
-    p.add_argument("--entropy", choices=("ggm", "gaussian"), default="ggm",
-                   help="latent entropy model: ggm (codec ggm) or gaussian (codec gaussian-roi)")
+    p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default="ggm",
+                   help="latent entropy model: ggm (codec ggm), gaussian (codec gaussian-roi), "
+                        "or both in one process, alternating chunks of steps so that their "
+                        "budgets stay equal (e.g. on a GPU)")
+    p.add_argument("--chunk", type=int, default=100,
+                   help="with --entropy both: steps per turn (default 100)")
     p.add_argument("--steps", type=int, default=None,
                    help="stop this invocation at this step; the learning-rate schedule follows "
                         "the recipe's planned total (a new custom run: its planned total, "
@@ -82,7 +88,8 @@ def register(sub) -> None:
     p.add_argument("--extra-dir", action="append", default=None, metavar="DIR",
                    help="extra unannotated image folder (default: shared codec-train)")
     p.add_argument("--export", nargs="?", const="", default=None, metavar="PATH",
-                   help="after training, write the released model (default: package weights)")
+                   help="after training, write the released model to PATH (with --entropy "
+                        "both: a folder; default: the package's weights)")
     p.add_argument("--export-only", action="store_true",
                    help="export the checkpoint in OUT without training")
     p.add_argument("--rd-images", type=int, default=4,
@@ -114,9 +121,7 @@ def main(args: argparse.Namespace) -> int:
             recipe = get_recipe(args.recipe)
         except ValueError as exc:
             return _fail(str(exc))
-        out = args.out or str(state_dir(recipe.name, args.entropy))
         resume = args.resume or True
-        stop_at = args.steps
     else:
         if args.crop % 16:
             return _fail("--crop must be a multiple of 16")
@@ -126,9 +131,11 @@ def main(args: argparse.Namespace) -> int:
             return _fail("--channels wants N,M,C")
         recipe = Recipe("custom", steps=args.steps or 100_000, batch_size=args.batch_size,
                         crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c)
-        out = args.out or f"runs/train-{args.entropy}"
         resume = args.resume or args.export_only
-        stop_at = args.steps  # a resumed run keeps its stored total; this only stops early
+    kinds = ("ggm", "gaussian") if args.entropy == "both" else (args.entropy,)
+    if len(kinds) > 1 and args.export and Path(args.export).suffix:
+        return _fail("with --entropy both, --export takes a folder (it writes ggm.pt and "
+                     "gaussian-roi.pt there) or nothing (the package's weights)")
 
     import torch
 
@@ -136,33 +143,86 @@ def main(args: argparse.Namespace) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail("CUDA is not available here; use --device cpu")
-    cfg = TrainConfig(
-        entropy=args.entropy, out=out, device=args.device, threads=args.threads,
-        pack=args.pack, coco_root=args.data_root, extra_dirs=args.extra_dir, stop_at=stop_at,
-        time_budget_min=args.time_budget, checkpoint_every_min=args.checkpoint_every,
-        progress=not args.no_progress, warm_start_from=args.warm_start,
-    )
-    try:
-        trainer = Trainer(recipe, cfg, resume=resume)
-    except (FileNotFoundError, ValueError) as exc:
-        return _fail(str(exc))
-    if args.export_only and trainer.step == 0:
-        return _fail(f"no checkpoint in {cfg.out} to export")
-    print(f"training {args.entropy} ({trainer.recipe.describe()}): {trainer.source.describe()}; "
-          f"from step {trainer.step} on {cfg.device}; state in {cfg.out}", file=sys.stderr)
+    trainers = {}
+    for kind in kinds:
+        if args.out:
+            out = str(Path(args.out) / kind) if len(kinds) > 1 else args.out
+        else:
+            out = str(state_dir(recipe.name, kind)) if args.recipe else f"runs/train-{kind}"
+        cfg = TrainConfig(
+            entropy=kind, out=out, device=args.device, threads=args.threads, pack=args.pack,
+            coco_root=args.data_root, extra_dirs=args.extra_dir,
+            stop_at=args.steps,  # the schedule stays the recipe's (or the stored one)
+            time_budget_min=args.time_budget if len(kinds) == 1 else None,
+            checkpoint_every_min=args.checkpoint_every,
+            progress=not args.no_progress and len(kinds) == 1,
+            warm_start_from=args.warm_start if len(kinds) == 1 else None,
+        )
+        try:
+            trainers[kind] = Trainer(recipe, cfg, resume=resume)
+        except (FileNotFoundError, ValueError) as exc:
+            return _fail(str(exc))
+        trainer = trainers[kind]
+        if args.export_only and trainer.step == 0:
+            return _fail(f"no checkpoint in {cfg.out} to export")
+        print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
+              f"{trainer.step} on {cfg.device}; state in {cfg.out}", file=sys.stderr)
     if not args.export_only:
-        records = trainer.run()
-        if records:
-            last = records[-1]
-            print(f"step {last['step']}: loss {last['loss']:.4f} bpp {last['bpp']:.4f} "
-                  f"PSNR {last['psnr']:.2f} dB; checkpoint {Path(cfg.out) / 'last.pt'}")
+        if len(trainers) == 1:
+            trainer.run()
+        else:
+            run_together(list(trainers.values()), args.time_budget, args.chunk)
+        for kind, trainer in trainers.items():
+            if trainer.history:
+                last = trainer.history[-1]
+                print(f"{kind} step {last['step']}: loss {last['loss']:.4f} bpp "
+                      f"{last['bpp']:.4f} PSNR {last['psnr']:.2f} dB; checkpoint "
+                      f"{trainer.out / 'last.pt'}")
     if args.export is not None or args.export_only:
-        rd = None
-        if args.rd_images > 0:
-            rd = _rd(trainer, args, shared_root())
-        card = trainer.export(args.export or None, rd)
-        print(f"exported {card['codec']}: {card['checkpoint_bytes'] / 2**20:.1f} MiB")
+        from bench.learned import CODEC_NAMES
+
+        for kind, trainer in trainers.items():
+            rd = _rd(trainer, args, shared_root()) if args.rd_images > 0 else None
+            path = args.export or None
+            if path and len(kinds) > 1:
+                path = Path(path) / f"{CODEC_NAMES[kind]}.pt"
+            card = trainer.export(path, rd)
+            print(f"exported {card['codec']}: {card['checkpoint_bytes'] / 2**20:.1f} MiB")
     return 0
+
+
+def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> None:
+    """Train several models in turns of ``chunk`` steps, so that they stop at the same step.
+
+    The one behind catches up first; a turn starts only if the time budget leaves room for it
+    (judged by the last turn's duration), so the budget holds to within one turn.
+    """
+    import time
+
+    deadline = time.monotonic() + 60 * time_budget_min if time_budget_min else None
+    target = min(t.recipe.steps if t.cfg.stop_at is None else min(t.recipe.steps, t.cfg.stop_at)
+                 for t in trainers)
+    last_turn = 0.0
+    while True:
+        low = min(t.step for t in trainers)
+        if low >= target:
+            break
+        if deadline is not None and time.monotonic() + last_turn > deadline:
+            print(f"stopped at step {low}: time budget", file=sys.stderr)
+            break
+        t0 = time.monotonic()
+        goal = min(target, low + chunk)
+        for trainer in trainers:
+            if trainer.step < goal:
+                records = trainer.run(stop_at_step=goal)
+                if records and not math.isfinite(records[-1]["loss"]):
+                    print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "
+                          f"stopping", file=sys.stderr)
+                    return
+        last_turn = time.monotonic() - t0
+        print(f"step {goal}: " + ", ".join(
+            f"{t.cfg.entropy} loss {t.history[-1]['loss']:.3f}" for t in trainers
+            if t.history), file=sys.stderr, flush=True)
 
 
 def _rd(trainer, args, shared) -> dict:

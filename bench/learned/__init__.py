@@ -10,10 +10,12 @@ Modules (imported lazily, torch is heavy):
 * :mod:`~bench.learned.qmap`: quality maps (from an ROI and the quality grid; the four
   random generators used in training) and the rate-distortion weight ``lambda(q)``;
 * :mod:`~bench.learned.layers`: spatial feature transform (SFT) layers and condition nets;
-* :mod:`~bench.learned.network`: the model (:class:`~bench.learned.network.RoiHyperprior`);
+* :mod:`~bench.learned.network`: the model (:class:`~bench.learned.network.RoiHyperprior`),
+  with gain-vector rate control from release 2 on;
 * :mod:`~bench.learned.bitstream`: the container format, every byte counted;
 * :mod:`~bench.learned.checkpoint`: plain state-dict checkpoints (``weights_only=True``);
 * :mod:`~bench.learned.data`: training crops and the compact training pack;
+* :mod:`~bench.learned.recipe`: named training recipes (what a run learns, stored with it);
 * :mod:`~bench.learned.train`: the resumable trainer;
 * :mod:`~bench.learned.codec`: the shared codec base of ``ggm`` and ``gaussian-roi``;
 * :mod:`~bench.learned.latents`: fitting densities to actual latents (``bench analyze-latents``).

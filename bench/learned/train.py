@@ -104,6 +104,7 @@ class Trainer:
         self.history: list[dict] = []
         self.warm_start: dict | None = None
         self.ema: dict[str, torch.Tensor] | None = None
+        self._session: dict | None = None
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
@@ -292,7 +293,7 @@ class Trainer:
 
     def run(self, stop_at_step: int | None = None) -> list[dict]:
         """Train until ``steps`` (or ``stop_at_step``, or the time budget); checkpoint; return
-        the per-step records of this session."""
+        the per-step records of this call. Calls on one Trainer make one session record."""
         cfg = self.cfg
         target = self.recipe.steps
         for stop in (cfg.stop_at, stop_at_step):
@@ -301,10 +302,13 @@ class Trainer:
         start_time = time.monotonic()
         last_ckpt = start_time
         first_step = self.step
-        session = {"device": self._device_name(), "start_step": first_step,
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "recipe": self.recipe.name,
-                   "planned_steps": self.recipe.steps}
-        self.sessions.append(session)
+        if self._session is None:  # one record per Trainer, however many run() calls
+            self._session = {"device": self._device_name(), "start_step": first_step,
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                             "recipe": self.recipe.name, "planned_steps": self.recipe.steps}
+            self.sessions.append(self._session)
+        session = self._session
+        earlier_s = session.get("seconds", 0.0)
         records: list[dict] = []
         bar = None
         if cfg.progress and os.environ.get("BENCH_PROGRESS", "1") != "0":
@@ -341,7 +345,7 @@ class Trainer:
                     last_ckpt = now
         finally:
             session.update(end_step=self.step, stopped=stopped,
-                           seconds=round(time.monotonic() - start_time, 1))
+                           seconds=round(earlier_s + time.monotonic() - start_time, 1))
             if bar is not None:
                 bar.close()
             log.close()

@@ -1,0 +1,126 @@
+"""Rate–distortion of learned ROI codec checkpoints side by side, on the same images.
+
+For each model file given (a released ``.pt``, e.g. the package's weights and a training
+snapshot exported with ``bench train --recipe … --export-only --export FILE --rd-images 0``),
+with real bitstreams (every byte counted):
+
+* **uniform** (``--roi none``) on COCO val2017 images: bpp and PSNR per grid point, the PSNR
+  gain per doubling of λ over the grid (the model card's λ range and the grid's uniform
+  codes), and the PSNR at the top grid point;
+* **ROI** (``--roi gt``) on the same images: bpp, ROI-PSNR and background PSNR per point, and
+  the *ROI gain*: BD-rate of ROI mode against the same model's uniform mode, on ROI-PSNR
+  (pchip, pooled bpp), the figure ``bench report --anchor ggm@roi-none`` gives on a run;
+* optionally Kodak (``--kodak N``), uniform.
+
+Training is judged by these numbers, not by its loss. Run:
+``python benchmarks/learned_rd.py --model bench/learned/weights/ggm.pt --model snap.pt
+[--limit 12] [--kodak 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.learned.checkpoint import load_model
+from bench.learned.codec import decode_image, encode_image
+from bench.learned.qmap import GRID, LAMBDA_MAX, LAMBDA_MIN, Q_STEPS
+from bench.metrics import region_psnrs
+from bench.report.bd import Curve, bd
+
+
+def lambda_range(card: dict) -> tuple[float, float]:
+    recipe = card.get("recipe") or {}
+    return recipe.get("lambda_min", LAMBDA_MIN), recipe.get("lambda_max", LAMBDA_MAX)
+
+
+def measure(model, images, mode: str) -> list[dict]:
+    """Pooled bpp and mean PSNR / ROI-PSNR / background PSNR per grid point."""
+    rows = []
+    for point in GRID:
+        bits = pixels = 0
+        full, roi_p, bg_p = [], [], []
+        for image, roi in images:
+            data = encode_image(model, image, roi if mode == "gt" else None, point, mode)
+            recon = decode_image(model, data)
+            f, r, b, _ = region_psnrs(image, recon, roi)
+            bits += 8 * len(data)
+            pixels += image.shape[0] * image.shape[1]
+            full.append(f)
+            roi_p.append(r)
+            bg_p.append(b)
+        rows.append({"quality": point.name, "bpp": bits / pixels,
+                     "psnr": float(np.mean(full)),
+                     "roi_psnr": float(np.mean([v for v in roi_p if math.isfinite(v)])),
+                     "bg_psnr": float(np.mean([v for v in bg_p if math.isfinite(v)]))})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="model file (repeat)")
+    ap.add_argument("--data-root", default=None, help="COCO root (default: shared/env)")
+    ap.add_argument("--limit", type=int, default=12, help="COCO val images (default 12)")
+    ap.add_argument("--kodak", type=int, default=0, help="Kodak images, uniform (default 0)")
+    ap.add_argument("--kodak-dir", default=None, help="Kodak folder (default: shared/env)")
+    args = ap.parse_args()
+
+    from bench.learned.rd import coco_images, kodak_images
+
+    coco = [(img, roi) for img, roi in coco_images(args.data_root, "val2017", args.limit)
+            if roi is not None and roi.any()]
+    kodak = []
+    if args.kodak:
+        import os
+
+        from bench.learned.data import shared_root
+
+        kodak_dir = args.kodak_dir or os.environ.get("BENCH_KODAK_DIR") or shared_root() / "kodak"
+        kodak = kodak_images(kodak_dir, args.kodak)
+    print(f"{len(coco)} COCO val2017 images with objects"
+          + (f", {len(kodak)} Kodak images" if kodak else ""))
+    summary = []
+    for path in args.model:
+        t0 = time.perf_counter()
+        model, card = load_model(path)
+        lam_min, lam_max = lambda_range(card)
+        steps = (card.get("budget") or {}).get("steps")
+        name = f"{Path(path).name} ({card.get('recipe', {}).get('name', 'release-1')}, " \
+               f"step {steps})"
+        uniform = measure(model, coco, "none")
+        roi = measure(model, coco, "gt")
+        print(f"\n{name}: λ {lam_min:g}–{lam_max:g}")
+        print(f"{'q':>3} {'bpp uni':>8} {'PSNR uni':>8} {'bpp roi':>8} {'ROI-PSNR':>8} "
+              f"{'bg-PSNR':>8} {'uni ROI':>8}")
+        for u, r in zip(uniform, roi, strict=True):
+            print(f"{u['quality']:>3} {u['bpp']:8.4f} {u['psnr']:8.3f} {r['bpp']:8.4f} "
+                  f"{r['roi_psnr']:8.3f} {r['bg_psnr']:8.3f} {u['roi_psnr']:8.3f}")
+        lo, hi = GRID[0].uniform / Q_STEPS, GRID[-1].uniform / Q_STEPS
+        doublings = (hi - lo) * math.log2(lam_max / lam_min)
+        slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / doublings
+        gain = bd(Curve(tuple(u["bpp"] for u in uniform), tuple(u["roi_psnr"] for u in uniform)),
+                  Curve(tuple(r["bpp"] for r in roi), tuple(r["roi_psnr"] for r in roi)))
+        line = {"model": name, "slope": slope, "top": uniform[-1]["psnr"],
+                "top_bpp": uniform[-1]["bpp"], "roi_gain": gain.bd_rate,
+                "roi_overlap": gain.rate_overlap, "bpp_range": (roi[0]["bpp"], roi[-1]["bpp"])}
+        if kodak:
+            k = measure(model, kodak, "none")
+            print("Kodak uniform: " + ", ".join(f"{r['quality']} {r['bpp']:.3f} bpp "
+                                                f"{r['psnr']:.2f} dB" for r in k))
+        print(f"({time.perf_counter() - t0:.0f} s)")
+        summary.append(line)
+    print("\nsummary (COCO val, same images):")
+    for s in summary:
+        print(f"  {s['model']}: PSNR per doubling of λ {s['slope']:.2f} dB; top uniform "
+              f"{s['top']:.2f} dB at {s['top_bpp']:.3f} bpp; ROI gain (BD-rate gt vs none, "
+              f"ROI-PSNR) {s['roi_gain']:+.1f} % (overlap {s['roi_overlap']:.0f} %); ROI-mode "
+              f"bpp {s['bpp_range'][0]:.3f}–{s['bpp_range'][1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
