@@ -4,6 +4,10 @@ The unit of work is one (codec, image) pair: the worker decodes the source image
 codes it at every quality still missing, so a run killed midway loses at most the images
 in flight. With ``jobs > 1`` the units run in a process pool; the parent alone writes to
 the store, committing each row as it arrives.
+
+Codecs are passed around keyed by their *label* (:mod:`bench.labels`): the registered name
+for default options, ``name@key-value…`` otherwise, with the options in
+``RunConfig.codec_options[label]``; rows are stored under the name and the label.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.labels import codec_name
 from bench.store import ImageResult, ResultsStore
 
 #: Metrics a run can compute; ``ms-ssim`` is the only expensive one.
@@ -35,22 +40,24 @@ class RunConfig:
     run_dir: str = "runs/default"
     keep_recon: bool = False
     metrics: tuple[str, ...] = ALL_METRICS
+    #: {label: constructor options} of codecs run with non-default options
     codec_options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One image to code with one codec at the listed qualities."""
+    """One image to code with one codec (registered name and label) at the listed qualities."""
 
     codec: str
     version: str
     image_id: int
     qualities: tuple[str, ...]
+    label: str
 
 
-def recon_path(run_dir: str | Path, codec: str, quality: str, image_id: int) -> Path:
-    """Where ``--keep-recon`` puts a reconstruction (lossless PNG)."""
-    return Path(run_dir) / "recon" / codec / quality / f"{image_id:012d}.png"
+def recon_path(run_dir: str | Path, label: str, quality: str, image_id: int) -> Path:
+    """Where ``--keep-recon`` puts a reconstruction (lossless PNG), per codec label."""
+    return Path(run_dir) / "recon" / label / quality / f"{image_id:012d}.png"
 
 
 # ---------------------------------------------------------------- worker side
@@ -75,13 +82,14 @@ def _exit_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _codec(name: str):
+def _codec(unit: Unit):
     from bench.registry import create_codec
 
     codecs = _STATE["codecs"]
-    if name not in codecs:
-        codecs[name] = create_codec(name, **_STATE["cfg"].codec_options.get(name, {}))
-    return codecs[name]
+    if unit.label not in codecs:
+        options = _STATE["cfg"].codec_options.get(unit.label, {})
+        codecs[unit.label] = create_codec(unit.codec, **options)
+    return codecs[unit.label]
 
 
 def code_unit(unit: Unit) -> list[ImageResult]:
@@ -89,7 +97,7 @@ def code_unit(unit: Unit) -> list[ImageResult]:
     from bench.data.images import encode_png
 
     cfg: RunConfig = _STATE["cfg"]
-    codec = _codec(unit.codec)
+    codec = _codec(unit)
     rows = _rows(unit)
     try:
         sample = _STATE["dataset"].load(unit.image_id)
@@ -103,7 +111,7 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         try:
             recon = _code_one(codec, sample, row, cfg.metrics)
             if cfg.keep_recon:
-                _write_atomic(recon_path(cfg.run_dir, row.codec, row.quality, row.image_id),
+                _write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
                               encode_png(recon))
         except Exception as exc:  # one failed encode must not lose the other rows
             row.error = _describe(exc)
@@ -123,7 +131,7 @@ def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str]):
     t2 = time.perf_counter()
     if recon.shape != sample.image.shape or recon.dtype != sample.image.dtype:
         raise ValueError(
-            f"codec {row.codec} decoded a {recon.dtype} image of shape {recon.shape}, "
+            f"codec {row.label} decoded a {recon.dtype} image of shape {recon.shape}, "
             f"expected uint8 {sample.image.shape}"
         )
     row.encode_s, row.decode_s = t1 - t0, t2 - t1
@@ -163,15 +171,21 @@ def plan_units(
     force: bool = False,
     retry_errors: bool = False,
 ) -> list[Unit]:
-    """The (codec, image) units whose rows are not in the store yet."""
+    """The (codec, image) units whose rows are not in the store yet.
+
+    ``codecs`` and ``qualities`` are keyed by label. Work is found missing by (codec name,
+    version), and a version names every option, so two labels never share rows; each
+    label first claims its version's rows (:meth:`ResultsStore.claim_label`).
+    """
     units = []
-    for name, codec in codecs.items():
-        version = codec.version()
+    for label, codec in codecs.items():
+        name, version = codec_name(label), codec.version()
+        store.claim_label(name, version, label)
         done = set() if force else store.done(name, version, with_errors=not retry_errors)
         for image_id in image_ids:
-            missing = tuple(q for q in qualities[name] if (q, image_id) not in done)
+            missing = tuple(q for q in qualities[label] if (q, image_id) not in done)
             if missing:
-                units.append(Unit(name, version, image_id, missing))
+                units.append(Unit(name, version, image_id, missing, label))
     return units
 
 
@@ -234,7 +248,8 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit) -> None:
 
 
 def _rows(unit: Unit) -> list[ImageResult]:
-    return [ImageResult(unit.codec, unit.version, q, unit.image_id) for q in unit.qualities]
+    return [ImageResult(unit.codec, unit.version, q, unit.image_id, label=unit.label)
+            for q in unit.qualities]
 
 
 def _error_rows(unit: Unit, exc: BaseException) -> list[ImageResult]:

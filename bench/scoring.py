@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from bench.labels import codec_name
 from bench.runner import recon_path
 from bench.store import ImageResult, ResultsStore
 from bench.tasks.cocoeval import evaluate
@@ -23,21 +24,28 @@ from bench.tasks.cocoeval import evaluate
 def missing_predictions(store: ResultsStore, task, codecs: dict,
                         qualities: dict[str, Sequence[str]], image_ids: Sequence[int], *,
                         force: bool = False, retry_errors: bool = False) -> list[ImageResult]:
-    """Stored, successful coding rows that have no predictions for the task's model yet."""
+    """Stored, successful coding rows that have no predictions for the task's model yet.
+
+    ``codecs`` and ``qualities`` are keyed by label (:mod:`bench.labels`).
+    """
     key = task.model_key()
     todo = []
-    for name, codec in codecs.items():
-        version = codec.version()
+    for label, codec in codecs.items():
+        name, version = codec_name(label), codec.version()
         have = set() if force else store.predicted(name, version, task.name, key,
                                                    with_errors=not retry_errors)
-        todo += [r for r in store.results(name, version, qualities[name], image_ids)
+        todo += [r for r in store.results(name, version, qualities[label], image_ids)
                  if r.ok and (r.quality, r.image_id) not in have]
     return todo
 
 
 def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageResult], run_dir,
                  on_done: Callable[[], None] | None = None) -> None:
-    """Predict on each row's reconstruction and commit the results one image at a time."""
+    """Predict on each row's reconstruction and commit the results one image at a time.
+
+    ``codecs`` is keyed by label; a row without a kept reconstruction is decoded by its
+    label's codec.
+    """
     from bench.data.images import read_rgb
 
     key = task.model_key()
@@ -45,12 +53,12 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
     for row in rows:
         error, results, seconds = None, None, None
         try:
-            path = recon_path(run_dir, row.codec, row.quality, row.image_id)
+            path = recon_path(run_dir, row.label, row.quality, row.image_id)
             if path.is_file():
                 recon, _ = read_rgb(path)
             else:
                 data = store.bitstream(row.codec, row.codec_version, row.quality, row.image_id)
-                recon = codecs[row.codec].decode(data)
+                recon = codecs[row.label].decode(data)
             t0 = time.perf_counter()
             results = task.predict(recon, row.image_id)
             seconds = time.perf_counter() - t0

@@ -5,6 +5,14 @@ key is skipped by the next run, which makes runs resumable, and a new codec vers
 mixes with old numbers. Every row is committed on its own, in WAL mode, so a run killed
 with SIGKILL loses at most the images that were in flight. Bitstreams are kept in the row
 so tasks can re-decode without re-encoding.
+
+Each row also carries its run's *label* (:mod:`bench.labels`: the codec name, plus
+``@key-value`` per non-default option, e.g. ``ggm@roi-none``), which reports group by. A
+codec's version names every option that changes its output, so one (codec, version) has one
+label. Stores made before labels get the ``label`` column added in place (same schema
+number; older benches still read and write them); a row without a label reads as the codec
+name, the default label, until a run of its (codec, version) under another label claims it
+(:meth:`ResultsStore.claim_label`).
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ class ImageResult:
     error: str | None = None
     command: str | None = None
     bitstream: bytes | None = None
+    #: the run's label (:mod:`bench.labels`); empty (NULL in an old row) means the codec name
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.codec
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -103,6 +117,9 @@ class ResultsStore:
                 "images INTEGER, stats TEXT, PRIMARY KEY (codec, codec_version, quality, task, "
                 "model_key, iou_type, digest))"
             )
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+            if "label" not in have:  # a store from before labels: add the column in place
+                self.db.execute("ALTER TABLE results ADD COLUMN label TEXT")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -141,6 +158,25 @@ class ResultsStore:
             sql += " AND error IS NULL"
         return {(q, int(i)) for q, i in self.db.execute(sql, (codec, version))}
 
+    def claim_label(self, codec: str, version: str, label: str) -> None:
+        """Make ``label`` the label of every row of (codec, version), before a run adds rows.
+
+        Rows without a label (written before labels existed) take it; rows already stored
+        under another label mean the codec's version does not name an option that changes
+        its output, and raise :class:`StoreError` rather than mix two runs under one key.
+        """
+        others = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT label FROM results WHERE codec=? AND codec_version=? AND "
+            "label IS NOT NULL AND label != ?", (codec, version, label))]
+        if others:
+            raise StoreError(
+                f"{self.path}: codec {codec} version {version!r} is stored as "
+                f"{', '.join(others)}, but this run labels it {label}; the codec's version() "
+                "must name every option that changes its output (or use another --run-dir)")
+        with self.db:
+            self.db.execute("UPDATE results SET label=? WHERE codec=? AND codec_version=? AND "
+                            "label IS NULL", (label, codec, version))
+
     def results(
         self,
         codec: str | None = None,
@@ -149,11 +185,16 @@ class ResultsStore:
         image_ids: Iterable[int] | None = None,
         *,
         with_bitstreams: bool = False,
+        label: str | None = None,
     ) -> list[ImageResult]:
-        """Stored rows matching every filter given, ordered by codec, quality, image."""
+        """Stored rows matching every filter given, ordered by codec, quality, image.
+
+        ``label`` matches a row's label, or the codec name for a row without one.
+        """
         names = [f for f in _FIELDS if with_bitstreams or f != "bitstream"]
         where, args = [], []
-        for col, val in (("codec", codec), ("codec_version", version)):
+        for col, val in (("codec", codec), ("codec_version", version),
+                         ("COALESCE(label, codec)", label)):
             if val is not None:
                 where.append(f"{col}=?")
                 args.append(val)

@@ -3,7 +3,9 @@
 Two bpp figures are reported and labelled: ``bpp_mean`` (mean of per-image bpp, each image
 weighted equally) and ``bpp_pooled`` (Σ bits / Σ pixels over the images, the rate of the
 whole set). PSNR-type metrics are means of per-image values over the images where they are
-defined; error rows are counted, not averaged.
+defined; error rows are counted, not averaged. Rows are grouped per codec *label*
+(:mod:`bench.labels`), so two option sets of one codec are two series; the table's codec
+column shows the label.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bench.store import ImageResult
 
 @dataclass
 class QualitySummary:
-    """Aggregates of one (codec, quality) over the images of a run."""
+    """Aggregates of one (codec label, quality) over the images of a run."""
 
     codec: str
     quality: str
@@ -33,6 +35,12 @@ class QualitySummary:
     decode_s: float
     #: task columns (e.g. det_ap) added after scoring
     extra: dict = field(default_factory=dict)
+    #: the codec's label (:mod:`bench.labels`); empty means the codec name
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.codec
 
     def value(self, column: str) -> float | int | str:
         """A named column's value, task columns included (NaN when absent)."""
@@ -41,7 +49,7 @@ class QualitySummary:
         return getattr(self, column, math.nan)
 
     #: columns that do not depend on timing, i.e. are reproducible run to run
-    DETERMINISTIC = ("codec", "quality", "images", "errors", "bpp_mean", "bpp_pooled",
+    DETERMINISTIC = ("label", "codec", "quality", "images", "errors", "bpp_mean", "bpp_pooled",
                      "psnr", "roi_psnr", "bg_psnr", "ms_ssim")
 
 
@@ -56,20 +64,25 @@ def _mean(values: Sequence[float]) -> float:
 
 def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
               quality_order: dict[str, Sequence[str]]) -> list[QualitySummary]:
-    """Aggregate rows per (codec, quality), in the order of the codecs and their grids."""
+    """Aggregate rows per (label, quality), in the order of the labels and their grids.
+
+    ``codec_order`` lists labels (a codec's plain name is its default label) and
+    ``quality_order`` maps each to its qualities.
+    """
     groups: dict[tuple[str, str], list[ImageResult]] = {}
     for row in rows:
-        groups.setdefault((row.codec, row.quality), []).append(row)
+        groups.setdefault((row.label, row.quality), []).append(row)
     out = []
-    for codec in codec_order:
-        for quality in quality_order[codec]:
-            group = groups.get((codec, quality))
+    for label in codec_order:
+        for quality in quality_order[label]:
+            group = groups.get((label, quality))
             if not group:
                 continue
             ok = [r for r in group if r.ok]
             pixels = sum(r.width * r.height for r in ok)
             out.append(QualitySummary(
-                codec=codec,
+                codec=group[0].codec,
+                label=label,
                 quality=quality,
                 images=len(group),
                 errors=len(group) - len(ok),
@@ -86,7 +99,7 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
 
 
 _HEADERS = [
-    ("codec", "codec", "{}"), ("quality", "quality", "{}"), ("images", "images", "{}"),
+    ("label", "codec", "{}"), ("quality", "quality", "{}"), ("images", "images", "{}"),
     ("errors", "errors", "{}"), ("bpp_mean", "bpp (mean)", "{:.4f}"),
     ("bpp_pooled", "bpp (pooled)", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
     ("roi_psnr", "ROI-PSNR dB", "{:.2f}"), ("bg_psnr", "BG-PSNR dB", "{:.2f}"),

@@ -1,8 +1,10 @@
-"""The SQLite results store: round trip of rows, NaN/inf, keys, and a broken database file."""
+"""The SQLite results store: round trip of rows, NaN/inf, keys, a broken database file, and
+stores written before labels."""
 
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import pytest
 
@@ -38,3 +40,52 @@ def test_not_a_database(tmp_path):
     (tmp_path / "results.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="results.sqlite.*--run-dir"):
         ResultsStore(tmp_path)
+
+
+# The results table as bench wrote it before labels (no label column).
+_OLD_RESULTS = (
+    "CREATE TABLE results (codec, codec_version, quality, image_id, file_name, width, height, "
+    "bytes, bpp, psnr, roi_psnr, bg_psnr, ms_ssim, encode_s, decode_s, sha256, notes, error, "
+    "command, bitstream, created REAL, PRIMARY KEY (codec, codec_version, quality, image_id))")
+
+
+def _old_store(path):
+    """A store made by a bench from before labels: ggm rows of both ROI modes, no labels."""
+    path.mkdir()
+    with sqlite3.connect(path / "results.sqlite") as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('schema', '1')")
+        db.execute(_OLD_RESULTS)
+        for t, (version, q, nbytes) in enumerate([("ggm/roi-gt", "q1", 10),
+                                                   ("ggm/roi-none", "q1", 12)]):
+            db.execute("INSERT INTO results (codec, codec_version, quality, image_id, width, "
+                       "height, bytes, bpp, psnr, created) VALUES ('ggm', ?, ?, 1, 4, 2, ?, ?, "
+                       "30.0, ?)", (version, q, nbytes, nbytes, float(t)))
+    return path
+
+
+def test_old_store_without_label_column_still_reads(tmp_path):
+    from bench.report.points import build_points, latest_versions
+
+    rd = _old_store(tmp_path / "old")
+    with ResultsStore(rd) as store:
+        rows = store.results()
+        assert [(r.codec, r.label, r.bytes) for r in rows] == [("ggm", "ggm", 10),
+                                                                ("ggm", "ggm", 12)]
+        assert store.done("ggm", "ggm/roi-none") == {("q1", 1)}  # resumption unchanged
+        # rows from before labels count as the default label: the newest version wins
+        assert latest_versions(store) == ({"ggm": "ggm/roi-none"},
+                                          ["ggm: older version 'ggm/roi-gt' left out"])
+        assert list(build_points(store, images="all").frame["codec"]) == ["ggm"]
+        # a run of the roi-none version under its label claims those rows
+        store.claim_label("ggm", "ggm/roi-none", "ggm@roi-none")
+        store.put(ImageResult("ggm", "ggm/roi-none", "q2", 1, bytes=20, label="ggm@roi-none"))
+        assert latest_versions(store)[0] == {"ggm": "ggm/roi-gt", "ggm@roi-none": "ggm/roi-none"}
+        assert {(r.label, r.quality) for r in store.results(label="ggm@roi-none")} == {
+            ("ggm@roi-none", "q1"), ("ggm@roi-none", "q2")}
+        # a second label for the same version would mix two runs under one key: refused
+        with pytest.raises(StoreError, match="must name every option"):
+            store.claim_label("ggm", "ggm/roi-none", "ggm@roi-off")
+    with sqlite3.connect(rd / "results.sqlite") as db:  # the column was added in place
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("1",)
+        assert db.execute("SELECT COUNT(*) FROM results WHERE label IS NULL").fetchone() == (1,)

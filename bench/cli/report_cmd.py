@@ -4,9 +4,12 @@ Everything is read from RUN_DIR/results.sqlite. BD-rate and BD-metric of every c
 computed against an anchor codec (default: the first of vtm, vvc, jpeg in the store) on one
 or more quality axes, with the overlap of the two curves and whether either curve is
 non-monotonic next to every value. Codecs are compared over the images all of them coded.
+A codec run with non-default options is its own codec, named by its label: name@key-value
+(e.g. ggm@roi-none after `bench run --codec ggm --roi none`).
 
 Examples:
   bench report --run-dir runs/r --anchor jpeg --metric psnr --metric det-ap
+  bench report --run-dir runs/r --anchor ggm@roi-none --metric roi-psnr
   bench report --run-dir runs/r --points --format csv --output points.csv
   bench report --run-dir runs/r --format latex --metric det-ap --output bd.tex
   bench report --run-dir runs/r --plot figures/
@@ -35,11 +38,13 @@ def register(sub) -> None:
     )
     p.add_argument("--run-dir", default="runs/default",
                    help="directory of the results store (default: runs/default)")
-    p.add_argument("--codec", action="append", metavar="NAME",
-                   help="only these codecs (repeatable; default: every codec in the store)")
-    p.add_argument("--anchor", default=None, metavar="CODEC",
-                   help="anchor codec of the BD values (default: first of vtm, vvc, jpeg "
+    p.add_argument("--codec", action="append", metavar="LABEL",
+                   help="only these codecs, by label: the name, or name@key-value for "
+                   "non-default options, e.g. ggm@roi-none (repeatable; default: every codec "
                    "in the store)")
+    p.add_argument("--anchor", default=None, metavar="LABEL",
+                   help="anchor codec (label) of the BD values (default: first of vtm, vvc, "
+                   "jpeg in the store)")
     p.add_argument("--metric", action="append", choices=list(METRICS), metavar="METRIC",
                    help=f"quality axis of the BD table (repeatable): {', '.join(METRICS)} "
                    "(default: psnr)")
@@ -122,7 +127,7 @@ def render_points(points, fmt: str) -> str:
     """The points table in a format: CSV long (one row per codec, quality, task, model) with
     every provenance column; the others wide (one row per codec and quality) with codec
     versions and model hashes listed under it."""
-    from bench.report.points import CEILING_CODECS, wide
+    from bench.report.points import is_ceiling, wide
     from bench.report.tables import render, to_csv
 
     if fmt == "csv":
@@ -130,7 +135,7 @@ def render_points(points, fmt: str) -> str:
     frame, task_columns = wide(points)
     text = render(frame, points_columns(task_columns), fmt,
                   title=f"Rate and quality per point, {len(points.image_ids)} images",
-                  label="tab:points", skip=[c in CEILING_CODECS for c in frame["codec"]])
+                  label="tab:points", skip=[is_ceiling(c) for c in frame["codec"]])
     return text + "\n" + provenance(points, fmt)
 
 
@@ -185,10 +190,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"bench report: {note}", file=sys.stderr)
     codecs = points.codecs()
     anchor = args.anchor or default_anchor(codecs)
-    if anchor is None:
+    if anchor is None and (not args.points or args.leaderboard):  # --points needs none
         return _fail(f"no default anchor (vtm, vvc, jpeg) in the store; pass --anchor "
                      f"(codecs: {', '.join(codecs)})")
-    if anchor not in codecs:
+    if anchor is not None and anchor not in codecs:
         return _fail(f"--anchor {anchor}: not among the codecs reported ({', '.join(codecs)})")
     metrics = list(dict.fromkeys(args.metric or ["psnr"]))
 

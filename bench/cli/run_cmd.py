@@ -2,6 +2,8 @@
 
 Results go to an SQLite store in the run directory, one committed row per (codec, codec
 version, quality, image). Running the same command again computes only what is missing.
+A codec run with non-default options is labelled name@key-value (e.g. `--roi none` makes
+ggm@roi-none): the table and `bench report` show it as its own codec.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def register(sub) -> None:
                    help="codec to run (repeatable); `bench codecs` lists them")
     p.add_argument("--quality", action="append", metavar="Q",
                    help="quality point to run (repeatable), plain `q50` for every codec whose "
-                   "grid has it or `codec:q50`; default: each codec's whole grid")
+                   "grid has it or `codec:q50` (codec name or label); default: each codec's "
+                   "whole grid")
     p.add_argument("--data-root", default=None,
                    help="COCO root (default: $BENCH_DATA_ROOT, else ~/.cache/bench/coco)")
     p.add_argument("--split", default="val2017", help="COCO split (default: val2017)")
@@ -40,8 +43,9 @@ def register(sub) -> None:
                    help="keep decoded images as PNG under RUN_DIR/recon for later task scoring")
     p.add_argument("--roi", choices=["gt", "none"], default="gt",
                    help="what ROI-aware codecs (ggm, gaussian-roi) get at encode time: gt, the "
-                   "union of the image's instance masks (default), or none, uniform quality; "
-                   "other codecs ignore it. ROI and background PSNR always use the gt mask")
+                   "union of the image's instance masks (default), or none, uniform quality "
+                   "(labelled CODEC@roi-none); other codecs ignore it. ROI and background PSNR "
+                   "always use the gt mask")
     p.add_argument("--metrics", default="psnr,ms-ssim",
                    help="image metrics: psnr (PSNR, ROI-PSNR, background PSNR; always on) and "
                    "ms-ssim (default: psnr,ms-ssim)")
@@ -81,14 +85,19 @@ def parse_ids(text: str | None) -> list[int] | None:
 
 
 def select_qualities(codecs: dict, wanted: list[str] | None) -> dict[str, tuple[str, ...]]:
-    """Each codec's qualities to run, in grid order; ValueError for a quality no codec has."""
+    """Each codec's qualities to run, in grid order; ValueError for a quality no codec has.
+
+    ``codecs`` is keyed by label; ``codec:q`` items name a codec by its name or label.
+    """
+    from bench.labels import codec_name
+
     if not wanted:
         return {name: tuple(c.qualities) for name, c in codecs.items()}
     per: dict[str, set[str]] = {name: set() for name in codecs}
     for item in wanted:
         name, _, q = item.rpartition(":")
-        targets = [name] if name else list(codecs)
-        if name and name not in codecs:
+        targets = [t for t in codecs if name in (t, codec_name(t))] if name else list(codecs)
+        if not targets:
             raise ValueError(f"--quality {item}: codec {name!r} is not among --codec")
         hits = [t for t in targets if q in codecs[t].qualities]
         if not hits:
@@ -131,6 +140,7 @@ def build_tasks(task_names: list[str], models: list[str] | None, categories: lis
 
 def main(args: argparse.Namespace) -> int:
     from bench.data.coco import CocoDataset, DataError
+    from bench.labels import codec_label, codec_name, option_defaults
     from bench.registry import CODECS, UnknownPluginError
     from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
     from bench.store import ResultsStore, StoreError
@@ -149,12 +159,13 @@ def main(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
-    codecs, unavailable, options = {}, [], {}
+    codecs, unavailable, options = {}, [], {}  # codecs and options keyed by label
     for name in dict.fromkeys(args.codec):
         try:
             cls = CODECS.get(name)
-            options[name] = {"roi": args.roi} if cls.uses_roi else {}
-            codec = cls(**options[name])
+            opts = {"roi": args.roi} if cls.uses_roi else {}
+            label = codec_label(name, opts, option_defaults(cls))
+            codec = cls(**opts)
         except UnknownPluginError as exc:
             return _fail(str(exc))
         except (TypeError, ValueError) as exc:
@@ -162,10 +173,10 @@ def main(args: argparse.Namespace) -> int:
         reason = codec.availability()
         if reason is not None:
             unavailable.append(name)
-            print(f"bench run: codec {name} is unavailable here ({reason}); skipping it",
+            print(f"bench run: codec {label} is unavailable here ({reason}); skipping it",
                   file=sys.stderr)
             continue
-        codecs[name] = codec
+        codecs[label], options[label] = codec, opts
     try:
         qualities = select_qualities(codecs, args.quality)
     except ValueError as exc:
@@ -184,8 +195,11 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(str(exc))
     with store:
-        units = plan_units(store, codecs, qualities, dataset.ids, force=args.force,
-                           retry_errors=args.retry_errors)
+        try:
+            units = plan_units(store, codecs, qualities, dataset.ids, force=args.force,
+                               retry_errors=args.retry_errors)
+        except StoreError as exc:
+            return _fail(str(exc))
         todo = sum(len(u.qualities) for u in units)
         total = sum(len(q) for q in qualities.values()) * len(dataset)
         print(f"{len(dataset)} images × {len(codecs)} codec(s): {total - todo} of {total} rows "
@@ -198,8 +212,9 @@ def main(args: argparse.Namespace) -> int:
             with bar:
                 execute(units, cfg, store, jobs=args.jobs, on_row=lambda _: bar.update())
         rows = []
-        for name, codec in codecs.items():
-            rows += store.results(name, codec.version(), qualities[name], dataset.ids)
+        for label, codec in codecs.items():
+            rows += store.results(codec_name(label), codec.version(), qualities[label],
+                                  dataset.ids)
         summaries = summarize(rows, list(codecs), qualities)
         columns = score_tasks(tasks, store, dataset, codecs, qualities, summaries, args)
     print(format_table(summaries, columns))
@@ -207,7 +222,7 @@ def main(args: argparse.Namespace) -> int:
     if errors:
         print(f"\n{len(errors)} row(s) failed; the first ones:", file=sys.stderr)
         for r in errors[:5]:
-            print(f"  {r.codec} {r.quality} image {r.image_id}: {r.error}", file=sys.stderr)
+            print(f"  {r.label} {r.quality} image {r.image_id}: {r.error}", file=sys.stderr)
         print("fix the cause and rerun with --retry-errors to recompute them", file=sys.stderr)
     return 1 if unavailable else 0
 
@@ -225,13 +240,13 @@ def score_tasks(tasks, store, dataset, codecs, qualities, summaries, args) -> li
             with progress_bar(len(todo), task.name, disable=args.no_progress) as bar:
                 predict_rows(store, task, codecs, todo, args.run_dir, on_done=bar.update)
         for s in summaries:
-            version = codecs[s.codec].version()
+            version = codecs[s.label].version()
             result = score(store, dataset.coco, task, s.codec, version, s.quality, dataset.ids,
                            args.coco_eval)
             s.extra.update(summary_values(task, result))
             if result.get("errors"):
                 print(f"bench run: {task.name} failed on {result['errors']} image(s) of "
-                      f"{s.codec} {s.quality}; rerun with --retry-errors after fixing",
+                      f"{s.label} {s.quality}; rerun with --retry-errors after fixing",
                       file=sys.stderr)
         columns += [(col, head) for col, head, _, _ in task.summary_columns]
     return columns

@@ -31,6 +31,9 @@ class Codec(ABC):
     ignore it receive it anyway and must not put it into the bitstream for free. A codec
     with ``uses_roi = True`` accepts a constructor option ``roi`` ("gt" or "none", set by
     ``bench run --roi``) and names it in :meth:`version`, so the two modes never share rows.
+    Constructor options that differ from their defaults also name the run in reports: its
+    label is ``name@key-value`` (:mod:`bench.labels`; an option without a default always
+    counts), and :meth:`version` must name each option that changes the output.
     """
 
     name: ClassVar[str] = ""

@@ -275,12 +275,13 @@ def bd_table(points, metric_key: str, anchor: str, *, method: str = "pchip",
              rate: str = "pooled", policy: str = "pareto", model_key: str = ""):
     """A DataFrame of BD values of every codec against ``anchor`` on one metric (and model).
 
-    The anchor's row is its comparison with itself (0 by definition); a ceiling codec
+    Codecs and the anchor are labels (:mod:`bench.labels`, e.g. ``ggm@roi-none``). The
+    anchor's row is its comparison with itself (0 by definition); a ceiling codec
     (``original``) gets a row with its single value in the note and no BD numbers.
     """
     import pandas as pd
 
-    from bench.report.points import CEILING_CODECS, METRICS, RATES, ceiling, curves
+    from bench.report.points import METRICS, RATES, ceiling, curves
 
     metric = METRICS[metric_key]
     cv = curves(points, metric, rate, model_key)
@@ -312,8 +313,6 @@ def bd_table(points, metric_key: str, anchor: str, *, method: str = "pchip",
                         "anchor_monotonic": res.anchor_monotonic,
                         "test_monotonic": res.test_monotonic, "note": "; ".join(notes)})
     for codec, value in ceiling(points, metric, model_key).items():
-        if codec not in CEILING_CODECS:
-            continue
         sel = points.frame[points.frame["codec"] == codec]
         bpp = float(sel[RATES[rate]].iloc[0])
         records.append({**base, "codec": codec, "points": 1, "bd_rate": math.nan,

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from bench.report.bd import bd_table
-from bench.report.points import CEILING_CODECS, METRICS, RATES, Points, metric_models
+from bench.report.points import METRICS, RATES, Points, is_ceiling, metric_models
 from bench.report.tables import Column, to_csv, to_markdown
 
 #: The standard run and the report that turns it into the committed leaderboard.
@@ -40,7 +40,7 @@ def _slug(key: str) -> str:
 
 def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
                       rate: str = "pooled", policy: str = "pareto"):
-    """One row per codec: BD-rate, overlap and monotonicity per axis, provenance, rank."""
+    """One row per codec label: BD-rate, overlap and monotonicity per axis, provenance, rank."""
     import pandas as pd
 
     axes = [a for a in AXES if metric_models(points, METRICS[a])]
@@ -76,10 +76,10 @@ def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
             row[f"{task}_model_sha256"] = info["sha256"]
         row.update(anchor=anchor, method=method, rate_axis=rate)
     key = f"bd_rate_{_slug(axes[0])}" if axes else None
-    order = sorted(rows, key=lambda c: (c in CEILING_CODECS, _rank_value(rows[c], key), c))
+    order = sorted(rows, key=lambda c: (is_ceiling(c), _rank_value(rows[c], key), c))
     rank = 0
     for codec in order:
-        if codec in CEILING_CODECS:
+        if is_ceiling(codec):
             rows[codec]["rank"] = math.nan
         else:
             rank += 1

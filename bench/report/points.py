@@ -6,9 +6,13 @@ scored it, COCO AP, AP50, AP75 (boxes) and mask AP, AP50, AP75 (segmentation), w
 provenance needed to trust the number: codec version, model file and sha256, image counts.
 A (codec, quality) that no task scored has one row with an empty task.
 
+The ``codec`` column holds the codec's *label* (:mod:`bench.labels`): its plain name for a
+run with default options, ``name@key-value…`` otherwise (``ggm@roi-none``), so two option
+sets of one codec are two curves, and ``--codec``/``--anchor`` pick either by label.
+
 Codecs are compared over the same images: by default only the images every selected
-(codec, quality) coded without error (``images="common"``). Of several codec versions in one
-store the most recently written is used. Task scores come from the store's cache when they
+(codec label, quality) coded without error (``images="common"``). Of several codec versions
+under one label the most recently written is used. Task scores come from the store's cache when they
 were computed on exactly these predictions, else they are computed with pycocotools (which
 needs the COCO annotations) and cached.
 """
@@ -20,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bench.labels import codec_name
 from bench.store import ResultsStore
 from bench.summary import summarize
 
@@ -83,11 +88,12 @@ class Points:
 
     frame: pd.DataFrame
     image_ids: list[int]
+    #: {codec label: codec version}
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
 
     def codecs(self) -> list[str]:
-        """Codec names in the table, in order."""
+        """Codec labels in the table, in order."""
         return list(dict.fromkeys(self.frame["codec"]))
 
     def models(self, task: str) -> dict[str, dict]:
@@ -111,12 +117,20 @@ class StoredTask:
         return self.key
 
 
+def is_ceiling(label: str) -> bool:
+    """Whether a codec label is of a ceiling codec (:data:`CEILING_CODECS`)."""
+    return codec_name(label) in CEILING_CODECS
+
+
 def grid(codec: str) -> tuple[str, ...]:
-    """The installed codec's quality grid (low → high rate), or () for an unknown codec."""
+    """The installed codec's quality grid (low → high rate), or () for an unknown codec.
+
+    ``codec`` is a name or a label.
+    """
     from bench.registry import CODECS
 
     try:
-        return tuple(CODECS.get(codec).qualities)
+        return tuple(CODECS.get(codec_name(codec)).qualities)
     except Exception:  # a plugin that is gone or broken: order by rate instead
         return ()
 
@@ -132,15 +146,18 @@ def iou_types(task: str) -> tuple[str, ...]:
 
 
 def latest_versions(store: ResultsStore) -> tuple[dict[str, str], list[str]]:
-    """The most recently written version of each codec, and notes on older ones left out."""
+    """{label: its most recently written version}, and notes on older versions left out.
+
+    A row without a label (written before labels existed) counts under the codec name.
+    """
     rows = store.db.execute(
-        "SELECT codec, codec_version, MAX(created), COUNT(*) FROM results "
-        "GROUP BY codec, codec_version ORDER BY codec, MAX(created)").fetchall()
+        "SELECT COALESCE(label, codec) AS lab, codec_version, MAX(created) FROM results "
+        "GROUP BY lab, codec_version ORDER BY lab, MAX(created)").fetchall()
     versions, notes = {}, []
-    for codec, version, _, _ in rows:
-        if codec in versions:
-            notes.append(f"{codec}: older version {versions[codec]!r} left out")
-        versions[codec] = version
+    for label, version, _ in rows:
+        if label in versions:
+            notes.append(f"{label}: older version {versions[label]!r} left out")
+        versions[label] = version
     return versions, notes
 
 
@@ -174,7 +191,7 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
                  image_ids: Sequence[int] | None = None) -> Points:
     """The points table of a store (see the module docstring).
 
-    ``codecs`` limits the codecs (default: all in the store); ``images`` is ``common`` or
+    ``codecs`` limits the codec labels (default: all in the store); ``images`` is ``common`` or
     ``all``; ``coco`` is the ground truth (a pycocotools COCO or :class:`LazyCoco`), needed
     only for task scores not cached yet; ``image_ids`` restricts the images further.
     """
@@ -189,15 +206,16 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
         versions = {c: versions[c] for c in codecs}
     if not versions:
         raise ReportError(f"{store.path} has no results; run `bench run` first")
-    rows = [r for c, v in versions.items() for r in store.results(c, v, image_ids=image_ids)]
+    rows = [r for c, v in versions.items()
+            for r in store.results(codec_name(c), v, image_ids=image_ids, label=c)]
     cells: dict[tuple[str, str], set[int]] = {}
     errors: dict[tuple[str, str], int] = {}
     for r in rows:
-        cells.setdefault((r.codec, r.quality), set())
+        cells.setdefault((r.label, r.quality), set())
         if r.ok:
-            cells[(r.codec, r.quality)].add(r.image_id)
+            cells[(r.label, r.quality)].add(r.image_id)
         else:
-            errors[(r.codec, r.quality)] = errors.get((r.codec, r.quality), 0) + 1
+            errors[(r.label, r.quality)] = errors.get((r.label, r.quality), 0) + 1
     common = sorted(set.intersection(*cells.values())) if cells else []
     if images == "common":
         if not common:
@@ -213,21 +231,21 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
     task_cells = _task_cells(store, versions)
     records = []
     for s in summaries:
-        ids = common if images == "common" else sorted(cells[(s.codec, s.quality)])
-        base = {"codec": s.codec, "quality": s.quality, "task": "", "model": "",
+        ids = common if images == "common" else sorted(cells[(s.label, s.quality)])
+        base = {"codec": s.label, "quality": s.quality, "task": "", "model": "",
                 "bpp_pooled": s.bpp_pooled, "bpp_mean": s.bpp_mean, "psnr": s.psnr,
                 "roi_psnr": s.roi_psnr, "bg_psnr": s.bg_psnr, "ms_ssim": s.ms_ssim,
-                "images": s.images - s.errors, "errors": errors.get((s.codec, s.quality), 0),
-                "codec_version": versions[s.codec], "model_sha256": "", "model_key": "",
-                "grid_index": orders[s.codec].index(s.quality)}
-        scored = task_cells.get((s.codec, s.quality), [])
+                "images": s.images - s.errors, "errors": errors.get((s.label, s.quality), 0),
+                "codec_version": versions[s.label], "model_sha256": "", "model_key": "",
+                "grid_index": orders[s.label].index(s.quality)}
+        scored = task_cells.get((s.label, s.quality), [])
         if not scored:
             records.append(base)
         for task, key in scored:
-            rec = {**base, **_task_record(store, coco, task, key, s.codec, versions[s.codec],
+            rec = {**base, **_task_record(store, coco, task, key, s.codec, versions[s.label],
                                           s.quality, ids, notes)}
             if rec["task_images"] and rec["task_images"] < len(ids):
-                notes.append(f"{s.codec} {s.quality} {task}: scored on {rec['task_images']} "
+                notes.append(f"{s.label} {s.quality} {task}: scored on {rec['task_images']} "
                              f"of {len(ids)} images (predictions missing or failed)")
             records.append(rec)
     import pandas as pd
@@ -238,10 +256,10 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
 
 
 def _quality_orders(versions: dict[str, str], rows, notes: list[str]) -> dict[str, list[str]]:
-    """Each codec's qualities in grid order; qualities off the installed grid by rate."""
+    """Each label's qualities in grid order; qualities off the installed grid by rate."""
     orders = {}
     for codec in versions:
-        present = {r.quality for r in rows if r.codec == codec}
+        present = {r.quality for r in rows if r.label == codec}
         g = [q for q in grid(codec) if q in present]
         extra = sorted(present - set(g), key=lambda q: _pooled_rate(rows, codec, q))
         if extra:
@@ -251,20 +269,23 @@ def _quality_orders(versions: dict[str, str], rows, notes: list[str]) -> dict[st
     return orders
 
 
-def _pooled_rate(rows, codec: str, quality: str) -> float:
-    sel = [r for r in rows if r.codec == codec and r.quality == quality and r.ok]
+def _pooled_rate(rows, label: str, quality: str) -> float:
+    sel = [r for r in rows if r.label == label and r.quality == quality and r.ok]
     pixels = sum(r.width * r.height for r in sel)
     return 8.0 * sum(r.bytes for r in sel) / pixels if pixels else math.inf
 
 
 def _task_cells(store: ResultsStore,
                 versions: dict[str, str]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """{(label, quality): [(task, model key)]} of the predictions of the versions reported."""
+    labels = {(codec_name(lab), v): lab for lab, v in versions.items()}
     out: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for codec, version, quality, task, key in store.db.execute(
             "SELECT DISTINCT codec, codec_version, quality, task, model_key FROM predictions "
             "ORDER BY task, model_key"):
-        if versions.get(codec) == version:
-            out.setdefault((codec, quality), []).append((task, key))
+        label = labels.get((codec, version))
+        if label is not None:
+            out.setdefault((label, quality), []).append((task, key))
     return out
 
 
@@ -299,13 +320,14 @@ class _NoCoco:
 
 
 def ceiling(points: Points, metric: Metric, model_key: str = "") -> dict[str, float]:
-    """{codec: value} of the ceiling codecs (one point each) on a metric."""
+    """{label: value} of the ceiling codecs (one point each) on a metric."""
     out = {}
-    for codec in CEILING_CODECS:
-        sel = _metric_rows(points.frame, metric, model_key)
-        sel = sel[sel["codec"] == codec]
-        if len(sel):
-            out[codec] = float(sel[metric.column].iloc[0])
+    sel = _metric_rows(points.frame, metric, model_key)
+    for label in points.codecs():
+        if is_ceiling(label):
+            rows = sel[sel["codec"] == label]
+            if len(rows):
+                out[label] = float(rows[metric.column].iloc[0])
     return out
 
 
@@ -328,13 +350,13 @@ def metric_models(points: Points, metric: Metric) -> list[str]:
 
 def curves(points: Points, metric: Metric, rate: str = "pooled",
            model_key: str = "") -> dict[str, tuple[list[str], list[float], list[float]]]:
-    """{codec: (qualities, rates, values)} in grid order, ceiling codecs left out."""
+    """{label: (qualities, rates, values)} in grid order, ceiling codecs left out."""
     col = RATES[rate]
     sel = _metric_rows(points.frame, metric, model_key).sort_values(
         ["codec", "grid_index"], kind="stable")
     out = {}
     for codec in points.codecs():
-        if codec in CEILING_CODECS:
+        if is_ceiling(codec):
             continue
         c = sel[sel["codec"] == codec]
         if len(c):
@@ -350,7 +372,7 @@ WIDE_TASK_COLUMNS = (("detection", "ap", "det AP"), ("detection", "ap50", "det A
 
 
 def wide(points: Points) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """One row per (codec, quality) with one column per task statistic and model.
+    """One row per (codec label, quality) with one column per task statistic and model.
 
     Returns the frame and the added task columns as (column, header); a header names the
     model only where a task has several.
