@@ -6,7 +6,9 @@ interleaved so that a busy machine slows both sides alike:
 
 * **release-1 step**: float32, contiguous (NCHW) tensors, as release 1 trained;
 * **fast step**: the transforms under bfloat16 autocast (this CPU's AVX-512/AMX bf16 units)
-  with channels-last tensors; the entropy models (incomplete gamma, CDFs) stay in float32.
+  with channels-last tensors, and the forward pass compiled with ``torch.compile`` (its first
+  step, which compiles, is reported apart and left out of the median); the entropy models
+  (incomplete gamma, CDFs) stay in float32.
 
 Both run with the same thread count (``--threads``, default 1: the training campaign runs
 the two codecs side by side with one thread each). Printed: the median seconds per step of
@@ -37,6 +39,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads per side (default 1)")
     ap.add_argument("--entropy", default="ggm", choices=("ggm", "gaussian"))
     ap.add_argument("--recipe", default="release-2", help="batches and network of this recipe")
+    ap.add_argument("--no-compile", action="store_true", help="fast side without torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     fast = dataclasses.replace(get_recipe(args.recipe), ema=0.0, autocast=True,
@@ -44,10 +47,13 @@ def main() -> None:
     plain = dataclasses.replace(fast, autocast=False, channels_last=False)
     sides = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, recipe in (("release-1 step (fp32, NCHW)", plain),
-                             ("fast step (bf16 autocast, channels-last)", fast)):
+        compiled = not args.no_compile
+        for name, recipe, comp in (
+                ("release-1 step (fp32, NCHW)", plain, False),
+                ("fast step (bf16 autocast, channels-last" + (", compiled)" if compiled else ")"),
+                 fast, compiled)):
             cfg = TrainConfig(entropy=args.entropy, out=f"{tmp}/{len(sides)}", progress=False,
-                              threads=args.threads)
+                              threads=args.threads, compile=comp)
             sides[name] = {"trainer": Trainer(recipe, cfg), "seconds": [], "loss": []}
         print(f"{args.steps} steps per side of {plain.batch_size}×{plain.crop}² "
               f"({args.recipe} batches), {args.entropy}, {args.threads} thread(s), "
@@ -66,7 +72,8 @@ def main() -> None:
     for name, side in sides.items():
         median = statistics.median(side["seconds"][5:] or side["seconds"])
         side["median"] = median
-        print(f"{name}: {median:.3f} s/step ({1 / median:.2f} steps/s), mean loss over "
+        print(f"{name}: first step {side['seconds'][0]:.1f} s; {median:.3f} s/step "
+              f"({1 / median:.2f} steps/s), mean loss over "
               f"{len(side['loss'])} steps {statistics.mean(side['loss']):.4f}, last 50 "
               f"{statistics.mean(side['loss'][-50:]):.4f}")
     rel = statistics.mean(quick["loss"]) / statistics.mean(base["loss"]) - 1

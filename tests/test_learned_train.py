@@ -222,3 +222,31 @@ def test_cli_trains_both_codecs_to_the_same_step(image_dir, tmp_path):
     for codec in ("ggm", "gaussian-roi"):
         model, card = load_model(tmp_path / "snap" / f"{codec}.pt")
         assert card["budget"]["steps"] == 3 and card["recipe"]["name"] == "custom"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_with_a_checkpoint(image_dir, tmp_path):
+    """A session's end (SIGTERM) stops training after the current step and saves it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "bench", "train", "--entropy", "ggm", "--steps", "100000",
+           "--batch-size", "1", "--crop", "32", "--channels", "16,24,8", "--out", str(out),
+           "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
+           "--threads", "1", "--no-progress", "--checkpoint-every", "1000"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, BENCH_PROGRESS="0"))
+    log = out / "train.log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "signal 15" in err
+    blob = torch.load(out / "last.pt", weights_only=True)
+    assert blob["step"] >= 10 and json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"

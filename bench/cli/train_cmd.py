@@ -16,7 +16,7 @@ writes the released model and its card into the package
 (bench/learned/weights/<codec>.pt/.json), with RD numbers measured on Kodak and val2017.
 
 Examples:
-  bench train --recipe release-2 --entropy ggm --threads 1           # the CPU campaign
+  bench train --recipe release-2 --entropy ggm --threads 1 --compile  # the CPU campaign
   bench train --recipe release-2 --entropy ggm --steps 20000         # stop at step 20000
   bench train --recipe release-2 --entropy ggm --export-only         # release its snapshot
   bench train --make-pack pack.npz                    # ≤ 60 MiB of crops for a GPU machine
@@ -66,6 +66,9 @@ def register(sub) -> None:
                    help="custom run: transform, latent and condition channels (96,128,32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (faster steps after a compilation "
+                        "of a minute or two; see benchmarks/train_speed.py)")
     p.add_argument("--out", default=None,
                    help="checkpoint/log folder (default: the recipe's state folder, or "
                         "runs/train-ENTROPY for a custom run)")
@@ -155,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
             stop_at=args.steps,  # the schedule stays the recipe's (or the stored one)
             time_budget_min=args.time_budget if len(kinds) == 1 else None,
             checkpoint_every_min=args.checkpoint_every,
-            progress=not args.no_progress and len(kinds) == 1,
+            progress=not args.no_progress and len(kinds) == 1, compile=args.compile,
             warm_start_from=args.warm_start if len(kinds) == 1 else None,
         )
         try:

@@ -63,10 +63,34 @@ class TrainConfig:
     progress: bool = True
     #: released model to warm-start from when the recipe asks for it (default: the package's)
     warm_start_from: str | None = None
+    #: ``torch.compile`` the training forward pass (about 1.3× faster steps on this CPU after
+    #: a compilation of a minute or two; the weights and checkpoints are the same module's)
+    compile: bool = False
 
 
 def _noise_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919 + 17) % (2**63)
+
+
+def _catch_stop_signals(signalled: list[int]) -> dict:
+    """SIGTERM and SIGINT end training after the current step, with a checkpoint (a session's
+    end or a ``kill`` loses nothing); returns the previous handlers (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda num, _frame: signalled.append(num))
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, lambda_min: float = LAMBDA_MIN,
@@ -133,6 +157,7 @@ class Trainer:
         elif recipe.warm_start:
             self._warm_start(Path(config.warm_start_from) if config.warm_start_from else
                              WEIGHTS_DIR / f"{CODEC_NAMES[config.entropy]}.pt")
+        self.forward = torch.compile(self.model) if config.compile else self.model
         #: steps since the moving average started, for its bias correction (old: corrected)
         self._ema_start = -10**9
         if recipe.ema and self.ema is None:
@@ -256,7 +281,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.model.train()
-        out = self.model(x, q, autocast=r.autocast)
+        out = self.forward(x, q, autocast=r.autocast)
         terms = rd_loss(out, x, q, r.lambda_min, r.lambda_max)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -318,6 +343,8 @@ class Trainer:
                        unit="step", file=sys.stderr)
         log = open(self.out / "train.log.jsonl", "a")
         stopped = "steps"
+        signalled: list[int] = []
+        handlers = _catch_stop_signals(signalled)
         try:
             while self.step < target:
                 t0 = time.monotonic()
@@ -335,6 +362,9 @@ class Trainer:
                 if not math.isfinite(rec["loss"]):
                     stopped = "non-finite loss"
                     break
+                if signalled:
+                    stopped = f"signal {signalled[0]}"
+                    break
                 now = time.monotonic()
                 if cfg.time_budget_min is not None and now - start_time >= 60 * cfg.time_budget_min:
                     stopped = "time budget"
@@ -344,6 +374,7 @@ class Trainer:
                     self.save()
                     last_ckpt = now
         finally:
+            _restore_signals(handlers)
             session.update(end_step=self.step, stopped=stopped,
                            seconds=round(earlier_s + time.monotonic() - start_time, 1))
             if bar is not None:
