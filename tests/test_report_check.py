@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import bench.report.check as gate
 from bench.cli import main
 from bench.registry import CODECS
 from bench.report.check import CI_SUBSET, DEFAULT_BASELINE, load_baseline
@@ -39,10 +40,19 @@ def test_update_then_check_passes(tiny_baseline, coco_root, capsys):
     assert set(doc["codecs"]["jpeg"]["cells"]) == set(CI_SUBSET["qualities"]["jpeg"])
     assert doc["codecs"]["jpeg"]["deterministic"] is True
     assert len(doc["data"]["image_ids"]) == 2 and doc["task"] is None
+    env = doc["environment"]  # --update records the machine's fingerprint
+    assert env == gate.environment_fingerprint()
+    assert env["cpu"]["model"] and set(env["cpu"]["flags"]) >= {"avx2", "avx512_vnni",
+                                                                 "avx_vnni", "amx_int8",
+                                                                 "avx512_bf16"}
+    assert set(env["packages"]) == {"ultralytics", "ai-edge-litert", "onnxruntime",
+                                    "opencv-python", "numpy", "torch"}
+    assert env["packages"]["numpy"]
     capsys.readouterr()
     assert check("--baseline", str(tiny_baseline), "--data-root", str(coco_root)) == 0
     out = capsys.readouterr().out
     assert "bench check: passed: 3 cells, 12 values within tolerance" in out
+    assert "fingerprint" not in out
 
 
 def test_moved_bytes_fail_with_a_table(tiny_baseline, coco_root, tmp_path, capsys):
@@ -120,26 +130,122 @@ def test_usage_errors(tiny_baseline, tmp_path, capsys):
     assert check("--baseline", str(tiny_baseline), "--images", "3") == 2
 
 
-def test_detection_ap_tolerance(coco_root, tmp_path, capsys):
-    """With the task: AP within ±0.3 passes, beyond fails; 1 image, 1 quality."""
+@pytest.fixture(scope="module")
+def task_baseline(tmp_path_factory, coco_root):
+    """jpeg q50 with detection on 1 image, made here (so with this machine's fingerprint)."""
     models = shared_model(DETECTOR).parent
-    path = tmp_path / "b.json"
+    path = tmp_path_factory.mktemp("check-task") / "baseline.json"
     assert check("--update", "--baseline", str(path), "--codec", "jpeg", "--images", "1",
                  "--data-root", str(coco_root), "--models-dir", str(models)) == 0
     doc = json.loads(path.read_text())
     doc["codecs"]["jpeg"]["cells"] = {"q50": doc["codecs"]["jpeg"]["cells"]["q50"]}
     assert doc["task"]["model"] == DETECTOR and len(doc["task"]["sha256"]) == 64
-    doc["codecs"]["jpeg"]["cells"]["q50"]["det_ap"] += 0.25
+    assert doc["environment"] == gate.environment_fingerprint()
     path.write_text(json.dumps(doc))
-    assert check("--baseline", str(path), "--data-root", str(coco_root), "--models-dir",
-                 str(models)) == 0
-    doc["codecs"]["jpeg"]["cells"]["q50"]["det_ap"] += 0.5
-    path.write_text(json.dumps(doc))
+    return path
+
+
+def run_task_check(path, coco_root) -> int:
+    return check("--baseline", str(path), "--data-root", str(coco_root), "--models-dir",
+                 str(shared_model(DETECTOR).parent))
+
+
+def ap_drift(by):
+    def edit(doc):
+        doc["codecs"]["jpeg"]["cells"]["q50"]["det_ap"] += by
+    return edit
+
+
+def statuses(out: str, status: str) -> list[list[str]]:
+    return [ln.split()[:4] for ln in out.splitlines() if ln.startswith(status)]
+
+
+def test_detection_ap_tolerance(task_baseline, coco_root, tmp_path, capsys):
+    """Same fingerprint: AP within ±0.3 passes, beyond fails; 1 image, 1 quality."""
+    assert run_task_check(edited(task_baseline, tmp_path, ap_drift(0.25)), coco_root) == 0
     capsys.readouterr()
-    assert check("--baseline", str(path), "--data-root", str(coco_root), "--models-dir",
-                 str(models)) == 1
-    assert any(ln.split()[:4] == ["FAIL", "jpeg", "q50", "det_ap"]
-               for ln in capsys.readouterr().out.splitlines())
+    assert run_task_check(edited(task_baseline, tmp_path, ap_drift(0.75)), coco_root) == 1
+    out = capsys.readouterr().out
+    assert statuses(out, "FAIL") == [["FAIL", "jpeg", "q50", "det_ap"]]
+    assert not statuses(out, "WARN") and "fingerprint" not in out
+    assert "REGRESSION: 1 value(s) moved beyond tolerance" in out
+
+
+def test_ap_drift_on_another_cpu_warns(task_baseline, coco_root, tmp_path, capsys,
+                                       monkeypatch):
+    """Checked on a CPU without AMX/VNNI (as the fingerprint says): AP drift is WARN, exit 0."""
+    here = gate.environment_fingerprint()
+
+    def other_cpu():
+        env = json.loads(json.dumps(here))
+        env["cpu"]["model"] = "Some Other CPU"
+        env["cpu"]["flags"].update(amx_int8=not env["cpu"]["flags"]["amx_int8"],
+                                   avx512_vnni=not env["cpu"]["flags"]["avx512_vnni"])
+        return env
+
+    monkeypatch.setattr(gate, "environment_fingerprint", other_cpu)
+    capsys.readouterr()
+    assert run_task_check(edited(task_baseline, tmp_path, ap_drift(0.75)), coco_root) == 0
+    out = capsys.readouterr().out
+    head = out.split("status", 1)[0]  # the note comes once, above the table
+    assert "fingerprint here differs" in head and out.count("fingerprint here differs") == 1
+    assert "cpu model: " in head and "'Some Other CPU' (here)" in head
+    assert "cpu flag amx_int8" in head and "cpu flag avx512_vnni" in head
+    assert "ultralytics" not in head  # only what differs
+    assert "AP of int8 detectors depends on the CPU kernels" in head
+    assert "bench check --update` on the CI machine" in head
+    assert statuses(out, "WARN") == [["WARN", "jpeg", "q50", "det_ap"]]
+    assert not statuses(out, "FAIL")
+    assert "bench check: passed: 1 cells, 5 values within tolerance; 1 task score(s)" in out
+
+
+def test_bytes_drift_on_another_cpu_still_fails(task_baseline, coco_root, tmp_path, capsys):
+    """A baseline made on another CPU: AP drift is WARN, moved bytes still FAIL (exit 1)."""
+    def edit(doc):
+        doc["environment"]["cpu"]["model"] = "Some Other CPU"
+        ap_drift(-2.0)(doc)
+        cell = doc["codecs"]["jpeg"]["cells"]["q50"]
+        cell["image_bytes"][next(iter(cell["image_bytes"]))] += 7
+        cell["bytes"] += 7
+
+    capsys.readouterr()
+    assert run_task_check(edited(task_baseline, tmp_path, edit), coco_root) == 1
+    out = capsys.readouterr().out
+    assert "'Some Other CPU' (baseline)" in out
+    assert statuses(out, "FAIL") == [["FAIL", "jpeg", "q50", "bytes"]]
+    assert statuses(out, "WARN") == [["WARN", "jpeg", "q50", "det_ap"]]
+    assert "REGRESSION: 1 value(s) moved beyond tolerance" in out
+
+
+def test_baseline_without_fingerprint_warns_on_ap(task_baseline, coco_root, tmp_path,
+                                                  capsys):
+    """A baseline from before the fingerprint counts as another environment, with a note."""
+    def edit(doc):
+        del doc["environment"]
+        ap_drift(0.75)(doc)
+
+    capsys.readouterr()
+    assert run_task_check(edited(task_baseline, tmp_path, edit), coco_root) == 0
+    out = capsys.readouterr().out
+    head = out.split("status", 1)[0]
+    assert "the baseline records no environment fingerprint" in head
+    assert "here: " in head and "flags: " in head and "ai-edge-litert " in head
+    assert statuses(out, "WARN") == [["WARN", "jpeg", "q50", "det_ap"]]
+    assert "bench check: passed" in out
+
+
+def test_other_environment_gates_everything_but_finite_ap(task_baseline):
+    """compare() alone: PSNR and a score that became NaN still FAIL in another environment."""
+    doc = json.loads(task_baseline.read_text())
+    measured = {"codecs": {"jpeg": {**doc["codecs"]["jpeg"], "off_grid": []}},
+                "task": doc["task"], "environment": doc["environment"]}
+    cell = json.loads(json.dumps(doc["codecs"]["jpeg"]["cells"]["q50"]))
+    cell.update(psnr=cell["psnr"] + 0.5, det_ap=float("nan"),
+                det_ap50=cell["det_ap50"] + 3.0)
+    measured["codecs"]["jpeg"]["cells"] = {"q50": cell}
+    del doc["environment"]
+    got = {(f.what, f.status) for f in gate.compare(doc, measured)}
+    assert got == {("psnr", "FAIL"), ("det_ap", "FAIL"), ("det_ap50", "WARN")}
 
 
 def test_committed_baseline_matches_the_installed_grids():
