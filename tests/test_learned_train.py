@@ -250,3 +250,23 @@ def test_sigterm_stops_with_a_checkpoint(image_dir, tmp_path):
     assert "signal 15" in err
     blob = torch.load(out / "last.pt", weights_only=True)
     assert blob["step"] >= 10 and json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"
+
+
+def test_non_finite_gradients_skip_the_update_and_never_reach_a_checkpoint(image_dir, tmp_path):
+    trainer = _trainer(image_dir, tmp_path / "nan")
+    trainer.run(stop_at_step=1)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    weight = trainer.model.h_a[4].weight
+    hook = weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    record = trainer.train_step()
+    hook.remove()
+    assert record["skipped"] and trainer.skipped_steps == 1 and trainer.step == 2
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.endswith("quantiles"))
+    assert trainer.budget()["skipped_steps"] == 1
+    saved = (tmp_path / "nan" / "last.pt").stat().st_mtime_ns
+    with torch.no_grad():
+        weight.fill_(float("nan"))
+    trainer.save()  # refused: the last good checkpoint stays
+    assert (tmp_path / "nan" / "last.pt").stat().st_mtime_ns == saved
+    assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["step"] == 1

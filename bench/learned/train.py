@@ -42,6 +42,8 @@ from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_
 from bench.learned.recipe import Recipe
 
 TRAIN_FORMAT = "bench-learned-train-v2"
+#: consecutive non-finite gradients after which a run stops (the weights stay as they were)
+MAX_SKIPPED_IN_A_ROW = 50
 
 
 @dataclass
@@ -128,12 +130,17 @@ class Trainer:
         self.history: list[dict] = []
         self.warm_start: dict | None = None
         self.ema: dict[str, torch.Tensor] | None = None
+        self.skipped_steps = 0
         self._session: dict | None = None
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
             if path.is_file():
                 blob = load(path, self.device)
+                if blob.get("format") != TRAIN_FORMAT:
+                    raise ValueError(f"{path} is a training checkpoint of format "
+                                     f"{blob.get('format')!r}, not {TRAIN_FORMAT!r}; start a "
+                                     f"new run (another --out)")
                 stored = Recipe.from_json(blob["recipe"])
                 if stored.name != recipe.name and recipe.name != "custom":
                     raise ValueError(f"{path} continues recipe {stored.name!r}, not "
@@ -185,15 +192,13 @@ class Trainer:
             "wall_s": self.wall_s,
             "sessions": json.dumps(self.sessions),
             "warm_start": json.dumps(self.warm_start),
+            "skipped_steps": self.skipped_steps,
         }
         if self.ema is not None:
             state["ema"] = self.ema
         return state
 
     def _load(self, blob: dict) -> None:
-        if blob.get("format") != TRAIN_FORMAT:
-            raise ValueError(f"training checkpoint format {blob.get('format')!r} is not "
-                             f"{TRAIN_FORMAT!r}; start a new run (another --out)")
         if blob["config"] != self.model.config():
             raise ValueError(f"checkpoint is for {blob['config']}, not {self.model.config()}")
         self.model.load_state_dict(blob["model"])
@@ -203,6 +208,7 @@ class Trainer:
         self.wall_s = float(blob["wall_s"])
         self.sessions = json.loads(blob["sessions"])
         self.warm_start = json.loads(blob["warm_start"])
+        self.skipped_steps = int(blob.get("skipped_steps", 0))
         self.ema = blob.get("ema")
 
     def _warm_start(self, path: Path) -> None:
@@ -235,7 +241,14 @@ class Trainer:
             self.warm_start = dict(self.warm_start or {}, resumed_release=path.name)
 
     def save(self, name: str = "last.pt") -> Path:
+        """Write a checkpoint atomically; never one with non-finite weights (the previous
+        checkpoint stays, so a run that went wrong resumes from before it)."""
         path = self.out / name
+        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            print(f"not saving {path}: non-finite weights in {', '.join(bad[:5])}",
+                  file=sys.stderr)
+            return path
         atomic_save(self._state(), path)
         return path
 
@@ -249,6 +262,7 @@ class Trainer:
             "crops_seen": self.step * r.batch_size,
             "crops_128_equivalent": self.step * r.pixels_per_step() // (128 * 128),
             "wall_time_s": round(self.wall_s, 1),
+            "skipped_steps": self.skipped_steps,
             "devices": sorted({s["device"] for s in self.sessions} | {self._device_name()}),
             "sessions": self.sessions,
         }
@@ -285,17 +299,24 @@ class Trainer:
         terms = rd_loss(out, x, q, r.lambda_min, r.lambda_max)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        if r.clip:
-            torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], r.clip)
-        self.opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"],
+                                              r.clip or float("inf"))
+        # a non-finite gradient would poison every weight (and the next checkpoint): skip the
+        # update, as mixed-precision training does, and count it
+        skipped = not bool(torch.isfinite(norm))
+        if skipped:
+            self.skipped_steps += 1
+        else:
+            self.opt.step()
         aux = self.model.aux_loss()
         self.aux_opt.zero_grad(set_to_none=True)
         aux.backward()
-        self.aux_opt.step()
+        if torch.isfinite(aux):
+            self.aux_opt.step()
         self._update_ema()
         self.step += 1
         mse = terms["mse"].detach().item()
-        return {"step": self.step, "loss": terms["loss"].detach().item(),
+        return {"step": self.step, "loss": terms["loss"].detach().item(), "skipped": skipped,
                 "bpp": terms["bpp"].detach().item(), "lr": lr,
                 "psnr": 10 * math.log10(1.0 / max(mse, 1e-12)), "aux": aux.detach().item()}
 
@@ -345,6 +366,7 @@ class Trainer:
         stopped = "steps"
         signalled: list[int] = []
         handlers = _catch_stop_signals(signalled)
+        streak = 0
         try:
             while self.step < target:
                 t0 = time.monotonic()
@@ -359,8 +381,10 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}",
                                     psnr=f"{rec['psnr']:.2f}")
-                if not math.isfinite(rec["loss"]):
-                    stopped = "non-finite loss"
+                streak = streak + 1 if rec["skipped"] else 0
+                if not math.isfinite(rec["loss"]) or streak >= MAX_SKIPPED_IN_A_ROW:
+                    stopped = "non-finite loss" if not math.isfinite(rec["loss"]) else \
+                        f"{streak} non-finite gradients in a row"
                     break
                 if signalled:
                     stopped = f"signal {signalled[0]}"
@@ -381,7 +405,7 @@ class Trainer:
                 bar.close()
             log.close()
             if stopped != "non-finite loss":
-                self.save()
+                self.save()  # refuses non-finite weights, keeping the last good checkpoint
         if stopped != "steps":
             print(f"stopped at step {self.step}: {stopped}; checkpoint {self.out / 'last.pt'}",
                   file=sys.stderr)
