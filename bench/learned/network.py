@@ -180,16 +180,21 @@ class RoiHyperprior(CompressionModel):
         if q_lat is None:
             q_lat = self.latent_qmap(q)
         gains = self.gain_maps(q_lat)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+
+        def transforms():  # bfloat16 when asked
+            return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast)
+
+        def exact():  # the entropy models and the quantization: always float32
+            return torch.autocast(x.device.type, enabled=False)
+
+        with transforms():
             y = self.g_a(x, q).float()
             z = self.h_a(y)
-        # the entropy models always run in float32 (gammainc and the CDF need it)
-        with torch.autocast(x.device.type, enabled=False):
+        with exact():
             z_hat, z_lik = self.entropy_bottleneck(z.float())
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-            c_lat, params = self.entropy_parameters(z_hat, q_lat,
-                                                    gains[0] if gains else None)
-        with torch.autocast(x.device.type, enabled=False):
+        with transforms():
+            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
+        with exact():
             if gains:
                 y = y * gains[0]
             mu, scale = params[0], params[1]
@@ -198,7 +203,7 @@ class RoiHyperprior(CompressionModel):
             else:
                 _, y_lik = self.conditional(y, scale, means=mu)
             y_hat = ste_round(y, mu)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with transforms():
             x_hat = self.g_s(y_hat * gains[1] if gains else y_hat, c_lat).float()
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y,
                 "y_hat": y_hat, "params": params}
