@@ -244,3 +244,47 @@ def test_latent_analysis_compares_shapes_within_the_network():
     assert regions["roi"]["elements"] + regions["background"]["elements"] == flags.size
     plain = collect(_tiny("gaussian"), images, grid_point("q4"), mode="none")
     assert "own_beta2_bpe" not in plain and fit_regions(plain) == {}
+
+
+@pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
+def test_corrupt_streams_fail_cleanly_without_allocating(name):
+    """A header must fit its payload: a 17-byte stream claiming 65536×65536 (or a short one
+    claiming 2000×2000) is refused before any allocation; truncated or garbled streams never
+    crash the process (compressai's rANS decoder reads past a string's end unless padded)."""
+    import tracemalloc
+
+    from bench.codecs.base import CodecError
+    from bench.learned.bitstream import Payload, pack
+
+    codec = create_codec(name)
+    if codec.availability():
+        pytest.skip(codec.availability())
+    model = codec.model
+    huge = pack(Payload(model.entropy, 65536, 65536, np.zeros((4096, 4096), np.uint8),
+                        b"\0" * 4, b"\0" * 4))
+    assert len(huge) == 17
+    tracemalloc.start()
+    with pytest.raises(CodecError, match="65536×65536"):
+        codec.decode(huge)
+    assert tracemalloc.get_traced_memory()[1] < 64 << 20
+    tracemalloc.stop()
+    short = pack(Payload(model.entropy, 2000, 2000, np.zeros((125, 125), np.uint8),
+                         b"\1" * 4, b"\1" * 6))
+    with pytest.raises(CodecError, match="truncated or corrupt"):
+        codec.decode(short)
+
+    image = natural_image(48, 64, seed=11)
+    data = codec.encode(image, _roi(48, 64), codec.qualities[-1])
+    rng = np.random.default_rng(0)
+    garbled = [data[:n] for n in (1, 3, 5, 8, len(data) // 2, len(data) - 1)]
+    for _ in range(8):
+        flipped = bytearray(data)
+        flipped[int(rng.integers(6, len(data)))] ^= int(rng.integers(1, 256))
+        garbled.append(bytes(flipped))
+    garbled.append(data[:6] + rng.integers(0, 256, 400, dtype=np.uint8).tobytes())
+    for stream in garbled:
+        try:
+            out = codec.decode(stream)
+        except CodecError:
+            continue
+        assert out.dtype == np.uint8 and out.ndim == 3

@@ -270,3 +270,33 @@ def test_non_finite_gradients_skip_the_update_and_never_reach_a_checkpoint(image
     trainer.save()  # refused: the last good checkpoint stays
     assert (tmp_path / "nan" / "last.pt").stat().st_mtime_ns == saved
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["step"] == 1
+
+
+class _Evil:
+    """Unpickling this creates a file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_checkpoints_are_refused_without_running_code(image_dir, tmp_path):
+    from bench.cli import main
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "bench-learned-train-v2", "payload": _Evil(marker)}, evil)
+    not_a_checkpoint = tmp_path / "junk.pt"
+    not_a_checkpoint.write_bytes(b"\x00not a zip" * 10)
+    common = ["--steps", "2", "--batch-size", "1", "--crop", "32", "--channels", "16,24,8",
+              "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
+              "--no-progress", "--out", str(tmp_path / "o")]
+    for bad in (evil, not_a_checkpoint):
+        assert main(["train", "--resume", str(bad)] + common) == 2
+        assert main(["train", "--recipe", "release-2", "--warm-start", str(bad),
+                     "--out", str(tmp_path / "r"), "--data-root", str(image_dir / "no-coco"),
+                     "--extra-dir", str(image_dir), "--no-progress"]) == 2
+        assert main(["analyze-latents", "--weights", str(bad), "--limit", "1"]) == 2
+    assert not marker.exists()

@@ -43,8 +43,15 @@ def main(args: argparse.Namespace) -> int:
     if reason:
         print(f"bench analyze-latents: error: {reason}", file=sys.stderr)
         return 2
+    from bench.codecs.base import CodecError
+
+    try:
+        model = codec.model
+    except CodecError as exc:
+        print(f"bench analyze-latents: error: {exc}", file=sys.stderr)
+        return 2
     images = coco_images(args.data_root or shared_root() / "coco", args.split, args.limit)
-    collected = collect(codec.model, images, grid_point(args.quality), args.roi)
+    collected = collect(model, images, grid_point(args.quality), args.roi)
     fits = fit(collected)
     print(f"{args.codec} at {args.quality} (roi {args.roi}), {len(images)} {args.split} images, "
           f"{collected['elements']} latent elements")

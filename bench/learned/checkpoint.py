@@ -30,8 +30,31 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this project can load safely."""
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    return torch.load(path, map_location=device, weights_only=True)
+    """A checkpoint's dictionary, loaded with ``weights_only=True``: a file that would need
+    to run code (a pickle of arbitrary objects) is refused, never executed."""
+    import pickle
+
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it does not load as plain tensors and numbers (torch.load with "
+            f"weights_only=True); it is corrupt, not a bench checkpoint, or holds objects that "
+            f"only running code could rebuild, and nothing in it was run") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})"
+                              ) from None
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path}: not a bench checkpoint (a {type(blob).__name__}, not "
+                              f"a dictionary)")
+    return blob
 
 
 def build_model(config: dict) -> RoiHyperprior:

@@ -39,6 +39,10 @@ from bench.learned.qmap import (
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
+#: Largest picture the learned codecs code or decode (2**25 pixels, e.g. 8192×4096): the
+#: synthesis transform's full-width layers alone need about 100 bytes per pixel.
+MAX_PIXELS = 1 << 25
+
 
 class LearnedRoiCodec(Codec):
     """A learned ROI codec backed by a released checkpoint in ``bench/learned/weights``."""
@@ -82,7 +86,10 @@ class LearnedRoiCodec(Codec):
                 raise CodecUnavailable(reason)
             from bench.learned.checkpoint import load_model
 
-            model, _ = load_model(self.weights)
+            try:
+                model, _ = load_model(self.weights)
+            except ValueError as exc:  # CheckpointError, or not a released model
+                raise CodecError(str(exc)) from None
             if model.entropy != self.entropy:
                 raise CodecError(
                     f"{self.weights} holds a {model.entropy} model, not {self.entropy}")
@@ -91,6 +98,9 @@ class LearnedRoiCodec(Codec):
 
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
         check_image(image)
+        if image.shape[0] * image.shape[1] > MAX_PIXELS:
+            raise CodecError(f"{image.shape[1]}×{image.shape[0]} is more than the "
+                             f"{MAX_PIXELS} pixels the learned codecs handle; downscale or tile")
         point = grid_point(self.check_quality(quality))
         return encode_image(self.model, image, roi, point, self.roi_mode)
 
@@ -132,6 +142,66 @@ def encode_image(model, image: np.ndarray, roi, point, roi_mode: str = "gt",
     return (data, out) if return_details else data
 
 
+def _fewest_bits_per_symbol(cdf, lengths, starts=None, precision: int = 16) -> float:
+    """The least one symbol can cost under a set of rANS tables: ``-log2`` of the largest
+    frequency in any table (every symbol of a table has a frequency of at least 1).
+
+    ``cdf`` is one row per table (compressai's layout) or, with ``starts``, all tables in one
+    flat array (the GGM's layout).
+    """
+    import torch
+
+    best = 1
+    for i, n in enumerate(lengths.tolist()):
+        row = cdf[i, :n] if starts is None else cdf[int(starts[i]): int(starts[i]) + n]
+        if n > 1:
+            best = max(best, int(torch.diff(row.long()).max()))
+    return float(np.log2((1 << precision) / best))
+
+
+def check_stream_capacity(model, p) -> None:
+    """Refuse a header whose image size its payload cannot be, before allocating anything.
+
+    The picture must be at most :data:`MAX_PIXELS`, and each rANS string must be long enough
+    for the number of symbols the claimed size implies (``M·h·w`` latents, ``N·⌈h/4⌉·⌈w/4⌉``
+    hyper-latents) at the fewest bits per symbol the model's tables allow; a 17-byte stream
+    claiming 65536×65536 fails here within milliseconds.
+    """
+    if p.height * p.width > MAX_PIXELS:
+        raise CodecError(f"bitstream claims {p.width}×{p.height}, more than the {MAX_PIXELS} "
+                         f"pixels the learned codecs decode; the stream is corrupt or not ours")
+    floors = getattr(model, "_fewest_bits", None)
+    if floors is None:
+        eb, cond = model.entropy_bottleneck, model.conditional
+        z_bits = _fewest_bits_per_symbol(eb._quantized_cdf, eb._cdf_length)
+        starts = getattr(cond, "_cdf_start", None)
+        flat = starts is not None and starts.numel() == cond._cdf_length.numel()
+        y_bits = _fewest_bits_per_symbol(cond._quantized_cdf, cond._cdf_length,
+                                         starts if flat else None)
+        floors = model._fewest_bits = (y_bits, z_bits)
+    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
+    needs = {"y": model.M * h * w * floors[0], "z": model.N * -(-h // 4) * -(-w // 4) * floors[1]}
+    for name, bits in needs.items():
+        have = 8 * len(getattr(p, name))
+        if have < bits:
+            raise CodecError(f"bitstream claims {p.width}×{p.height}, which needs at least "
+                             f"{bits / 8:.0f} bytes of {name} string; it has {have // 8}: the "
+                             f"stream is truncated or corrupt")
+
+
+def padded(string: bytes, channels: int, p) -> bytes:
+    """``string`` followed by zero bytes, so that a corrupt rANS string cannot make
+    compressai's decoder read past its end (it does not check bounds and crashes the process).
+
+    A valid string is never read into the padding; a corrupt one, once in the zeros, decodes
+    the lowest symbol with at most one 32-bit read per symbol, plus the bypass reads its
+    garbage can ask for (at most 15 per nibble of garbage, 8 nibbles per read).
+    """
+    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
+    symbols = channels * h * w
+    return string + bytes(4 * (symbols + 64) + 16 * len(string))
+
+
 def decode_image(model, data: bytes, return_details: bool = False):
     import torch
 
@@ -144,9 +214,11 @@ def decode_image(model, data: bytes, return_details: bool = False):
         raise CodecError(str(exc)) from exc
     if p.entropy != model.entropy:
         raise CodecError(f"bitstream of a {p.entropy} model given to a {model.entropy} decoder")
+    check_stream_capacity(model, p)
+    y_string, z_string = padded(p.y, model.M, p), padded(p.z, model.N, p)
     q_lat = torch.from_numpy(p.codes.astype(np.float32) / Q_STEPS)[None, None]
     with single_thread(), torch.inference_mode():
-        out = model.decompress(p.y, p.z, q_lat)
+        out = model.decompress(y_string, z_string, q_lat)
     x_hat = out["x_hat"][0, :, : p.height, : p.width].clamp(0, 1).mul(255).round()
     image = x_hat.permute(1, 2, 0).to(torch.uint8).numpy().copy()
     return (image, out) if return_details else image
