@@ -5,6 +5,11 @@ codes it at every quality still missing, so a run killed midway loses at most th
 in flight. With ``jobs > 1`` the units run in a process pool; the parent alone writes to
 the store, committing each row as it arrives.
 
+Each worker process creates a codec once, on its first unit, and makes it ready before any
+timed encode (:func:`load_codec`: the codec's ``load()`` hook, then one untimed round trip
+of a small synthetic image), so that ``encode_s`` measures coding alone; the time that took
+is stored apart, as ``load_s`` of the first row the worker codes with that codec.
+
 Codecs are passed around keyed by their *label* (:mod:`bench.labels`): the registered name
 for default options, ``name@key-value…`` otherwise, with the options in
 ``RunConfig.codec_options[label]``; rows are stored under the name and the label.
@@ -82,14 +87,62 @@ def _exit_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
+#: Side in pixels of the synthetic image :func:`load_codec` codes once, untimed.
+WARM_UP_SIZE = 64
+
+
+def load_codec(codec) -> float:
+    """Make ``codec`` ready to code; returns the seconds that took (its load time).
+
+    Calls the codec's ``load()`` hook where it has one (weights, tables; looked up with
+    getattr, so codecs without it work unchanged), then codes a small synthetic image once,
+    round trip, at the codec's lowest-rate quality: whatever a codec still does on its first
+    call (a model behind a lazy property, an import inside ``encode``, an external program
+    read from disk the first time) is then paid here, not timed as the encode of an image.
+
+    A failing ``load()`` raises: the codec cannot code anything. A failing warm-up round
+    trip does not: a codec may refuse so small an image, and a real failure comes back from
+    the real encode, stored with its row.
+    """
+    import numpy as np
+
+    from bench.data.images import encode_png
+
+    t0 = time.perf_counter()
+    load = getattr(codec, "load", None)
+    if callable(load):
+        load()
+    size = WARM_UP_SIZE
+    y, x = np.mgrid[0:size, 0:size]
+    image = np.stack([x * 4, y * 4, (x + y) * 2], axis=2).astype(np.uint8)
+    roi = np.zeros((size, size), bool)
+    roi[size // 4:3 * size // 4, size // 4:3 * size // 4] = True
+    try:
+        data = codec.encode_source(image, roi, codec.qualities[0], encode_png(image))
+        codec.decode(data)
+    except Exception:  # see the docstring: the real encode reports it
+        pass
+    codec.last_command = None
+    return time.perf_counter() - t0
+
+
 def _codec(unit: Unit):
+    """The worker's codec for ``unit``'s label, and its load time if this call created it.
+
+    A codec is kept only once :func:`load_codec` succeeded, so a failed load is tried
+    again (and reported again) with the next unit.
+    """
     from bench.registry import create_codec
 
     codecs = _STATE["codecs"]
-    if unit.label not in codecs:
-        options = _STATE["cfg"].codec_options.get(unit.label, {})
-        codecs[unit.label] = create_codec(unit.codec, **options)
-    return codecs[unit.label]
+    if unit.label in codecs:
+        return codecs[unit.label], None
+    t0 = time.perf_counter()
+    options = _STATE["cfg"].codec_options.get(unit.label, {})
+    codec = create_codec(unit.codec, **options)
+    load_codec(codec)
+    codecs[unit.label] = codec
+    return codec, time.perf_counter() - t0
 
 
 def code_unit(unit: Unit) -> list[ImageResult]:
@@ -97,8 +150,14 @@ def code_unit(unit: Unit) -> list[ImageResult]:
     from bench.data.images import encode_png
 
     cfg: RunConfig = _STATE["cfg"]
-    codec = _codec(unit)
     rows = _rows(unit)
+    try:
+        codec, load_s = _codec(unit)
+    except Exception as exc:  # a codec that cannot load fails its rows; the run goes on
+        for row in rows:
+            row.error = f"loading the codec failed: {_describe(exc)}"
+        return rows
+    rows[0].load_s = load_s
     try:
         sample = _STATE["dataset"].load(unit.image_id)
     except Exception as exc:  # a bad image becomes an error row; the run goes on

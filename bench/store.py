@@ -13,6 +13,11 @@ label. Stores made before labels get the ``label`` column added in place (same s
 number; older benches still read and write them); a row without a label reads as the codec
 name, the default label, until a run of its (codec, version) under another label claims it
 (:meth:`ResultsStore.claim_label`).
+
+``load_s`` is the time a worker process spent creating, loading and warming up a codec
+before its first timed encode (:func:`bench.runner.load_codec`). It is kept on the first row
+that worker coded with that codec, and nowhere else, so ``encode_s`` measures coding alone;
+it is not part of the key, and stores from before it get the column added in place.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class ImageResult:
     bitstream: bytes | None = None
     #: the run's label (:mod:`bench.labels`); empty (NULL in an old row) means the codec name
     label: str = ""
+    #: seconds the worker spent creating, loading and warming up the codec before this row,
+    #: on the first row each worker process codes with a codec; None on the others
+    load_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -70,6 +78,9 @@ class ImageResult:
 
 
 _FIELDS = [f.name for f in fields(ImageResult)]
+#: Columns added to the results table after stores were first written, with their types:
+#: a store without them gets them in place (NULL in its old rows).
+_ADDED_COLUMNS = {"label": "TEXT", "load_s": "REAL"}
 _FLOAT_METRICS = ("psnr", "roi_psnr", "bg_psnr", "ms_ssim")
 
 
@@ -118,8 +129,9 @@ class ResultsStore:
                 "model_key, iou_type, digest))"
             )
             have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
-            if "label" not in have:  # a store from before labels: add the column in place
-                self.db.execute("ALTER TABLE results ADD COLUMN label TEXT")
+            for column, kind in _ADDED_COLUMNS.items():  # an older store: add it in place
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))

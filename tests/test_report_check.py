@@ -1,4 +1,8 @@
-"""`bench check`: a real baseline on a tiny subset, then real regressions it must catch."""
+"""`bench check`: a real baseline on a tiny subset, then real regressions it must catch.
+
+The gate itself, on the committed baseline, is not repeated here: `.ci/run` runs `bench
+check` once, right after these tests (it took 276 s more as a test).
+"""
 
 from __future__ import annotations
 
@@ -258,10 +262,3 @@ def test_committed_baseline_matches_the_installed_grids():
             f"{name}'s quality grid changed; run `bench check --update` and commit "
             "results/ci_baseline.json")
 
-
-@pytest.mark.slow
-def test_committed_baseline_passes(coco_root, capsys):
-    """The real gate, as CI runs it (about a minute on two shared cores)."""
-    shared_model(DETECTOR)
-    assert check("--data-root", str(coco_root)) == 0
-    assert "bench check: passed" in capsys.readouterr().out

@@ -25,10 +25,13 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    """Add the ``report`` command to the ``bench`` sub-parsers."""
-    from bench.report.bd import METHODS, POLICIES
-    from bench.report.points import IMAGE_MODES, METRICS, RATES
-    from bench.report.tables import FORMATS
+    """Add the ``report`` command to the ``bench`` sub-parsers.
+
+    The choices stay in ``bench.report`` (pandas, scipy) until a value is checked or this
+    command's help is printed (:class:`~bench.cli.choices.LazyChoices`): building the parser
+    must not import them.
+    """
+    from bench.cli.choices import LazyChoices
 
     p = sub.add_parser(
         "report",
@@ -45,23 +48,31 @@ def register(sub) -> None:
     p.add_argument("--anchor", default=None, metavar="LABEL",
                    help="anchor codec (label) of the BD values (default: first of vtm, vvc, "
                    "jpeg in the store)")
-    p.add_argument("--metric", action="append", choices=list(METRICS), metavar="METRIC",
-                   help=f"quality axis of the BD table (repeatable): {', '.join(METRICS)} "
+    p.add_argument("--metric", action="append", metavar="METRIC",
+                   choices=LazyChoices("bench.report.points", "METRICS"),
+                   help="quality axis of the BD table (repeatable): %(choices)s "
                    "(default: psnr)")
-    p.add_argument("--method", choices=METHODS, default="pchip",
-                   help="curve interpolation: pchip (JVET CTC, default), akima, cubic "
-                   "(VCEG-M33)")
-    p.add_argument("--rate", choices=list(RATES), default="pooled",
-                   help="rate axis: pooled bpp = Σbits/Σpixels (default) or mean bpp")
-    p.add_argument("--images", choices=IMAGE_MODES, default="common",
-                   help="common: only images every codec/quality coded (default); all: each "
-                   "point over its own images")
-    p.add_argument("--non-monotonic", choices=POLICIES, default="pareto",
-                   help="non-monotonic curve: drop its dominated points and say so (pareto, "
-                   "default) or give no BD value (nan)")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="table format (default: text, best values marked *); latex needs "
-                   "\\usepackage{booktabs} (and graphicx for the wide points table)")
+    p.add_argument("--method", choices=LazyChoices("bench.report.bd", "METHODS"),
+                   default="pchip", metavar="METHOD",
+                   help="curve interpolation (%(choices)s): pchip as in the JVET CTC "
+                   "(default), cubic as in VCEG-M33")
+    p.add_argument("--rate", choices=LazyChoices("bench.report.points", "RATES"),
+                   default="pooled", metavar="RATE",
+                   help="rate axis (%(choices)s): pooled bpp = Σbits/Σpixels (default) or "
+                   "mean bpp")
+    p.add_argument("--images", choices=LazyChoices("bench.report.points", "IMAGE_MODES"),
+                   default="common", metavar="MODE",
+                   help="images per point (%(choices)s): common, only images every "
+                   "codec/quality coded (default); all, each point over its own images")
+    p.add_argument("--non-monotonic", choices=LazyChoices("bench.report.bd", "POLICIES"),
+                   default="pareto", metavar="POLICY",
+                   help="non-monotonic curve (%(choices)s): drop its dominated points and "
+                   "say so (pareto, default) or give no BD value (nan)")
+    p.add_argument("--format", choices=LazyChoices("bench.report.tables", "FORMATS"),
+                   default="text", metavar="FORMAT",
+                   help="table format (%(choices)s; default: text, best values marked *); "
+                   "latex needs \\usepackage{booktabs} (and graphicx for the wide points "
+                   "table)")
     p.add_argument("--points", action="store_true",
                    help="print the points table instead of the BD table: in CSV one row per "
                    "(codec, quality, task, model) with every provenance column, else one row "

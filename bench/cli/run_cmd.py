@@ -138,6 +138,20 @@ def build_tasks(task_names: list[str], models: list[str] | None, categories: lis
     return tasks
 
 
+def load_line(loads: dict[str, list[float]]) -> str:
+    """One line on the codecs' load times of this invocation, which no encode time includes.
+
+    ``loads`` maps a codec label to the ``load_s`` of each worker process that loaded it
+    (empty when every load failed: the error rows say why).
+    """
+    parts = []
+    for label, seconds in loads.items():
+        per = f"{max(seconds):.2f} s" if len(seconds) == 1 else (
+            f"{min(seconds):.2f}–{max(seconds):.2f} s in each of {len(seconds)} workers")
+        parts.append(f"{label} {per}")
+    return "codec load and warm-up (not in the encode times): " + ", ".join(parts)
+
+
 def main(args: argparse.Namespace) -> int:
     from bench.data.coco import CocoDataset, DataError
     from bench.labels import codec_label, codec_name, option_defaults
@@ -209,8 +223,17 @@ def main(args: argparse.Namespace) -> int:
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
                             metrics=metrics, codec_options=options)
             bar = progress_bar(todo, "coding", disable=args.no_progress)
+            loads: dict[str, list[float]] = {}
+
+            def on_row(row) -> None:
+                bar.update()
+                if row.load_s is not None:
+                    loads.setdefault(row.label, []).append(row.load_s)
+
             with bar:
-                execute(units, cfg, store, jobs=args.jobs, on_row=lambda _: bar.update())
+                execute(units, cfg, store, jobs=args.jobs, on_row=on_row)
+            if loads:
+                print(load_line(loads), file=sys.stderr)
         rows = []
         for label, codec in codecs.items():
             rows += store.results(codec_name(label), codec.version(), qualities[label],

@@ -78,6 +78,10 @@ class LearnedRoiCodec(Codec):
         ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
         return f"{self.name}-v1/{ckpt}/roi-{self.roi_mode}/{grid_description()}"
 
+    def load(self) -> None:
+        """Load the checkpoint now (the ``model`` property would on the first encode)."""
+        _ = self.model
+
     @property
     def model(self):
         if self._model is None:
