@@ -3,12 +3,15 @@
 Checked on Kodak crops: the PSNR each codec reaches at its top grid point and at a very high
 off-grid point, strictly increasing bpp along the grid, odd sizes, self-contained streams;
 and that a missing, crashing or hanging program raises an error naming the program, the exit
-code and the tail of its stderr.
+code and the tail of its stderr. Corrupt streams: a truncated JPEG XL stream (on which libjxl
+loops) fails in seconds leaving no process or folder, decoders get a timeout proportional to
+the picture size, and streams declaring absurd sizes are refused before decoding.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,8 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.codecs import colour
+from bench.codecs import _ffmpeg, colour
 from bench.codecs._ffmpeg import (
+    decode_timeout,
     pack_header,
     parse_prefixed,
     run_program,
@@ -28,7 +32,7 @@ from bench.codecs.av1 import Av1Codec
 from bench.codecs.base import CodecError, CodecUnavailable
 from bench.codecs.hevc import HevcCodec
 from bench.codecs.jpeg2000 import Jpeg2000Codec, resolutions_for, strip_comments
-from bench.codecs.jpegxl import JpegxlCodec
+from bench.codecs.jpegxl import JpegxlCodec, codestream_size
 from bench.codecs.vvc import VvcCodec
 from bench.codecs.webp import WebpCodec
 
@@ -255,3 +259,116 @@ def test_stderr_tail_keeps_the_end():
 def test_run_program_returns_stdout(tmp_path):
     script = fake_program(tmp_path, "printf hello")
     assert run_program([script], timeout=10) == b"hello"
+
+
+# --------------------------------------------------------------------------- corrupt streams
+
+
+def ffmpeg_children() -> list[int]:
+    """This process's live children that are ffmpeg (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == os.getpid() and state not in "ZX" and b"ffmpeg" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="uses /proc")
+def test_truncated_jpegxl_fails_in_seconds_and_leaves_nothing_behind(kodak_crop):
+    """libjxl loops on a truncated codestream, writing errors to stderr without end."""
+    codec = make("jpegxl")  # default timeout: 300 s
+    data = codec.encode(kodak_crop, None, "d1")
+    start = time.monotonic()
+    with pytest.raises(CodecError) as info:
+        codec.decode(data[: len(data) // 2])
+    assert time.monotonic() - start < 15
+    message = str(info.value)
+    assert message.startswith("jpegxl: cannot decode this stream")
+    assert "Unexpected end of JXL codestream" in message
+    assert len(message) < 2500
+    assert ffmpeg_children() == []
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"bench-{os.getpid()}-jpegxl-*"))
+    assert leftovers == []
+
+
+def test_decode_timeout_follows_the_picture_size():
+    assert decode_timeout(480, 640, 300) == pytest.approx(10 + 10 * 0.3072)
+    assert decode_timeout(2160, 3840, 300) == pytest.approx(10 + 10 * 8.2944)
+    assert decode_timeout(16384, 16384, 300) == 300  # never more than the codec's timeout
+    assert decode_timeout(None, None, 300) == pytest.approx(170)  # unknown: 16 MP
+
+
+@pytest.mark.parametrize("name", ["vvc", "jpeg2000"])
+def test_a_hanging_decoder_gets_the_size_timeout_not_the_codec_timeout(
+    name, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(_ffmpeg, "DECODE_TIMEOUT_BASE_S", 1.0)
+    script = fake_program(tmp_path, "echo 'decoding' >&2\nsleep 30")
+    codec = CLASSES[name](ffmpeg=script, timeout=300)
+    if name == "vvc":
+        stream = pack_header(codec.colour_spec, 16, 16) + b"\x00\x00\x01"
+    else:  # a J2K main header declaring a 16x16 image
+        stream = b"\xff\x4f\xff\x51\x00\x29\x00\x00" + (16).to_bytes(4, "big") * 2 + bytes(8)
+    start = time.monotonic()
+    with pytest.raises(CodecError, match=r"timed out after 1(\.0+\d*)? s"):
+        codec.decode(stream)
+    assert time.monotonic() - start < 5
+
+
+def jxl_header(height: int, width: int) -> bytes:
+    """A JPEG XL signature and SizeHeader (30-bit fields, no ratio) for ``height`` x ``width``."""
+    bits = [0]  # small = false
+    for value in (height - 1, None, width - 1):
+        if value is None:
+            bits += [0, 0, 0]  # ratio 0: the width follows
+            continue
+        bits += [1, 1]  # selector 3: 30 bits
+        bits += [(value >> i) & 1 for i in range(30)]
+    bits += [0] * (-len(bits) % 8)
+    return b"\xff\x0a" + bytes(
+        sum(bit << i for i, bit in enumerate(bits[k : k + 8])) for k in range(0, len(bits), 8)
+    )
+
+
+def test_declared_sizes_beyond_the_limit_are_refused_before_decoding():
+    """No ffmpeg runs (its path does not exist): the header alone is refused."""
+    huge = 100_000
+    streams = {
+        "vvc": pack_header(colour.ColourSpec(bit_depth=10), huge, huge) + b"\x00\x00\x01",
+        "jpeg2000": b"\xff\x4f\xff\x51\x00\x29\x00\x00" + huge.to_bytes(4, "big") * 2
+        + bytes(8),
+        "webp": b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00" + bytes(4)
+        + (huge - 1).to_bytes(3, "little") * 2,
+        "jpegxl": jxl_header(huge, huge),
+    }
+    for name, stream in streams.items():
+        codec = CLASSES[name](ffmpeg="/nonexistent/ffmpeg")
+        with pytest.raises(CodecError) as info:
+            codec.decode(stream)
+        assert not isinstance(info.value, CodecUnavailable), name
+        assert f"declares a {huge}x{huge} picture" in str(info.value), name
+
+
+@pytest.mark.parametrize("name", ["jpegxl", "webp", "jpeg2000"])
+def test_stream_headers_give_the_picture_size(name):
+    """Real encodes; the shapes cover every aspect-ratio code of JPEG XL's SizeHeader."""
+    codec = make(name)
+    shapes = [(1, 1), (3, 5), (64, 64), (50, 60), (96, 128), (64, 96), (72, 128), (64, 80),
+              (32, 64), (17, 300)]
+    rng = np.random.default_rng(9)
+    for shape in shapes:
+        image = rng.integers(0, 256, (*shape, 3), np.uint8)
+        data = codec.encode(image, None, codec.qualities[-1])
+        assert codec.picture_size(data) == shape
+    assert codec.picture_size(b"not a picture stream at all, just bytes") is None
+    assert codec.picture_size(b"") is None
+    assert jxl_header(1234, 567)[:2] == b"\xff\x0a"
+    assert codestream_size(jxl_header(1234, 567)) == (1234, 567)

@@ -1,9 +1,20 @@
-"""Detection and segmentation scoring with real YOLO models and pycocotools."""
+"""Detection and segmentation scoring with real YOLO models and pycocotools.
+
+Model files are untrusted input: crafted malicious ``.pt`` pickles are refused without
+running (through the CLI too), a checkpoint Ultralytics itself writes loads in its safe
+mode, other formats are refused by name, and a run is quiet and keeps Ultralytics' settings
+in bench's cache with sync off.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +26,7 @@ from bench.tasks import TaskError
 from bench.tasks.cocoeval import evaluate
 from bench.tasks.detection import DetectionTask
 from bench.tasks.segmentation import SegmentationTask
+from bench.tasks.ultralytics_backend import file_sha256
 from tests.conftest import DETECTOR, FAST_SEGMENTER, SEGMENTER, shared_model
 
 
@@ -171,3 +183,147 @@ def test_faster_coco_eval_gives_the_same_numbers(coco_root):
         fast = evaluate(ds.coco, results, ds.ids, iou_type, "faster-coco-eval")
         assert ref["AP"] > 0
         assert fast == pytest.approx(ref, abs=1e-9, nan_ok=True)
+
+
+# --------------------------------------------------------------------------- safe model loading
+
+
+class _CreatesAFile:
+    """Unpickling this calls ``open(marker, "w")``: a payload that leaves a visible trace."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def malicious_checkpoints(folder: Path, marker: Path) -> list[Path]:
+    """The payload as a torch zip checkpoint, a legacy torch file and a bare pickle."""
+    import pickle
+
+    import torch
+
+    payload = {"model": _CreatesAFile(marker), "train_args": {}}
+    paths = [folder / "evil.pt", folder / "evil-legacy.pt", folder / "evil-pickle.pt"]
+    torch.save(payload, paths[0])
+    torch.save(payload, paths[1], _use_new_zipfile_serialization=False)
+    paths[2].write_bytes(pickle.dumps(payload))
+    return paths
+
+
+def test_malicious_checkpoints_are_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    for path in malicious_checkpoints(tmp_path, marker):
+        with pytest.raises(TaskError) as info:
+            DetectionTask(str(path))
+        message = str(info.value)
+        assert f"refused model {path}" in message and "Nothing in it was run" in message
+        assert "export it to ONNX or TFLite" in message
+        assert not marker.exists(), f"loading {path.name} ran code from it"
+
+
+def test_cli_refuses_a_malicious_checkpoint(coco_root, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = malicious_checkpoints(tmp_path, marker)[0]
+    assert main(["run", "--no-progress", "--codec", "original", "--task", "detection",
+                 "--model", str(evil), "--data-root", str(coco_root), "--limit", "1",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "refused model" in err and "not a plain Ultralytics checkpoint" in err
+    assert "references types outside" not in err  # Ultralytics' message, said after running it
+    assert not marker.exists()
+
+
+def test_without_safe_mode_a_checkpoint_is_refused_unread(tmp_path):
+    """ultralytics imported before bench (safe mode off): .pt files are refused, not run."""
+    marker = tmp_path / "pwned"
+    evil = malicious_checkpoints(tmp_path, marker)[0]
+    code = ("import ultralytics\n"
+            "from bench.tasks import TaskError\n"
+            "from bench.tasks.detection import DetectionTask\n"
+            "try:\n"
+            f"    DetectionTask({str(evil)!r})\n"
+            "except TaskError as exc:\n"
+            "    print(exc)\n")
+    env = {k: v for k, v in os.environ.items() if k != "ULTRALYTICS_SAFE_LOAD"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert "imported before bench could switch on its safe-load mode" in run.stdout, run.stderr
+    assert not marker.exists()
+
+
+def test_a_genuine_checkpoint_loads_in_safe_mode(tmp_path):
+    """A checkpoint Ultralytics itself writes (from its yolov8n.yaml, untrained) loads."""
+    from bench.tasks.ultralytics_backend import import_ultralytics, safe_load_problem
+
+    import_ultralytics()
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    path = tmp_path / "yolov8n-untrained.pt"
+    YOLO("yolov8n.yaml").save(path)
+    assert safe_load_problem() is None and tasks.SAFE_LOAD is True
+    task = DetectionTask(str(path))
+    assert task.model.task == "detect" and len(task.model.names) == 80
+    assert task.model_info()["sha256"] == file_sha256(path)
+
+
+def test_torchscript_in_a_pt_file_is_refused(tmp_path):
+    import torch
+
+    path = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # torch deprecates making TorchScript; users still have it
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(torch.nn.Conv2d(3, 4, 1), torch.zeros(1, 3, 8, 8)), path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(TaskError, match="cannot load model .*TorchScript"):
+            DetectionTask(str(path))
+    assert not [w for w in seen if "TorchScript" in str(w.message)]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("model.torchscript", "not .torchscript files"),
+    ("model.engine", "not .engine files"),
+    ("model", "not files without a suffix"),
+    ("best_qnn.onnx", "would read this file as 'qnn', not 'onnx'"),
+    ("coral_edgetpu.tflite", "would read this file as 'edgetpu'"),
+])
+def test_other_model_formats_are_refused_by_name(tmp_path, name, reason):
+    path = tmp_path / name
+    path.write_bytes(b"\x00" * 64)  # refused before its content is read
+    with pytest.raises(TaskError, match=f"refused model .*{reason}"):
+        DetectionTask(str(path))
+
+
+def test_a_saved_model_folder_is_refused(tmp_path):
+    folder = tmp_path / "yolov8n_saved_model"
+    folder.mkdir()
+    with pytest.raises(TaskError, match="is a directory; bench loads only .pt, .onnx"):
+        DetectionTask(str(folder))
+
+
+QUIET_RUN = ["-m", "bench", "run", "--no-progress", "--codec", "original", "--task",
+             "detection", "--limit", "1"]
+
+
+def test_ultralytics_is_quiet_and_keeps_its_settings_in_benchs_cache(coco_root, tmp_path):
+    """A fresh process with no YOLO_CONFIG_DIR: no banner, no TFLite line, no sync."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("YOLO_CONFIG_DIR", "ULTRALYTICS_SAFE_LOAD", "XDG_CONFIG_HOME")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache))
+    run = subprocess.run(
+        [sys.executable, *QUIET_RUN, "--model", str(shared_model(DETECTOR)),
+         "--data-root", str(coco_root), "--run-dir", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    output = run.stdout + run.stderr
+    for noise in ("Ultralytics Settings", "XNNPACK", "for LiteRT inference", "jit"):
+        assert noise not in output, noise
+    settings = json.loads((cache / "bench" / "ultralytics" / "Ultralytics" / "settings.json")
+                          .read_text())
+    assert settings["sync"] is False
+    assert not (home / ".config" / "Ultralytics").exists()

@@ -1,9 +1,11 @@
 """Shared machinery of the codecs that run an external program, mostly ffmpeg.
 
-* :func:`run_program` runs one argv list (never a shell string) with a timeout and turns every
-  failure into a :class:`~bench.codecs.base.CodecError` that names the program, its exit code
-  and the tail of its stderr (or :class:`~bench.codecs.base.CodecUnavailable` when the program
-  does not exist).
+* :func:`run_program` runs one argv list through :func:`bench.external.run` (no shell,
+  bounded output, a timeout that kills the program's whole process group, and the program
+  killed with its parent) and turns every failure into a
+  :class:`~bench.codecs.base.CodecError` that names the program, its exit code or what
+  stopped it, and the tail of its stderr (or :class:`~bench.codecs.base.CodecUnavailable`
+  when the program does not exist).
 * :class:`Ffmpeg` is one ffmpeg executable (by default the one imageio-ffmpeg ships): it runs
   ffmpeg, lists its encoders and decoders, and reports its own and its libraries' versions.
   Those answers are cached per executable, so asking is cheap.
@@ -12,8 +14,12 @@
   size, convert with :mod:`bench.codecs.colour`, encode raw 4:2:0, prepend a tiny picture
   header; and the reverse on decode.
 
-Every call works in its own temporary directory, so codecs are safe to use from several
-processes at once. Encoders run with one thread: the harness parallelises across images.
+Every call works in its own temporary directory (:func:`bench.external.work_dir`), so codecs
+are safe to use from several processes at once. Encoders run with one thread: the harness
+parallelises across images. Encoders get the codec's ``timeout``; a decoder gets a timeout
+proportional to the picture's size (:func:`decode_timeout`), read from the picture header or
+the format's own header before decoding, and a stream that declares an absurd size is
+refused before ffmpeg allocates it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import signal
-import subprocess
-import tempfile
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,12 +34,25 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench import external
 from bench.codecs import colour
 from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
 from bench.varint import decode_varint, encode_varint
 
-#: Seconds one external program may run before it is killed.
+#: Seconds one external program may run before it is killed (encoders; decoders get
+#: :func:`decode_timeout`).
 DEFAULT_TIMEOUT_S = 300.0
+
+#: A decode may take this long plus :data:`DECODE_TIMEOUT_S_PER_MPIXEL` per million pixels of
+#: the picture (but never more than the codec's ``timeout``). Real decodes of a 0.4 MP Kodak
+#: image take 0.07-0.15 s here, process start included, so this leaves a margin of about
+#: 100x for loaded machines while a stuck decoder is stopped in seconds, not minutes.
+DECODE_TIMEOUT_BASE_S = 10.0
+DECODE_TIMEOUT_S_PER_MPIXEL = 10.0
+
+#: Largest picture (width x height) a stream may declare; more is refused before decoding.
+#: 2**28 pixels is 16384 x 16384, far beyond any benchmark image.
+MAX_PICTURE_PIXELS = 1 << 28
 
 #: How much of a failing program's stderr goes into the error message.
 STDERR_TAIL_LINES = 12
@@ -48,61 +64,46 @@ STDERR_TAIL_CHARS = 1500
 
 def stderr_tail(stderr: bytes | str | None) -> str:
     """The last lines of a program's stderr, decoded and shortened for an error message."""
-    if not stderr:
-        return "(no stderr)"
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    tail = "\n".join(lines[-STDERR_TAIL_LINES:])
-    return tail[-STDERR_TAIL_CHARS:] if tail else "(no stderr)"
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    """Kill the process group a timed-out program leads (its children too)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
+    return external.stderr_tail(stderr, STDERR_TAIL_LINES, STDERR_TAIL_CHARS)
 
 
 def run_program(
     argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S, cwd: str | Path | None = None
 ) -> bytes:
-    """Run ``argv`` and return its stdout; raise a CodecError describing any failure.
+    """Run ``argv`` with :func:`bench.external.run` and return its stdout.
 
-    The program runs in its own session so that a timeout kills it together with anything it
-    started. Stdin is closed (``/dev/null``): nothing waits for a terminal.
+    Every failure becomes a :class:`~bench.codecs.base.CodecError` naming the program, its
+    exit code or what stopped it, and the tail of its stderr;
+    :class:`~bench.codecs.base.CodecUnavailable` when the program does not exist. The
+    program never outlives the call, nor the process (see :mod:`bench.external`).
     """
-    argv = [str(a) for a in argv]
-    program = argv[0]
     try:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise CodecUnavailable(f"program not found: {program}") from exc
-    except PermissionError as exc:
-        raise CodecUnavailable(f"program is not executable: {program}") from exc
-    with process:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            _, stderr = process.communicate()
-            raise CodecError(
-                f"{program} timed out after {timeout:g} s and was killed; "
-                f"stderr tail:\n{stderr_tail(stderr)}"
-            ) from None
-    if process.returncode != 0:
+        return external.run(argv, timeout=timeout, cwd=cwd).stdout
+    except external.ProgramNotFound as exc:
+        raise CodecUnavailable(str(exc)) from None
+    except external.ProgramError as exc:
+        raise CodecError(str(exc)) from None
+
+
+def decode_timeout(height: int | None, width: int | None, limit: float) -> float:
+    """Seconds a decoder gets for a ``height`` x ``width`` picture, at most ``limit``.
+
+    Proportional to the picture's size (:data:`DECODE_TIMEOUT_BASE_S` plus
+    :data:`DECODE_TIMEOUT_S_PER_MPIXEL` per megapixel); when the size is unknown, that of a
+    16-megapixel picture.
+    """
+    pixels = height * width if height and width else 16_000_000
+    return min(limit, DECODE_TIMEOUT_BASE_S + DECODE_TIMEOUT_S_PER_MPIXEL * pixels / 1e6)
+
+
+def check_picture_size(height: int, width: int, what: str) -> None:
+    """Raise CodecError when a stream declares more than :data:`MAX_PICTURE_PIXELS`."""
+    if height * width > MAX_PICTURE_PIXELS:
         raise CodecError(
-            f"{program} failed with exit code {process.returncode}; "
-            f"stderr tail:\n{stderr_tail(stderr)}"
+            f"{what} declares a {width}x{height} picture, more than the "
+            f"{MAX_PICTURE_PIXELS:,} pixels bench decodes; the stream is corrupt or not "
+            "made by this codec"
         )
-    return stdout
 
 
 # --------------------------------------------------------------------------- one ffmpeg
@@ -163,16 +164,10 @@ def _library_version(path: str, encoder: str, timeout: float) -> str:
         "-frames:v", "1", "-c:v", encoder, "-f", "image2pipe", "-",
     ]  # fmt: skip
     try:
-        process = subprocess.run(
-            argv,
-            capture_output=True,
-            timeout=min(timeout, 60.0),
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = external.run(argv, timeout=min(timeout, 60.0), check=False)
+    except external.ProgramError:
         return "unknown"
-    log = process.stderr.decode("utf-8", "replace") + process.stdout.decode("latin-1")
+    log = done.stderr.decode("utf-8", "replace") + done.stdout.decode("latin-1")
     for pattern in _LIBRARY_VERSION_PATTERNS:
         match = re.search(pattern, log)
         if match:
@@ -205,9 +200,12 @@ class Ffmpeg:
             head += ["-filter_threads", str(threads)]
         return head + list(args)
 
-    def run(self, argv: Sequence[str], cwd: str | Path | None = None) -> bytes:
-        """Run a full argv (as from :meth:`command`) under this ffmpeg's timeout."""
-        return run_program(argv, timeout=self.timeout, cwd=cwd)
+    def run(
+        self, argv: Sequence[str], cwd: str | Path | None = None, timeout: float | None = None
+    ) -> bytes:
+        """Run a full argv (as from :meth:`command`) under ``timeout`` (default: this
+        ffmpeg's)."""
+        return run_program(argv, timeout=self.timeout if timeout is None else timeout, cwd=cwd)
 
     def missing(self, encoders: Iterable[str] = (), decoders: Iterable[str] = ()) -> str | None:
         """None when the executable runs and has all the named coders, else the reason."""
@@ -324,11 +322,27 @@ class FfmpegCodec(Codec):
 
     # -- running
 
-    def _run(self, argv: list[str], cwd: Path, remember: bool) -> None:
-        """Run one ffmpeg argv in ``cwd``; remember it as :attr:`last_command` if encoding."""
+    def _run(
+        self, argv: list[str], cwd: Path, remember: bool, timeout: float | None = None
+    ) -> None:
+        """Run one ffmpeg argv in ``cwd``; remember it as :attr:`last_command` if encoding.
+
+        ``timeout`` defaults to the codec's; decoders pass :meth:`decode_timeout`.
+        """
         if remember:
             self.last_command = list(argv)
-        self.ffmpeg.run(argv, cwd=cwd)
+        self.ffmpeg.run(argv, cwd=cwd, timeout=timeout)
+
+    def decode_timeout(self, height: int | None, width: int | None) -> float:
+        """Seconds one decode of a ``height`` x ``width`` picture may take (:func:`decode_timeout`,
+        at most the codec's ``timeout``; size unknown: that of a 16-megapixel picture)."""
+        return decode_timeout(height, width, self.ffmpeg.timeout)
+
+    def _decode_failed(self, exc: CodecError) -> CodecError:
+        """The error of a failed decode, saying which codec could not decode the stream."""
+        if isinstance(exc, CodecUnavailable):  # a missing ffmpeg says so itself
+            return exc
+        return CodecError(f"{self.name}: cannot decode this stream (corrupt or truncated?): {exc}")
 
     @staticmethod
     def _read_output(path: Path, what: str) -> bytes:
@@ -458,23 +472,28 @@ class YuvFfmpegCodec(FfmpegCodec):
         height, width = image.shape[:2]
         padded = colour.pad_to(image, *self.coded_size(height, width))
         yuv = colour.rgb_to_yuv420(padded, self.colour_spec)
-        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            yuv_path = colour.write_yuv(Path(tmp) / "in.yuv", yuv)
-            out_path = Path(tmp) / f"out{self.suffix}"
+        with external.work_dir(self.name) as tmp:
+            yuv_path = colour.write_yuv(tmp / "in.yuv", yuv)
+            out_path = tmp / f"out{self.suffix}"
             argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality)
-            self._run(argv, Path(tmp), remember=True)
+            self._run(argv, tmp, remember=True)
             payload = self._read_output(out_path, "bitstream")
         return pack_header(self.colour_spec, height, width) + payload
 
     def decode(self, data: bytes) -> np.ndarray:
         """RGB image of a stream made by :meth:`encode`, cropped to the original size."""
         spec, height, width, offset = unpack_header(data)
+        check_picture_size(height, width, f"{self.name} picture header")
         coded_h, coded_w = self.coded_size(height, width)
-        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            stream_path = Path(tmp) / f"in{self.suffix}"
+        with external.work_dir(self.name) as tmp:
+            stream_path = tmp / f"in{self.suffix}"
             stream_path.write_bytes(data[offset:])
-            out_path = Path(tmp) / "out.yuv"
-            self._run(self.decoder_argv(stream_path, out_path), Path(tmp), remember=False)
+            out_path = tmp / "out.yuv"
+            try:
+                self._run(self.decoder_argv(stream_path, out_path), tmp, remember=False,
+                          timeout=self.decode_timeout(coded_h, coded_w))
+            except CodecError as exc:
+                raise self._decode_failed(exc) from None
             raw = self._read_output(out_path, "decoded picture")
         try:
             yuv = colour.yuv_from_bytes(raw, coded_h, coded_w, spec.bit_depth)
@@ -511,6 +530,14 @@ class ImageFfmpegCodec(FfmpegCodec):
     def postprocess(self, stream: bytes) -> bytes:
         """Trim an encoded file before it is returned (default: unchanged)."""
         return stream
+
+    def picture_size(self, data: bytes) -> tuple[int, int] | None:
+        """Height and width the stream's own header declares, or None if it cannot tell.
+
+        Read without decoding, to size the decode timeout and refuse absurd sizes before
+        ffmpeg allocates them; the decoder still validates the whole stream.
+        """
+        return None
 
     def _raw_input(self, image: np.ndarray) -> bytes:
         """The image as ``input_pix_fmt`` rawvideo bytes."""
@@ -549,22 +576,30 @@ class ImageFfmpegCodec(FfmpegCodec):
         check_image(image)
         self.check_quality(quality)
         height, width = image.shape[:2]
-        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            raw_path = Path(tmp) / "in.raw"
+        with external.work_dir(self.name) as tmp:
+            raw_path = tmp / "in.raw"
             raw_path.write_bytes(self._raw_input(image))
-            out_path = Path(tmp) / f"out{self.suffix}"
+            out_path = tmp / f"out{self.suffix}"
             argv = self.encoder_argv(raw_path, out_path, height, width, quality)
-            self._run(argv, Path(tmp), remember=True)
+            self._run(argv, tmp, remember=True)
             return self.postprocess(self._read_output(out_path, "bitstream"))
 
     def decode(self, data: bytes) -> np.ndarray:
         """RGB image of a file made by :meth:`encode`."""
         out_name = "out.ppm" if self.input_pix_fmt == "rgb24" else "out.y4m"
-        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            stream_path = Path(tmp) / f"in{self.suffix}"
+        size = self.picture_size(data)
+        if size is not None:
+            check_picture_size(*size, f"{self.name} stream")
+        timeout = self.decode_timeout(*(size or (None, None)))
+        with external.work_dir(self.name) as tmp:
+            stream_path = tmp / f"in{self.suffix}"
             stream_path.write_bytes(data)
-            out_path = Path(tmp) / out_name
-            self._run(self.decoder_argv(stream_path, out_path), Path(tmp), remember=False)
+            out_path = tmp / out_name
+            try:
+                self._run(self.decoder_argv(stream_path, out_path), tmp, remember=False,
+                          timeout=timeout)
+            except CodecError as exc:
+                raise self._decode_failed(exc) from None
             picture = self._read_output(out_path, "decoded picture")
         try:
             if self.input_pix_fmt == "rgb24":

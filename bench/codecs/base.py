@@ -56,6 +56,17 @@ class Codec(ABC):
         """None when the codec can run here, else a short reason why it cannot."""
         return None
 
+    def load(self) -> None:
+        """Load what coding needs (model weights, tables) now instead of on the first encode.
+
+        The harness calls it once per codec object in each worker process, before that
+        codec's first timed encode, and stores the time it took apart from the encode times
+        (``load_s``), so a codec that loads lazily does not charge its loading to the first
+        image it codes. Raise :class:`CodecUnavailable` or :class:`CodecError` if it cannot
+        load; calling it again must be cheap. The default has nothing to load.
+        """
+        return None
+
     @abstractmethod
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
         """Compress ``image`` (H×W×3 uint8 RGB) at the named ``quality``.

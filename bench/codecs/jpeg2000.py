@@ -21,7 +21,7 @@ from bench.codecs.base import CodecError
 #: Wavelet resolution levels (decompositions + 1) on images large enough for them.
 MAX_RESOLUTIONS = 6
 
-_SOC, _SOT, _COM = b"\xff\x4f", b"\xff\x90", b"\xff\x64"
+_SOC, _SIZ, _SOT, _COM = b"\xff\x4f", b"\xff\x51", b"\xff\x90", b"\xff\x64"
 
 
 def resolutions_for(height: int, width: int) -> int:
@@ -43,6 +43,21 @@ def strip_comments(codestream: bytes) -> bytes:
             out += codestream[pos : pos + 2 + length]
         pos += 2 + length
     return bytes(out) + codestream[pos:]
+
+
+def codestream_size(data: bytes) -> tuple[int, int] | None:
+    """Height and width in a J2K codestream's SIZ marker segment, or None if it is not one.
+
+    ITU-T T.800 A.5.1: SIZ directly follows SOC; after Lsiz and Rsiz come Xsiz, Ysiz (the
+    reference grid) and XOsiz, YOsiz (the image offset), 32 bits each; the image is
+    (Xsiz - XOsiz) x (Ysiz - YOsiz).
+    """
+    if len(data) < 24 or data[:2] != _SOC or data[2:4] != _SIZ:
+        return None
+    xsiz, ysiz, xosiz, yosiz = (int.from_bytes(data[i : i + 4], "big") for i in (8, 12, 16, 20))
+    if xsiz <= xosiz or ysiz <= yosiz:
+        return None
+    return ysiz - yosiz, xsiz - xosiz
 
 
 class Jpeg2000Codec(ImageFfmpegCodec):
@@ -77,6 +92,10 @@ class Jpeg2000Codec(ImageFfmpegCodec):
             "-compression_level", str(ratio // 2),
             "-numresolution", str(resolutions_for(height, width)),
         ]  # fmt: skip
+
+    def picture_size(self, data: bytes) -> tuple[int, int] | None:
+        """The size in the codestream's SIZ marker segment (:func:`codestream_size`)."""
+        return codestream_size(data)
 
     def postprocess(self, stream: bytes) -> bytes:
         """Drop the encoder's comment marker (it costs bytes and holds no picture data)."""

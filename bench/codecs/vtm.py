@@ -33,16 +33,17 @@ import functools
 import hashlib
 import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from bench import external
 from bench.codecs import colour
 from bench.codecs._ffmpeg import (
     DEFAULT_TIMEOUT_S,
+    check_picture_size,
+    decode_timeout,
     pack_header,
     parse_prefixed,
     run_program,
@@ -101,12 +102,10 @@ def default_cfg(vtm_dir: Path | None) -> Path | None:
 def _program_version(path: str, timeout: float) -> str:
     """``23.x`` from the banner VTM prints on ``--help`` (which may exit non-zero)."""
     try:
-        process = subprocess.run(
-            [path, "--help"], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = external.run([path, "--help"], timeout=min(timeout, 60.0), check=False)
+    except external.ProgramError:
         return "unknown"
-    text = (process.stdout + process.stderr).decode("utf-8", "replace")
+    text = (done.stdout + done.stderr).decode("utf-8", "replace")
     match = re.search(r"VTM (?:Encoder|Decoder) Version (\S+)", text)
     return match.group(1) if match else "unknown"
 
@@ -234,6 +233,11 @@ class VtmCodec(Codec):
 
     # -- coding
 
+    def decode_timeout(self, height: int, width: int) -> float:
+        """Seconds one DecoderApp call may take: proportional to the picture size
+        (:func:`bench.codecs._ffmpeg.decode_timeout`), at most this codec's ``timeout``."""
+        return decode_timeout(height, width, self.timeout)
+
     def _require(self) -> None:
         """Raise CodecUnavailable with the reason when VTM cannot run."""
         reason = self.availability()
@@ -247,9 +251,9 @@ class VtmCodec(Codec):
         self._require()
         height, width = image.shape[:2]
         yuv = colour.rgb_to_yuv420(colour.pad_even(image), self.colour_spec)
-        with tempfile.TemporaryDirectory(prefix="bench-vtm-") as tmp:
-            yuv_path = colour.write_yuv(Path(tmp) / "in.yuv", yuv)
-            out_path = Path(tmp) / "out.266"
+        with external.work_dir(self.name) as tmp:
+            yuv_path = colour.write_yuv(tmp / "in.yuv", yuv)
+            out_path = tmp / "out.266"
             argv = self.build_encoder_argv(yuv_path, out_path, yuv.width, yuv.height, qp)
             self.last_command = argv
             run_program(argv, timeout=self.timeout, cwd=tmp)
@@ -261,13 +265,14 @@ class VtmCodec(Codec):
     def decode(self, data: bytes) -> np.ndarray:
         """RGB image of a stream made by :meth:`encode`, cropped to the original size."""
         spec, height, width, offset = unpack_header(data)
+        check_picture_size(height, width, "vtm picture header")
         self._require()
-        with tempfile.TemporaryDirectory(prefix="bench-vtm-") as tmp:
-            stream_path = Path(tmp) / "in.266"
+        with external.work_dir(self.name) as tmp:
+            stream_path = tmp / "in.266"
             stream_path.write_bytes(data[offset:])
-            recon_path = Path(tmp) / "rec.yuv"
+            recon_path = tmp / "rec.yuv"
             argv = self.build_decoder_argv(stream_path, recon_path)
-            run_program(argv, timeout=self.timeout, cwd=tmp)
+            run_program(argv, timeout=self.decode_timeout(height, width), cwd=tmp)
             if not recon_path.is_file():
                 raise CodecError(f"{argv[0]} exited 0 but wrote no reconstruction")
             raw = recon_path.read_bytes()

@@ -14,6 +14,31 @@ from __future__ import annotations
 from bench.codecs._ffmpeg import ImageFfmpegCodec, parse_prefixed
 
 
+def webp_size(data: bytes) -> tuple[int, int] | None:
+    """Height and width a WebP file declares in its first chunk, or None if it is not one.
+
+    Per RFC 9649: after ``RIFF`` size ``WEBP`` comes a ``VP8 `` chunk (lossy: the VP8 key
+    frame header, start code ``9D 01 2A`` then 14-bit width and height), a ``VP8L`` chunk
+    (lossless: signature ``2F`` then width-1 and height-1 in 14 bits each) or a ``VP8X``
+    chunk (extended: 24-bit canvas width-1 and height-1).
+    """
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    fourcc = data[12:16]
+    if fourcc == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+        return height, width
+    if fourcc == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits >> 14 & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    if fourcc == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return height, width
+    return None
+
+
 class WebpCodec(ImageFfmpegCodec):
     """Lossy WebP (libwebp, method 6) at a quality factor; names are ``q<Q>``."""
 
@@ -25,6 +50,10 @@ class WebpCodec(ImageFfmpegCodec):
     muxer = "webp"
     demuxer = "webp_pipe"
     suffix = ".webp"
+
+    def picture_size(self, data: bytes) -> tuple[int, int] | None:
+        """The size in the file's first chunk (:func:`webp_size`)."""
+        return webp_size(data)
 
     def parse_quality(self, quality: str) -> float:
         """libwebp quality factor of a ``q<0..100>`` name."""
