@@ -6,15 +6,33 @@ whole set). PSNR-type metrics are means of per-image values over the images wher
 defined; error rows are counted, not averaged. Rows are grouped per codec *label*
 (:mod:`bench.labels`), so two option sets of one codec are two series; the table's codec
 column shows the label.
+
+Two kinds of single images that would otherwise decide an aggregate are counted and named
+in notes under the table:
+
+* PSNR-type values enter the means capped at :data:`bench.metrics.PSNR_CAP_DB` (100 dB, as
+  libaom reports PSNR), so an identical reconstruction (+inf in the store) keeps the means
+  finite;
+* an image whose bpp exceeds :data:`BPP_OUTLIER_FACTOR` times the median bpp of its
+  (label, quality) is a *bpp outlier* (e.g. a 1×1 image, whose headers alone are thousands
+  of bits per pixel): ``bpp (mean)`` still includes it, and the note gives the mean
+  without it; ``bpp (pooled)`` weighs it by its pixels and is barely moved.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.metrics import PSNR_CAP_DB, capped_psnr
 from bench.store import ImageResult
+
+#: An image is a bpp outlier of its (label, quality) above this multiple of the median bpp.
+#: On the 79 shared val2017 images the largest ratio of any codec's grid point is 6.4
+#: (hevc qp37), so 10 names only images that are out of the ordinary.
+BPP_OUTLIER_FACTOR = 10.0
 
 
 @dataclass
@@ -37,6 +55,14 @@ class QualitySummary:
     extra: dict = field(default_factory=dict)
     #: the codec's label (:mod:`bench.labels`); empty means the codec name
     label: str = ""
+    #: median of per-image bpp (NaN without images)
+    bpp_median: float = math.nan
+    #: (image id, bpp) of images above BPP_OUTLIER_FACTOR × bpp_median, highest first
+    bpp_outliers: list = field(default_factory=list)
+    #: mean bpp of the images that are not bpp outliers
+    bpp_mean_inliers: float = math.nan
+    #: images with a PSNR-type value above PSNR_CAP_DB (+inf: identical pixels), capped
+    psnr_capped: int = 0
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -62,6 +88,24 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(vals) / len(vals)
 
 
+def _psnr_mean(values: Sequence[float]) -> float:
+    """Mean of PSNR-type values, each capped at PSNR_CAP_DB (so never infinite)."""
+    return _mean([capped_psnr(v) for v in values if v is not None])
+
+
+def _bpp_outliers(rows: Sequence[ImageResult]) -> tuple[float, list[tuple[int, float]]]:
+    """(median bpp, [(image id, bpp) above BPP_OUTLIER_FACTOR × median], highest first)."""
+    bpps = [r.bpp for r in rows if r.bpp is not None]
+    if not bpps:
+        return math.nan, []
+    median = statistics.median(bpps)
+    if median <= 0:
+        return median, []
+    out = [(r.image_id, r.bpp) for r in rows
+           if r.bpp is not None and r.bpp > BPP_OUTLIER_FACTOR * median]
+    return median, sorted(out, key=lambda t: (-t[1], t[0]))
+
+
 def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
               quality_order: dict[str, Sequence[str]]) -> list[QualitySummary]:
     """Aggregate rows per (label, quality), in the order of the labels and their grids.
@@ -80,6 +124,11 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
                 continue
             ok = [r for r in group if r.ok]
             pixels = sum(r.width * r.height for r in ok)
+            median, outliers = _bpp_outliers(ok)
+            outlier_ids = {i for i, _ in outliers}
+            capped = sum(1 for r in ok
+                         if any(v is not None and v > PSNR_CAP_DB
+                                for v in (r.psnr, r.roi_psnr, r.bg_psnr)))
             out.append(QualitySummary(
                 codec=group[0].codec,
                 label=label,
@@ -88,14 +137,40 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
                 errors=len(group) - len(ok),
                 bpp_mean=_mean([r.bpp for r in ok]),
                 bpp_pooled=8.0 * sum(r.bytes for r in ok) / pixels if pixels else math.nan,
-                psnr=_mean([r.psnr for r in ok]),
-                roi_psnr=_mean([r.roi_psnr for r in ok]),
-                bg_psnr=_mean([r.bg_psnr for r in ok]),
+                psnr=_psnr_mean([r.psnr for r in ok]),
+                roi_psnr=_psnr_mean([r.roi_psnr for r in ok]),
+                bg_psnr=_psnr_mean([r.bg_psnr for r in ok]),
                 ms_ssim=_mean([r.ms_ssim for r in ok]),
                 encode_s=_mean([r.encode_s for r in ok]),
                 decode_s=_mean([r.decode_s for r in ok]),
+                bpp_median=median,
+                bpp_outliers=outliers,
+                bpp_mean_inliers=_mean([r.bpp for r in ok if r.image_id not in outlier_ids]),
+                psnr_capped=capped,
             ))
     return out
+
+
+def summary_notes(summaries: Sequence[QualitySummary]) -> list[str]:
+    """One line per (label, quality) with bpp outliers or capped PSNR values."""
+    lines = []
+    for s in summaries:
+        where = f"{s.label} {s.quality}"
+        if s.bpp_outliers:
+            shown = ", ".join(f"image {i} ({b:.4g} bpp, {b / s.bpp_median:.0f}× the median)"
+                              for i, b in s.bpp_outliers[:5])
+            more = len(s.bpp_outliers) - 5
+            lines.append(
+                f"{where}: {len(s.bpp_outliers)} bpp outlier(s) above "
+                f"{BPP_OUTLIER_FACTOR:g}× the median {s.bpp_median:.4f} bpp: {shown}"
+                + (f" and {more} more" if more > 0 else "")
+                + f"; bpp (mean) {s.bpp_mean:.4f} includes them, "
+                f"{s.bpp_mean_inliers:.4f} without")
+        if s.psnr_capped:
+            lines.append(f"{where}: {s.psnr_capped} image(s) with PSNR above "
+                         f"{PSNR_CAP_DB:g} dB (+inf for identical pixels), counted as "
+                         f"{PSNR_CAP_DB:g} dB in the means")
+    return lines
 
 
 _HEADERS = [
@@ -119,7 +194,10 @@ def _cell(value, fmt: str) -> str:
 
 def format_table(summaries: Sequence[QualitySummary],
                  extra: Sequence[tuple[str, str]] = ()) -> str:
-    """A plain-text table; ``extra`` adds (column id, header) task columns after bpp."""
+    """A plain-text table; ``extra`` adds (column id, header) task columns after bpp.
+
+    The :func:`summary_notes` (bpp outliers, capped PSNR) follow the table.
+    """
     cols = list(_HEADERS)
     cols[6:6] = [(a, h, _TASK_FORMAT) for a, h in extra]
     body = [[_cell(s.value(a), f) for a, _, f in cols] for s in summaries]
@@ -129,4 +207,7 @@ def format_table(summaries: Sequence[QualitySummary],
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    notes = summary_notes(summaries)
+    if notes:
+        lines += ["", "notes:"] + [f"  {n}" for n in notes]
     return "\n".join(lines)

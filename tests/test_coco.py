@@ -25,7 +25,7 @@ def test_roi_is_union_of_instances_including_crowd(tiny_coco):
 
 
 def test_roi_matches_pycocotools_on_real_data(coco_root):
-    ds = CocoDataset(coco_root, limit=5)
+    ds = CocoDataset(coco_root)
     for image_id in ds.ids:
         info = ds.info(image_id)
         expected = np.zeros((info["height"], info["width"]), bool)
@@ -70,11 +70,83 @@ def test_annotation_file_not_coco(tmp_path):
         CocoDataset(tmp_path)
 
 
+_IMG = {"id": 1, "file_name": "a.jpg", "height": 4, "width": 4}
+_ANN = {"id": 7, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 4.0,
+        "bbox": [0, 0, 2, 2], "segmentation": box_polygon(0, 0, 2, 2)}
+_CATS = [{"id": 1, "name": "person"}]
+
+
+def _doc(**parts):
+    return {"images": [_IMG], "annotations": [_ANN], "categories": _CATS, **parts}
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (42, r"top level is 42, not an object with images"),
+    ([1, 2], r"top level is \[1, 2\], not an object"),
+    ("images", r"top level is \"images\", not an object"),
+    ({"images": [], "annotations": []}, r"missing categories"),
+    (_doc(images=None), r"'images' is null, not a list of objects"),
+    (_doc(annotations={"id": 1}), r"'annotations' is \{\"id\": 1\}, not a list"),
+    (_doc(images=[_IMG, 42]), r"images\[1\] is 42, not an object with id, file_name, width"),
+    (_doc(images=[{"id": 2, "file_name": "b.jpg", "height": 4}]),
+     r"images\[0\] .*has no 'width'"),
+    (_doc(images=[{**_IMG, "width": "640"}]),
+     r"images\[0\] has 'width' = \"640\", expected a positive integer"),
+    (_doc(images=[{**_IMG, "id": 1.5}]), r"images\[0\] has 'id' = 1.5, expected an integer"),
+    (_doc(images=[_IMG, {**_IMG, "file_name": "b.jpg"}]),
+     r"images\[1\] repeats id 1 of images\[0\]"),
+    (_doc(annotations=[_ANN, None]), r"annotations\[1\] is null, not an object"),
+    (_doc(annotations=[{**_ANN, "bbox": [0, 0, 2]}]),
+     r"annotations\[0\] has 'bbox' = \[0, 0, 2\], expected a list of 4 numbers"),
+    (_doc(annotations=[{**_ANN, "segmentation": "poly"}]),
+     r"annotations\[0\] has 'segmentation' = \"poly\", expected a list of polygons"),
+    (_doc(annotations=[{k: v for k, v in _ANN.items() if k != "image_id"}]),
+     r"annotations\[0\] .*has no 'image_id'"),
+    (_doc(categories=[{"id": 1}]), r"categories\[0\] .*has no 'name'"),
+])
+def test_malformed_annotation_file_names_the_entry(tmp_path, doc, message):
+    write_coco(tmp_path, [], [])
+    path = tmp_path / "annotations" / "instances_val2017.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=message) as err:
+        CocoDataset(tmp_path)
+    assert str(path) in str(err.value) and "bench data fetch coco" in str(err.value)
+
+
+def test_well_formed_minimal_file_loads(tmp_path):
+    """Only what pycocotools and bench need: optional annotation fields may be absent."""
+    write_coco(tmp_path, [_IMG], [{"id": 7, "image_id": 1, "category_id": 1}])
+    assert CocoDataset(tmp_path).ids == [1]
+
+
+@pytest.mark.parametrize("doc", [42, _doc(images=None), _doc(images=[_IMG, 7])])
+def test_bench_run_exits_2_on_malformed_annotations(tmp_path, capsys, doc):
+    from bench.cli import main
+
+    write_coco(tmp_path, [], [])
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(doc))
+    code = main(["run", "--no-progress", "--codec", "jpeg", "--data-root", str(tmp_path),
+                 "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "bench run: error: annotation file" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("name", ["../x.jpg", "/etc/passwd", "sub/../../x.jpg"])
 def test_file_name_escaping_the_folder(tmp_path, name):
     write_coco(tmp_path, [{"id": 1, "file_name": name, "height": 4, "width": 4}], [])
     ds = CocoDataset(tmp_path)
     with pytest.raises(DataError, match="escapes the image folder"):
+        ds.load(1)
+
+
+def test_rle_of_another_size_is_reported(tmp_path):
+    img = {"id": 1, "file_name": "a.jpg", "height": 10, "width": 10,
+           "data": jpeg_bytes(natural_image(10, 10))}
+    ann = {"id": 5, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": 3, "bbox": [0, 0, 1, 3],
+           "segmentation": {"size": [12, 10], "counts": [0, 3, 117]}}
+    ds = CocoDataset(write_coco(tmp_path, [img], [ann]))
+    with pytest.raises(DataError, match=r"annotation 5 of image 1 .* size \[12, 10\].*height 10"):
         ds.load(1)
 
 

@@ -117,13 +117,30 @@ class CocoDataset:
         return [self.coco.anns[a] for a in self.coco.getAnnIds(imgIds=[image_id], iscrowd=None)]
 
     def roi_mask(self, image_id: int) -> np.ndarray:
-        """Union of all instance masks (polygons and RLE, crowd included) as H×W bool."""
+        """Union of all instance masks (polygons and RLE, crowd included) as H×W bool.
+
+        The union is taken on the run-length encodings (pycocotools ``merge``), which is
+        the same set of pixels as OR-ing the decoded masks, and decoded once.
+        """
+        from pycocotools import mask as mask_utils
+
         info = self.info(image_id)
-        mask = np.zeros((int(info["height"]), int(info["width"])), dtype=bool)
+        h, w = int(info["height"]), int(info["width"])
+        rles = []
         for ann in self.annotations(image_id):
             if ann.get("segmentation"):
-                mask |= self.coco.annToMask(ann).astype(bool)
-        return mask
+                rle = self.coco.annToRLE(ann)
+                if list(rle["size"]) != [h, w]:  # merge() would silently give 0×0
+                    raise DataError(
+                        f"annotation {ann['id']} of image {image_id} in {self.annotation_file}"
+                        f" has an RLE mask of size {rle['size']}, but the image entry says "
+                        f"height {h}, width {w}; fix the annotation file"
+                    )
+                rles.append(rle)
+        if not rles:
+            return np.zeros((h, w), dtype=bool)
+        union = mask_utils.decode(mask_utils.merge(rles, intersect=0))
+        return np.ascontiguousarray(union, dtype=bool)
 
     def load(self, image_id: int) -> Sample:
         """Read and decode one image and build its ROI mask.
@@ -164,23 +181,102 @@ def _load_coco(path: Path, image_dir: Path, split: str):
             data = json.load(fh)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"annotation file {path} is not valid JSON ({exc}); {hint}") from exc
-    missing = [k for k in ("images", "annotations", "categories") if k not in data]
-    if not isinstance(data, dict) or missing:
-        raise DataError(
-            f"annotation file {path} is not a COCO instances file (missing "
-            f"{', '.join(missing) if isinstance(data, dict) else 'a top-level object'}); {hint}"
-        )
-    for img in data["images"]:
-        if not {"id", "file_name", "width", "height"} <= set(img):
-            raise DataError(
-                f"annotation file {path}: image entry {str(img)[:80]} lacks id, file_name, "
-                "width or height; it is not a COCO instances file"
-            )
+    _validate(data, path, split)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+#: (field, test, what it must be) per section of an instances file: what pycocotools
+#: indexes, what bench reads, and what COCOeval scores (the COCO data format,
+#: https://cocodataset.org/#format-data). Optional fields are checked where present.
+_REQUIRED = {
+    "images": (
+        ("id", _is_int, "an integer"),
+        ("file_name", lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+        ("width", lambda v: _is_int(v) and v > 0, "a positive integer"),
+        ("height", lambda v: _is_int(v) and v > 0, "a positive integer"),
+    ),
+    "annotations": (
+        ("id", _is_int, "an integer"),
+        ("image_id", _is_int, "an integer"),
+        ("category_id", _is_int, "an integer"),
+    ),
+    "categories": (
+        ("id", _is_int, "an integer"),
+        ("name", lambda v: isinstance(v, str), "a string"),
+    ),
+}
+_OPTIONAL = {
+    "annotations": (
+        ("bbox", lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v)),
+         "a list of 4 numbers [x, y, width, height]"),
+        ("area", _is_number, "a number"),
+        ("iscrowd", lambda v: v in (0, 1) and not isinstance(v, float), "0 or 1"),
+        ("segmentation", lambda v: isinstance(v, (list, dict)),
+         "a list of polygons or an RLE object"),
+    ),
+}
+
+
+def _show(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _validate(data, path: Path, split: str) -> None:
+    """Check the structure of a parsed instances file; raise DataError at the first fault.
+
+    The message names the file, the offending entry (``images[3]``) and what it should be,
+    so a hand-edited or truncated file is fixed at the right place instead of failing with
+    a TypeError deep inside pycocotools.
+    """
+    fix = (f"correct the file there, or fetch it again with `bench data fetch coco --split "
+           f"{split}` (the COCO format: https://cocodataset.org/#format-data)")
+    where = f"annotation file {path}"
+    if not isinstance(data, dict):
+        raise DataError(f"{where} is not a COCO instances file: its top level is "
+                        f"{_show(data)}, not an object with images, annotations and "
+                        f"categories; {fix}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise DataError(f"{where} is not a COCO instances file (missing "
+                        f"{', '.join(missing)}); {fix}")
+    for section, required in _REQUIRED.items():
+        entries = data[section]
+        if not isinstance(entries, list):
+            raise DataError(f"{where}: {section!r} is {_show(entries)}, not a list of "
+                            f"objects; {fix}")
+        seen: dict[int, int] = {}
+        for i, entry in enumerate(entries):
+            name = f"{section}[{i}]"
+            if not isinstance(entry, dict):
+                raise DataError(f"{where}: {name} is {_show(entry)}, not an object with "
+                                f"{', '.join(k for k, _, _ in required)}; {fix}")
+            for key, ok, what in required:
+                if key not in entry:
+                    raise DataError(f"{where}: {name} {_show(entry)} has no {key!r}; {fix}")
+                if not ok(entry[key]):
+                    raise DataError(f"{where}: {name} has {key!r} = {_show(entry[key])}, "
+                                    f"expected {what}; {fix}")
+            for key, ok, what in _OPTIONAL.get(section, ()):
+                if key in entry and not ok(entry[key]):
+                    raise DataError(f"{where}: {name} has {key!r} = {_show(entry[key])}, "
+                                    f"expected {what}; {fix}")
+            first = seen.setdefault(entry["id"], i)
+            if first != i:
+                raise DataError(f"{where}: {name} repeats id {entry['id']} of "
+                                f"{section}[{first}]; ids must be unique; {fix}")
 
 
 def _select_ids(
