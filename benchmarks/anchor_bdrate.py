@@ -1,4 +1,6 @@
-"""BD-rate of the VVC and HEVC anchors against JPEG on Kodak (PSNR on 8-bit RGB).
+"""BD-rate of codecs against each other on Kodak (PSNR on 8-bit RGB): by default the VVC and
+HEVC anchors against JPEG; ``--codecs``/``--pairs`` compare any registered codecs, e.g. the
+learned ones (coded with ``roi="none"``: Kodak has no ROI) against VVC.
 
 Every image is coded at every point of each codec's quality grid; bpp counts all bytes the
 codec returns (picture headers included) against the original size, PSNR compares the
@@ -15,6 +17,8 @@ Usage::
 
     python benchmarks/anchor_bdrate.py                 # all 24 Kodak images, 2 processes
     python benchmarks/anchor_bdrate.py --images 8      # the first 8 images (faster)
+    python benchmarks/anchor_bdrate.py --codecs vvc,ggm,gaussian-roi \
+        --pairs ggm:vvc,gaussian-roi:vvc,ggm:gaussian-roi
 
 Kodak is read from ``--kodak`` or ``$BENCH_KODAK_DIR`` (default ``<repo>/../shared/data/
 kodak``). JPEG is ``bench.codecs.jpeg`` when present, else an equivalent local Pillow codec
@@ -69,11 +73,17 @@ class PillowJpeg:
 
 
 def make_codec(name: str, vvc_preset: str):
-    """A codec instance by short name (jpeg, vvc, hevc)."""
+    """A codec instance by registered name (vvc with ``vvc_preset``; ROI-aware codecs with
+    uniform quality, as Kodak has no ROI)."""
     if name == "vvc":
         return VvcCodec(preset=vvc_preset)
     if name == "hevc":
         return HevcCodec()
+    if name != "jpeg":
+        from bench.registry import CODECS
+
+        cls = CODECS.get(name)
+        return cls(roi="none") if getattr(cls, "uses_roi", False) else cls()
     try:
         from bench.codecs.jpeg import JpegCodec
     except ImportError:
@@ -141,17 +151,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=24, help="first N Kodak images")
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes")
     parser.add_argument("--vvc-preset", default="medium", help="vvenc preset")
+    parser.add_argument("--codecs", default="jpeg,hevc,vvc", help="codecs to run (comma list)")
+    parser.add_argument("--pairs", default="vvc:jpeg,hevc:jpeg,vvc:hevc",
+                        help="BD-rates to print, TEST:ANCHOR (comma list)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Code Kodak with jpeg, hevc and vvc, print the mean curves and the BD-rates."""
+    """Code Kodak with the codecs, print the mean curves and the BD-rates of the pairs."""
     args = parse_args(argv)
     paths = sorted(str(p) for p in Path(args.kodak).glob("kodim*.png"))[: args.images]
     if not paths:
         print(f"no kodim*.png in {args.kodak} (set --kodak or BENCH_KODAK_DIR)")
         return 2
-    names = ("jpeg", "hevc", "vvc")
+    names = tuple(n.strip() for n in args.codecs.split(",") if n.strip())
+    pairs = [tuple(p.split(":")) for p in args.pairs.split(",") if p.strip()]
+    unknown = sorted({n for pair in pairs for n in pair} - set(names))
+    if unknown or any(len(p) != 2 for p in pairs):
+        print(f"--pairs must be TEST:ANCHOR of --codecs; not run: {', '.join(unknown)}")
+        return 2
     for name in names:
         codec = make_codec(name, args.vvc_preset)
         version = codec.version() if hasattr(codec, "version") else "local Pillow JPEG"
@@ -173,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:5s} per image and quality: encode {enc:.2f} s, decode {dec:.3f} s")
         print("      " + "  ".join(f"{q}:{b:.3f}bpp/{d:.2f}dB" for q, b, d in means[name]))
     print()
-    for test, anchor in (("vvc", "jpeg"), ("hevc", "jpeg"), ("vvc", "hevc")):
+    for test, anchor in pairs:
         headline = bd_rate(means[anchor], means[test])
         per_image = [bd_rate(curves[anchor][p], curves[test][p]) for p in paths]
         print(
