@@ -238,6 +238,26 @@ class ResultsStore:
         ).fetchone()
         return None if row is None else row[0]
 
+    # ------------------------------------------------------------ provenance
+    #: At most this many command lines are kept (the oldest are dropped).
+    MAX_COMMANDS = 100
+
+    def add_command(self, command: str) -> None:
+        """Record a command line that wrote to this store (``bench run …``), once each, in
+        the order first seen; reports show them as the run's provenance."""
+        have = self.commands()
+        if command in have:
+            return
+        have = (have + [command])[-self.MAX_COMMANDS:]
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('commands', ?)",
+                            (json.dumps(have),))
+
+    def commands(self) -> list[str]:
+        """The command lines recorded with :meth:`add_command`, oldest first."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='commands'").fetchone()
+        return [] if row is None else list(json.loads(row[0]))
+
     # ------------------------------------------------------------ task predictions
     def put_model(self, model_key: str, info: dict) -> None:
         """Record a task model's provenance (path, sha256, settings) under its key."""

@@ -63,6 +63,7 @@ def test_report_choices_are_the_library_constants():
     """The lazily read choices of `bench report` accept and reject as the library defines."""
     from bench.cli import build_parser
     from bench.report.bd import METHODS, POLICIES
+    from bench.report.plots import STYLES
     from bench.report.points import IMAGE_MODES, METRICS, RATES
     from bench.report.tables import FORMATS
 
@@ -76,6 +77,7 @@ def test_report_choices_are_the_library_constants():
     report = next(a for a in parser._actions if isinstance(a.choices, dict)).choices["report"]
     choices = {a.dest: tuple(a.choices) for a in report._actions if a.choices is not None}
     assert choices == {"metric": tuple(METRICS), "method": METHODS, "rate": tuple(RATES),
-                       "images": IMAGE_MODES, "non_monotonic": POLICIES, "format": FORMATS}
+                       "images": IMAGE_MODES, "non_monotonic": POLICIES, "format": FORMATS,
+                       "plot_style": STYLES}
     with pytest.raises(SystemExit):
         parser.parse_args(["report", "--metric", "bogus"])

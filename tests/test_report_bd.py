@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bench.report.bd import Curve, bd, is_monotonic, pareto_keep
+from bench.report.bd import Curve, bd, dominated, is_monotonic, pareto_keep, prepare
 
 bjontegaard = pytest.importorskip("bjontegaard")
 
@@ -117,6 +117,17 @@ def test_non_monotonic_curves_are_flagged_never_sorted_silently():
 def test_pareto_keep_drops_dominated_and_repeated_points():
     assert pareto_keep([0.1, 0.2, 0.3, 0.4], [30, 29, 31, 31]) == [0, 2]
     assert pareto_keep([0.1, 0.1, 0.2], [30, 30, 31]) == [0, 2]
+
+
+def test_dominated_flags_exactly_the_points_bd_drops():
+    rate, metric = (0.1, 0.2, 0.3, 0.4), (30.0, 33.0, 32.0, 35.0)  # c: more rate, less PSNR
+    assert dominated(rate, metric) == [False, False, True, False]
+    prepared = prepare(curve(rate, metric, "abcd"))
+    assert "dominated c dropped" in prepared.notes[0] and len(prepared.metric) == 3
+    assert dominated((0.1, 0.2), (30.0, 31.0)) == [False, False]  # monotonic: none
+    # an unusable point is not flagged (it is not drawn); a point below an earlier one is
+    assert dominated((0.1, 0.2, math.nan, 0.15), (30.0, 31.0, 40.0, 29.0)) == [
+        False, False, False, True]
 
 
 def test_unusable_points_are_left_out_by_name():

@@ -65,7 +65,8 @@ def test_text_markdown_latex_tables(made_run, capsys):
     assert report("--run-dir", str(made_run), "--metric", "psnr") == 0  # default anchor: jpeg
     out = capsys.readouterr().out
     assert "BD vs jpeg on PSNR (dB), pchip, pooled bpp, 2 images" in out
-    for head in ("BD-rate (%)", "overlap (%)", "BD-PSNR (dB)", "monotonic", "note"):
+    for head in ("BD-rate (%)", "quality overlap (%)", "BD-PSNR (dB)", "rate overlap (%)",
+                 "monotonic", "note"):
         assert head in out
     assert "-50.00*" in out  # best value marked
     assert report("--run-dir", str(made_run), "--format", "markdown", "--method",
@@ -76,6 +77,50 @@ def test_text_markdown_latex_tables(made_run, capsys):
     tex = capsys.readouterr().out
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{$-$50.00}" in tex
     assert r"\caption{BD vs jpeg on PSNR (dB), cubic" in tex
+
+
+def test_low_overlap_is_flagged_and_never_best(tmp_path, capsys):
+    """A BD value resting on less than 75 % overlap carries ‡ and is not marked best, even
+    where it is the best number; a value on a full overlap still is."""
+    rd = tmp_path / "run"
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG)
+        # half the bytes and +3 dB: the best BD-rate, but on 40 % of the quality range
+        put(store, "webp", {q: (JPEG[jq][0] // 2, JPEG[jq][1] + 3)
+                            for q, jq in zip(WEBP, JPEG, strict=True)})
+        put(store, "hevc", {q: (b * 3 // 4, p) for q, (b, p) in JPEG.items()})  # -25 %, 100 %
+    assert report("--run-dir", str(rd), "--anchor", "jpeg", "--format", "csv") == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec")
+    assert table.loc["webp", "rate_overlap"] == pytest.approx(40.0)
+    assert table.loc["webp", "bd_rate"] < table.loc["hevc", "bd_rate"] < 0
+    assert table.loc["webp", "rate_flag"] == "‡" and pd.isna(table.loc["hevc", "rate_flag"])
+    assert report("--run-dir", str(rd), "--anchor", "jpeg") == 0
+    out = capsys.readouterr().out
+    webp = next(ln for ln in out.splitlines() if ln.startswith("webp"))
+    hevc = next(ln for ln in out.splitlines() if ln.startswith("hevc"))
+    assert "‡" in webp and "*" not in webp.split("‡")[0]
+    assert "-25.00*" in hevc
+    assert "‡ overlap below 75 %" in out
+    assert report("--run-dir", str(rd), "--anchor", "jpeg", "--format", "markdown") == 0
+    md = capsys.readouterr().out
+    assert "| hevc | 4 | **-25.00** |" in md
+    webp_md = next(ln for ln in md.splitlines() if ln.startswith("| webp"))
+    assert "‡" in webp_md and "**-" not in webp_md.split("|")[3]
+    assert report("--run-dir", str(rd), "--anchor", "jpeg", "--format", "latex") == 0
+    tex = capsys.readouterr().out
+    assert r"\textbf{$-$25.00}" in tex and r"$^\ddagger$" in tex
+    webp_tex = next(ln for ln in tex.splitlines() if ln.startswith("webp"))
+    assert r"\textbf" not in webp_tex.split("&")[2]
+
+
+def test_points_table_marks_no_rate_as_best(made_run, capsys):
+    """The lowest bpp is not a 'best' value: only quality columns get the star."""
+    assert report("--run-dir", str(made_run), "--points") == 0
+    out = capsys.readouterr().out
+    low = next(ln for ln in out.splitlines() if ln.startswith("webp") and " q10 " in ln)
+    assert "*" not in low  # the lowest rate and the lowest quality: nothing to mark
+    top = next(ln for ln in out.splitlines() if ln.startswith("jpeg") and " q50 " in ln)
+    assert "35.00*" in top
 
 
 def test_points_table_versions_and_common_images(tmp_path, capsys):
@@ -179,11 +224,17 @@ def test_real_run_bd_table_and_points(real_run, coco_root, capsys):
 def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
     rd, det, _ = real_run
     figs, board = tmp_path / "figs", tmp_path / "board"
-    assert report("--run-dir", str(rd), "--plot", str(figs), "--leaderboard", str(board),
-                  "--metric", "det-ap") == 0
+    assert report("--run-dir", str(rd), "--plot", str(figs), "--leaderboard", str(board)) == 0
     names = sorted(p.name for p in figs.iterdir())
     for key in ("psnr", "det-ap", "det-ap50", "seg-ap"):
         assert f"rd_{key}.png" in names and f"rd_{key}.pdf" in names
+    paper = tmp_path / "paper"  # --metric limits the figures
+    assert report("--run-dir", str(rd), "--plot", str(paper), "--plot-style", "paper",
+                  "--metric", "det-ap", "--metric", "psnr") == 0
+    assert sorted(p.name for p in paper.iterdir()) == [
+        "rd_det-ap.pdf", "rd_det-ap.png", "rd_psnr.pdf", "rd_psnr.png"]
+    with Image.open(paper / "rd_det-ap.png") as im:
+        assert im.size[0] == 1050  # 3.5 in at 300 dpi
     with Image.open(figs / "rd_det-ap.png") as im:
         assert im.size[0] > 600 and im.size[1] > 400
     assert (figs / "rd_det-ap.pdf").read_bytes().startswith(b"%PDF")

@@ -46,6 +46,18 @@ def test_skipped_rows_never_count_as_best():
     assert "**" not in md  # one candidate only: nothing to single out
 
 
+def test_unranked_rows_are_flagged_never_best():
+    frame = pd.DataFrame({"codec": ["a", "b", "c"], "v": [-10.0, -60.0, 0.0],
+                          "low": ["", "‡", ""]})
+    cols = [Column("codec", "c"), Column("v", "v", "{:.1f}", "min", suffix="low",
+                                         unranked="low")]
+    md = render(frame, cols, "markdown")
+    assert "| a | **-10.0** |" in md and "| b | -60.0 ‡ |" in md
+    assert "-10.0*" in render(frame, cols, "text") and "-60.0 ‡*" not in render(
+        frame, cols, "text")
+    assert r"\textbf{$-$10.0}" in render(frame, cols, "latex")
+
+
 def test_latex_escapes_and_footnotes():
     tex = render(FRAME, COLUMNS, "latex", title="BD_rate 5%", label="tab:x")
     assert r"\caption{BD\_rate 5\%}" in tex and r"\label{tab:x}" in tex

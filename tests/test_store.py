@@ -89,3 +89,16 @@ def test_old_store_without_label_column_still_reads(tmp_path):
     with sqlite3.connect(rd / "results.sqlite") as db:  # the column was added in place
         assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("1",)
         assert db.execute("SELECT COUNT(*) FROM results WHERE label IS NULL").fetchone() == (1,)
+
+
+def test_commands_are_recorded_once_in_order_and_survive_reopening(tmp_path, monkeypatch):
+    with ResultsStore(tmp_path) as store:
+        assert store.commands() == []
+        store.add_command("bench run --codec jpeg")
+        store.add_command("bench run --codec webp")
+        store.add_command("bench run --codec jpeg")  # again: kept once, where first seen
+    with ResultsStore(tmp_path) as store:
+        assert store.commands() == ["bench run --codec jpeg", "bench run --codec webp"]
+        monkeypatch.setattr(ResultsStore, "MAX_COMMANDS", 2)
+        store.add_command("bench run --codec av1")  # over the cap: the oldest goes
+        assert store.commands() == ["bench run --codec webp", "bench run --codec av1"]

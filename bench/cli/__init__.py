@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command line as given, for commands that record it as provenance
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

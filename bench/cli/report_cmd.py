@@ -12,8 +12,12 @@ Examples:
   bench report --run-dir runs/r --anchor ggm@roi-none --metric roi-psnr
   bench report --run-dir runs/r --points --format csv --output points.csv
   bench report --run-dir runs/r --format latex --metric det-ap --output bd.tex
-  bench report --run-dir runs/r --plot figures/
+  bench report --run-dir runs/r --plot figures/ --plot-style paper --metric det-ap
+  bench report --run-dir runs/r --html report/        # open report/index.html
   bench report --run-dir runs/leaderboard --leaderboard results/
+
+--points, --plot and --html need no anchor: without one (none named, none of the default
+ones in the store) the BD table is left out and said so, e.g. for a run of a single codec.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def register(sub) -> None:
     p.add_argument("--metric", action="append", metavar="METRIC",
                    choices=LazyChoices("bench.report.points", "METRICS"),
                    help="quality axis of the BD table (repeatable): %(choices)s "
-                   "(default: psnr)")
+                   "(default: psnr); with --plot or --html, also the only figures and curves "
+                   "drawn (default there: every metric with values)")
     p.add_argument("--method", choices=LazyChoices("bench.report.bd", "METHODS"),
                    default="pchip", metavar="METHOD",
                    help="curve interpolation (%(choices)s): pchip as in the JVET CTC "
@@ -70,7 +75,8 @@ def register(sub) -> None:
                    "say so (pareto, default) or give no BD value (nan)")
     p.add_argument("--format", choices=LazyChoices("bench.report.tables", "FORMATS"),
                    default="text", metavar="FORMAT",
-                   help="table format (%(choices)s; default: text, best values marked *); "
+                   help="table format (%(choices)s; default: text, best values marked *; "
+                   "a BD value on less than 75 %% overlap is flagged ‡ and never marked); "
                    "latex needs \\usepackage{booktabs} (and graphicx for the wide points "
                    "table)")
     p.add_argument("--points", action="store_true",
@@ -80,7 +86,23 @@ def register(sub) -> None:
     p.add_argument("--output", default=None, metavar="FILE",
                    help="write the table to FILE instead of standard output")
     p.add_argument("--plot", default=None, metavar="DIR",
-                   help="also write one RD figure per metric (PNG and PDF) into DIR")
+                   help="also write one RD figure per metric (PNG and PDF) into DIR; "
+                   "--metric limits the figures (default: every metric with values)")
+    p.add_argument("--plot-style", choices=LazyChoices("bench.report.plots", "STYLES"),
+                   default="screen", metavar="STYLE",
+                   help="figure style (%(choices)s): screen, 6.4×4.4 in with a title "
+                   "(default); paper, single-column 3.5 in wide, fonts ≥ 8 pt, no title, "
+                   "legend under the axes, PNG at 300 dpi")
+    p.add_argument("--html", default=None, metavar="DIR",
+                   help="also write a static HTML report into DIR (index.html and its "
+                   "assets; opens offline): sortable BD table, interactive RD curves, a "
+                   "gallery of reconstructions, provenance; --metric limits the curves")
+    p.add_argument("--html-images", default=None, metavar="N|IDS",
+                   help="gallery images: a count spread over object coverage (default: 6), "
+                   "or image ids (139,285; a single id as 139,); 0 for no gallery")
+    p.add_argument("--html-bpp", type=float, action="append", metavar="BPP",
+                   help="gallery rate: each codec shows its grid point nearest BPP "
+                   "(repeatable; default: 0.3)")
     p.add_argument("--leaderboard", default=None, metavar="DIR",
                    help="also write DIR/leaderboard.csv and DIR/leaderboard.md")
     p.add_argument("--data-root", default=None,
@@ -119,32 +141,17 @@ def bd_tables(points, metrics: list[str], anchor: str, args) -> list[tuple[str, 
     return out
 
 
-def points_columns(task_columns: list[tuple[str, str]]):
-    """How the wide points table is shown to people (CSV has the long table, every column)."""
-    from bench.report.tables import Column
-
-    return [Column("codec", "codec"), Column("quality", "quality"),
-            Column("bpp_pooled", "bpp pooled", "{:.4f}", "min"),
-            Column("bpp_mean", "bpp mean", "{:.4f}", "min"),
-            Column("psnr", "PSNR (dB)", "{:.2f}", "max"),
-            Column("roi_psnr", "ROI-PSNR (dB)", "{:.2f}", "max"),
-            Column("bg_psnr", "BG-PSNR (dB)", "{:.2f}", "max"),
-            Column("ms_ssim", "MS-SSIM", "{:.4f}", "max")] + [
-        Column(key, head + " (%)", "{:.1f}", "max") for key, head in task_columns] + [
-        Column("images", "images", "{:d}")]
-
-
 def render_points(points, fmt: str) -> str:
     """The points table in a format: CSV long (one row per codec, quality, task, model) with
     every provenance column; the others wide (one row per codec and quality) with codec
     versions and model hashes listed under it."""
-    from bench.report.points import is_ceiling, wide
+    from bench.report.points import is_ceiling, wide, wide_columns
     from bench.report.tables import render, to_csv
 
     if fmt == "csv":
         return to_csv(points.frame)
     frame, task_columns = wide(points)
-    text = render(frame, points_columns(task_columns), fmt,
+    text = render(frame, wide_columns(task_columns), fmt,
                   title=f"Rate and quality per point, {len(points.image_ids)} images",
                   label="tab:points", skip=[is_ceiling(c) for c in frame["codec"]])
     return text + "\n" + provenance(points, fmt)
@@ -178,68 +185,140 @@ def leaderboard_command(args: argparse.Namespace) -> str:
     return shlex.join(argv + ["--leaderboard", str(args.leaderboard)])
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run ``bench report``; returns the exit status (0, or 2 on bad input)."""
+def _bd_text(points, metrics: list[str], anchor: str, args) -> str:
+    """The BD tables of ``metrics`` in ``args.format``, with provenance (not for CSV)."""
     import pandas as pd
 
-    from bench.report.bd import bd_columns, default_anchor
-    from bench.report.points import ReportError, build_points, coco_loader
+    from bench.report.bd import LOW_OVERLAP_MARK, bd_columns, low_overlap_legend
     from bench.report.tables import render, to_csv
+
+    tables = bd_tables(points, metrics, anchor, args)
+    if args.format == "csv":
+        return to_csv(pd.concat([f for _, f in tables], ignore_index=True))
+    parts = []
+    for i, (title, frame) in enumerate(tables):
+        if (frame["rate_flag"] == LOW_OVERLAP_MARK).any() or (
+                frame["metric_flag"] == LOW_OVERLAP_MARK).any():
+            title += f"; {low_overlap_legend()}"
+        parts.append(render(frame, bd_columns(frame["metric"].iloc[0]), args.format,
+                            title=title, label=f"tab:bd-{frame['metric'].iloc[0]}-{i}"))
+    return "\n\n".join(parts) + "\n" + provenance(points, args.format)
+
+
+def _html_dataset(args):
+    """(CocoDataset or None, why not): the run's data set for the HTML gallery."""
+    from bench.data.coco import CocoDataset
+
+    try:
+        return CocoDataset(args.data_root, args.split), ""
+    except Exception as exc:  # no annotations here: the page goes without a gallery
+        return None, f"{exc} (pass the run's --data-root)"
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``bench report``; returns the exit status (0, or 2 on bad input)."""
+    from bench.report.bd import DEFAULT_ANCHORS, default_anchor
+    from bench.report.points import (
+        METRICS,
+        LazyCoco,
+        ReportError,
+        build_points,
+        coco_loader,
+        metric_models,
+    )
     from bench.store import DB_NAME, ResultsStore, StoreError
 
     db = Path(args.run_dir) / DB_NAME
     if not db.is_file():
         return _fail(f"no results store at {db}; run `bench run --run-dir {args.run_dir}` "
                      "first or pass --run-dir")
-    try:
-        with ResultsStore(args.run_dir) as store:
-            points = build_points(store, codecs=args.codec, images=args.images,
-                                  coco=coco_loader(args.data_root, args.split))
-    except (ReportError, StoreError, ValueError) as exc:
-        return _fail(str(exc))
-    for note in points.notes:
-        print(f"bench report: {note}", file=sys.stderr)
-    codecs = points.codecs()
-    anchor = args.anchor or default_anchor(codecs)
-    if anchor is None and (not args.points or args.leaderboard):  # --points needs none
-        return _fail(f"no default anchor (vtm, vvc, jpeg) in the store; pass --anchor "
-                     f"(codecs: {', '.join(codecs)})")
-    if anchor is not None and anchor not in codecs:
-        return _fail(f"--anchor {anchor}: not among the codecs reported ({', '.join(codecs)})")
-    metrics = list(dict.fromkeys(args.metric or ["psnr"]))
+    images = None
+    if args.html:
+        from bench.report.gallery import parse_images
 
-    if args.points:
-        text = render_points(points, args.format)
-    else:
         try:
-            tables = bd_tables(points, metrics, anchor, args)
+            images = parse_images(args.html_images)
         except ValueError as exc:
             return _fail(str(exc))
-        if args.format == "csv":
-            text = to_csv(pd.concat([f for _, f in tables], ignore_index=True))
+        if any(b <= 0 for b in args.html_bpp or []):
+            return _fail("--html-bpp: a target rate must be positive")
+    dataset, no_dataset = _html_dataset(args) if args.html and images != 0 else (None, "")
+    coco = (LazyCoco(lambda: dataset.coco) if dataset is not None
+            else coco_loader(args.data_root, args.split))
+    try:
+        store = ResultsStore(args.run_dir)
+    except StoreError as exc:
+        return _fail(str(exc))
+    with store:
+        try:
+            points = build_points(store, codecs=args.codec, images=args.images, coco=coco)
+        except (ReportError, StoreError, ValueError) as exc:
+            return _fail(str(exc))
+        for note in points.notes:
+            print(f"bench report: {note}", file=sys.stderr)
+        codecs = points.codecs()
+        if args.anchor is not None and args.anchor not in codecs:
+            return _fail(f"--anchor {args.anchor}: not among the codecs reported "
+                         f"({', '.join(codecs)})")
+        anchor = args.anchor or default_anchor(codecs)
+        why = ""
+        if anchor is None:
+            why = (f"no default anchor ({', '.join(DEFAULT_ANCHORS)}) in the store; pass "
+                   f"--anchor (codecs: {', '.join(codecs)})")
+            if args.leaderboard or not (args.points or args.plot or args.html):
+                return _fail(why)
+        for key in args.metric or []:
+            metric = METRICS[key]
+            if not metric_models(points, metric):
+                return _fail(f"--metric {key}: no {metric.task} scores in the store; run "
+                             f"`bench run --task {metric.task}` first")
+        metrics = list(dict.fromkeys(args.metric or ["psnr"]))
+
+        text = None
+        if args.points:
+            text = render_points(points, args.format)
+        elif anchor is not None:
+            try:
+                text = _bd_text(points, metrics, anchor, args)
+            except ValueError as exc:
+                return _fail(str(exc))
         else:
-            parts = [render(frame, bd_columns(frame["metric"].iloc[0]), args.format,
-                            title=title, label=f"tab:bd-{frame['metric'].iloc[0]}-{i}")
-                     for i, (title, frame) in enumerate(tables)]
-            text = "\n\n".join(parts) + "\n" + provenance(points, args.format)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text.rstrip("\n") + "\n")
-        print(f"bench report: wrote {args.output}", file=sys.stderr)
-    else:
-        print(text.rstrip("\n"))
+            print(f"bench report: no BD table: {why}", file=sys.stderr)
+        if text is not None and args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(text.rstrip("\n") + "\n")
+            print(f"bench report: wrote {args.output}", file=sys.stderr)
+        elif text is not None:
+            print(text.rstrip("\n"))
 
-    if args.plot:
-        from bench.report.plots import plot_all
+        if args.plot:
+            from bench.report.plots import plot_all
 
-        paths = plot_all(points, args.plot, rate=args.rate)
-        print(f"bench report: wrote {len(paths)} figure file(s) to {args.plot}",
-              file=sys.stderr)
-    if args.leaderboard:
-        from bench.report.leaderboard import write_leaderboard
+            paths = plot_all(points, args.plot, rate=args.rate, metrics=args.metric,
+                             style=args.plot_style)
+            print(f"bench report: wrote {len(paths)} figure file(s) to {args.plot}",
+                  file=sys.stderr)
+        if args.html:
+            from bench.report.html import write_html
 
-        paths = write_leaderboard(points, args.leaderboard, anchor=anchor, method=args.method,
-                                  rate=args.rate, policy=args.non_monotonic,
-                                  command=leaderboard_command(args))
-        print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
+            report = write_html(
+                points, args.html, store=store, run_dir=args.run_dir, anchor=anchor,
+                why_no_anchor=why, metrics=args.metric, method=args.method, rate=args.rate,
+                policy=args.non_monotonic, dataset=dataset,
+                dataset_error=no_dataset or "--html-images 0", images=images,
+                targets=args.html_bpp, command=shlex.join(["bench", *getattr(
+                    args, "argv", ["report", "--run-dir", str(args.run_dir), "--html",
+                                   str(args.html)])]))
+            for note in report.notes:
+                print(f"bench report: {note}", file=sys.stderr)
+            print(f"bench report: wrote {report.index} ({len(report.files)} files, "
+                  f"{report.bytes / 1e6:.1f} MB)", file=sys.stderr)
+        if args.leaderboard:
+            from bench.report.leaderboard import write_leaderboard
+
+            paths = write_leaderboard(points, args.leaderboard, anchor=anchor,
+                                      method=args.method, rate=args.rate,
+                                      policy=args.non_monotonic,
+                                      command=leaderboard_command(args))
+            print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0

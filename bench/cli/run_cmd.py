@@ -9,6 +9,7 @@ ggm@roi-none): the table and `bench report` show it as its own codec.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 
@@ -209,6 +210,8 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(str(exc))
     with store:
+        if getattr(args, "argv", None) is not None:  # provenance for `bench report`
+            store.add_command(shlex.join(["bench", *args.argv]))
         try:
             units = plan_units(store, codecs, qualities, dataset.ids, force=args.force,
                                retry_errors=args.retry_errors)

@@ -132,6 +132,27 @@ def pareto_keep(rate: Sequence[float], metric: Sequence[float]) -> list[int]:
     return sorted(keep, key=lambda k: rate[k])
 
 
+def dominated(rate: Sequence[float], metric: Sequence[float]) -> list[bool]:
+    """Per point, whether BD-rate leaves it out of the curve as dominated (``pareto`` policy).
+
+    These are the points :func:`prepare` drops from a non-monotonic curve: another usable
+    point has no more rate and no less quality. A point without a usable value (missing,
+    infinite, non-positive rate) is not drawn anyway and is not flagged; a curve that is
+    strictly increasing as given has no dominated point. Figures and the HTML report draw
+    the flagged points differently, so a reader sees what the BD values rest on.
+    """
+    idx = [i for i, (r, m) in enumerate(zip(rate, metric, strict=True)) if _usable(r, m)]
+    r = [float(rate[i]) for i in idx]
+    m = [float(metric[i]) for i in idx]
+    out = [False] * len(rate)
+    if is_monotonic(r, m):
+        return out
+    kept = set(pareto_keep(r, m))
+    for k, i in enumerate(idx):
+        out[i] = k not in kept
+    return out
+
+
 def prepare(curve: Curve, policy: str = "pareto", who: str = "curve") -> Prepared | str:
     """The curve ready for integration, or the reason it cannot be used.
 
@@ -252,10 +273,24 @@ def bd(anchor: Curve, test: Curve, method: str = "pchip", policy: str = "pareto"
 # ------------------------------------------------------------------ tables of BD values
 #: Anchors tried in order when none is named: the first one present in the store is used.
 DEFAULT_ANCHORS = ("vtm", "vvc", "jpeg")
+#: Below this overlap (percent of the union of both ranges) a BD value rests on a small common
+#: range: tables flag it with :data:`LOW_OVERLAP_MARK` and never set it in bold as the best.
+LOW_OVERLAP = 75.0
+LOW_OVERLAP_MARK = "‡"
 
 BD_COLUMNS = ("metric", "model", "codec", "anchor", "method", "rate_axis", "points", "bd_rate",
               "rate_overlap", "bd_metric", "metric_overlap", "monotonic", "anchor_monotonic",
-              "test_monotonic", "note", "images")
+              "test_monotonic", "note", "images", "rate_flag", "metric_flag")
+
+
+def low_overlap(overlap) -> bool:
+    """Whether an overlap (percent) is finite and below :data:`LOW_OVERLAP`."""
+    return isinstance(overlap, float | int) and math.isfinite(overlap) and overlap < LOW_OVERLAP
+
+
+def overlap_flag(overlap) -> str:
+    """:data:`LOW_OVERLAP_MARK` for a low overlap (:func:`low_overlap`), else ``""``."""
+    return LOW_OVERLAP_MARK if low_overlap(overlap) else ""
 
 
 def default_anchor(codecs: Sequence[str]) -> str | None:
@@ -311,7 +346,9 @@ def bd_table(points, metric_key: str, anchor: str, *, method: str = "pchip",
                         "rate_overlap": res.rate_overlap, "bd_metric": res.bd_metric,
                         "metric_overlap": res.metric_overlap, "monotonic": mono,
                         "anchor_monotonic": res.anchor_monotonic,
-                        "test_monotonic": res.test_monotonic, "note": "; ".join(notes)})
+                        "test_monotonic": res.test_monotonic, "note": "; ".join(notes),
+                        "rate_flag": overlap_flag(res.rate_overlap),
+                        "metric_flag": overlap_flag(res.metric_overlap)})
     for codec, value in ceiling(points, metric, model_key).items():
         sel = points.frame[points.frame["codec"] == codec]
         bpp = float(sel[RATES[rate]].iloc[0])
@@ -320,12 +357,23 @@ def bd_table(points, metric_key: str, anchor: str, *, method: str = "pchip",
                         "metric_overlap": math.nan, "monotonic": "", "anchor_monotonic": True,
                         "test_monotonic": True,
                         "note": f"uncompressed ceiling: {metric.label} {value:.4g} at "
-                                f"{bpp:.3g} bpp"})
+                                f"{bpp:.3g} bpp", "rate_flag": "", "metric_flag": ""})
     return pd.DataFrame.from_records(records, columns=list(BD_COLUMNS))
 
 
+#: Headers of the two overlaps. BD-rate is integrated over the quality range both curves
+#: reach, so its overlap (``rate_overlap``) is measured on the quality axis; BD-metric is
+#: integrated over the common log-rate range (``metric_overlap``).
+QUALITY_OVERLAP_HEADER = "quality overlap (%)"
+RATE_OVERLAP_HEADER = "rate overlap (%)"
+
+
 def bd_columns(metric_key: str):
-    """The :class:`bench.report.tables.Column` list that shows a BD table to people."""
+    """The :class:`bench.report.tables.Column` list that shows a BD table to people.
+
+    Each BD value carries :data:`LOW_OVERLAP_MARK` when its overlap is below
+    :data:`LOW_OVERLAP` and is then never marked as the best of its column.
+    """
     from bench.report.points import METRICS
     from bench.report.tables import Column
 
@@ -334,9 +382,17 @@ def bd_columns(metric_key: str):
     name = f"BD-{metric.short}"
     fmt = {"dB": "{:+.3f}", "%": "{:+.2f}"}.get(metric.unit, "{:+.4f}")
     return [Column("codec", "codec"), Column("points", "points", "{:d}"),
-            Column("bd_rate", "BD-rate (%)", "{:+.2f}", "min"),
-            Column("rate_overlap", "overlap (%)", "{:.0f}"),
-            Column("bd_metric", name + unit, fmt, "max"),
-            Column("metric_overlap", "overlap (%)", "{:.0f}"),
+            Column("bd_rate", "BD-rate (%)", "{:+.2f}", "min", suffix="rate_flag",
+                   unranked="rate_flag"),
+            Column("rate_overlap", QUALITY_OVERLAP_HEADER, "{:.0f}"),
+            Column("bd_metric", name + unit, fmt, "max", suffix="metric_flag",
+                   unranked="metric_flag"),
+            Column("metric_overlap", RATE_OVERLAP_HEADER, "{:.0f}"),
             Column("monotonic", "monotonic"),
             Column("note", "note", latex_spec="footnote")]
+
+
+def low_overlap_legend() -> str:
+    """The sentence under a BD table that explains :data:`LOW_OVERLAP_MARK`."""
+    return (f"{LOW_OVERLAP_MARK} overlap below {LOW_OVERLAP:.0f} %: the value rests on a small "
+            "common range and is never marked best")

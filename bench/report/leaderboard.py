@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.report.bd import bd_table
+from bench.report.bd import LOW_OVERLAP, bd_table, overlap_flag
 from bench.report.points import METRICS, RATES, Points, is_ceiling, metric_models
 from bench.report.tables import Column, to_csv, to_markdown
 
@@ -30,8 +30,6 @@ COMMANDS = (
 )
 #: Axes of the leaderboard, in column order.
 AXES = ("det-ap", "seg-ap", "psnr", "roi-psnr", "ms-ssim")
-#: Below this overlap (percent) a BD value is flagged: it rests on a small common range.
-LOW_OVERLAP = 75.0
 
 
 def _slug(key: str) -> str:
@@ -99,10 +97,7 @@ def _flag(rec: dict) -> str:
     flags = ""
     if rec["monotonic"] not in ("yes", ""):
         flags += "†"
-    ov = rec["rate_overlap"]
-    if isinstance(ov, float) and math.isfinite(ov) and ov < LOW_OVERLAP:
-        flags += "‡"
-    return flags
+    return flags + overlap_flag(rec["rate_overlap"])
 
 
 def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str,

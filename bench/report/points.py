@@ -393,3 +393,21 @@ def wide(points: Points) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
                           base[["codec", "quality"]].itertuples(index=False)]
             added.append((name, head if len(models) == 1 else f"{head} {info['model']}"))
     return base, added
+
+
+def wide_columns(task_columns: list[tuple[str, str]]):
+    """How the wide points table (:func:`wide`) is shown to people.
+
+    Rate columns are the axis, not a score: no value of theirs is marked best.
+    """
+    from bench.report.tables import Column
+
+    return [Column("codec", "codec"), Column("quality", "quality"),
+            Column("bpp_pooled", "bpp pooled", "{:.4f}"),
+            Column("bpp_mean", "bpp mean", "{:.4f}"),
+            Column("psnr", "PSNR (dB)", "{:.2f}", "max"),
+            Column("roi_psnr", "ROI-PSNR (dB)", "{:.2f}", "max"),
+            Column("bg_psnr", "BG-PSNR (dB)", "{:.2f}", "max"),
+            Column("ms_ssim", "MS-SSIM", "{:.4f}", "max")] + [
+        Column(key, head + " (%)", "{:.1f}", "max") for key, head in task_columns] + [
+        Column("images", "images", "{:d}")]

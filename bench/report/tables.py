@@ -37,6 +37,9 @@ class Column:
     #: LaTeX column spec overriding the default ``l``/``r`` (e.g. ``p{5cm}``), or
     #: ``"footnote"``: letters in the cells, the texts in a legend under the table
     latex_spec: str | None = None
+    #: a frame column whose non-empty cells exclude the row from being this column's best
+    #: (a BD value resting on a small overlap is flagged, never bold)
+    unranked: str | None = None
 
 
 def _is_number(value) -> bool:
@@ -47,12 +50,16 @@ def best_rows(frame: pd.DataFrame, col: Column,
               skip: Sequence[bool] | None = None) -> set[int]:
     """Positions of the rows holding the column's best finite value (ties all count).
 
-    Rows flagged in ``skip`` (e.g. the uncompressed ceiling) never count as best.
+    Rows flagged in ``skip`` (e.g. the uncompressed ceiling) never count as best, nor do rows
+    with a non-empty cell in the column's ``unranked`` column.
     """
     if col.best is None:
         return set()
+    out = [bool(v) and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+           for v in frame[col.unranked]] if col.unranked else [False] * len(frame)
     vals = [(i, float(v)) for i, v in enumerate(frame[col.key])
-            if _is_number(v) and math.isfinite(float(v)) and not (skip and skip[i])]
+            if _is_number(v) and math.isfinite(float(v)) and not (skip and skip[i])
+            and not out[i]]
     if len(vals) < 2:
         return set()
     target = (min if col.best == "min" else max)(v for _, v in vals)
