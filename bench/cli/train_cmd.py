@@ -136,6 +136,9 @@ def main(args: argparse.Namespace) -> int:
                         crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c)
         resume = args.resume or args.export_only
     kinds = ("ggm", "gaussian") if args.entropy == "both" else (args.entropy,)
+    if len(kinds) > 1 and args.warm_start:
+        return _fail("--warm-start names one model; with --entropy both each codec warm-starts "
+                     "from its own released weights (or train them one at a time)")
     if len(kinds) > 1 and args.export and Path(args.export).suffix:
         return _fail("with --entropy both, --export takes a folder (it writes ggm.pt and "
                      "gaussian-roi.pt there) or nothing (the package's weights)")
@@ -159,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
             time_budget_min=args.time_budget if len(kinds) == 1 else None,
             checkpoint_every_min=args.checkpoint_every,
             progress=not args.no_progress and len(kinds) == 1, compile=args.compile,
-            warm_start_from=args.warm_start if len(kinds) == 1 else None,
+            warm_start_from=args.warm_start,
         )
         try:
             trainers[kind] = Trainer(recipe, cfg, resume=resume)
