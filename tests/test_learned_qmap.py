@@ -56,15 +56,16 @@ def test_training_generators():
     labels = np.zeros((32, 48), np.uint8)
     labels[4:10, 5:20] = 1
     labels[15:30, 30:40] = 2
+    mix = dict.fromkeys(qmap.GENERATORS, 1.0)  # every generator, e.g. release 2's "roi"
     seen = set()
-    for _ in range(60):
-        q, kind = qmap.random_qmap(32, 48, rng, labels)
+    for _ in range(80):
+        q, kind = qmap.random_qmap(32, 48, rng, labels, mix)
         seen.add(kind)
         assert q.shape == (32, 48) and q.dtype == np.float32
         assert q.min() >= 0.0 and q.max() <= 1.0
     assert seen == set(qmap.GENERATORS)
-    for _ in range(20):  # no labels: never the instance generator
-        assert qmap.random_qmap(16, 16, rng, None)[1] != "instances"
+    for _ in range(20):  # no labels: never a generator that needs them
+        assert qmap.random_qmap(16, 16, rng, None, mix)[1] not in qmap.NEEDS_LABELS
     inst = qmap.instance_qmap(labels, rng)
     for k in (0, 1, 2):
         assert np.unique(inst[labels == k]).size == 1  # one level per instance

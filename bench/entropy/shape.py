@@ -30,9 +30,11 @@ def beta_from_raw(raw: Tensor, beta_min: float, beta_max: float) -> Tensor:
 def raw_from_beta(beta: Tensor | float, beta_min: float) -> Tensor:
     """Inverse of :func:`beta_from_raw` inside the range: ``log(expm1(beta - beta_min))``.
 
-    ``beta == beta_min`` maps to ``-inf`` (softplus(-inf) = 0), which is exact.
+    ``beta == beta_min`` maps to ``-inf`` (softplus(-inf) = 0), which is exact. A floating
+    tensor keeps its dtype (float64 shapes stay exact); anything else becomes the default dtype.
     """
-    beta = torch.as_tensor(beta, dtype=torch.get_default_dtype())
+    if not (isinstance(beta, Tensor) and beta.is_floating_point()):
+        beta = torch.as_tensor(beta, dtype=torch.get_default_dtype())
     return torch.log(torch.expm1(beta - beta_min))
 
 
