@@ -47,6 +47,9 @@ class RunConfig:
     metrics: tuple[str, ...] = ALL_METRICS
     #: {label: constructor options} of codecs run with non-default options
     codec_options: dict = field(default_factory=dict)
+    #: {label: ROI source key} of codecs that encode with a predicted ROI (``--roi pred``):
+    #: they get the mask cached under RUN_DIR/roi/KEY (:mod:`bench.roi_pred`), not the GT's
+    roi_sources: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,11 +167,22 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         for row in rows:
             row.error = _describe(exc)
         return rows
+    encoder_roi = sample.roi  # the GT ROI, unless the codec's label encodes with a predicted one
+    if unit.label in cfg.roi_sources:
+        from bench.roi_pred import RoiCache
+
+        try:
+            encoder_roi = RoiCache(cfg.run_dir, cfg.roi_sources[unit.label]).get(
+                unit.image_id, sample.image.shape[:2])
+        except Exception as exc:
+            for row in rows:
+                row.error = _describe(exc)
+            return rows
     for row in rows:
         row.file_name = sample.file_name
         row.height, row.width = sample.image.shape[:2]
         try:
-            recon = _code_one(codec, sample, row, cfg.metrics)
+            recon = _code_one(codec, sample, row, cfg.metrics, encoder_roi)
             if cfg.keep_recon:
                 _write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
                               encode_png(recon))
@@ -177,12 +191,13 @@ def code_unit(unit: Unit) -> list[ImageResult]:
     return rows
 
 
-def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str]):
+def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str], encoder_roi):
+    """Code ``sample`` with the ROI ``encoder_roi``; measure against the GT ROI."""
     from bench.metrics import ms_ssim, region_psnrs
 
     codec.last_command = None
     t0 = time.perf_counter()
-    data = codec.encode_source(sample.image, sample.roi, row.quality, sample.source)
+    data = codec.encode_source(sample.image, encoder_roi, row.quality, sample.source)
     t1 = time.perf_counter()
     if codec.last_command:
         row.command = shlex.join(map(str, codec.last_command))

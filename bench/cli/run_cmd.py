@@ -3,7 +3,9 @@
 Results go to an SQLite store in the run directory, one committed row per (codec, codec
 version, quality, image). Running the same command again computes only what is missing.
 A codec run with non-default options is labelled name@key-value (e.g. `--roi none` makes
-ggm@roi-none): the table and `bench report` show it as its own codec.
+ggm@roi-none, `--roi pred` ggm@roi-pred): the table and `bench report` show it as its own
+codec. With `--roi pred` a segmentation model finds the ROI on the original image before
+encoding; its masks are cached in RUN_DIR/roi and every codec and later run reuses them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import sys
 
 
 def register(sub) -> None:
+    from bench.roi_pred import DEFAULT_DILATE as _ROI_DILATE
+    from bench.roi_pred import DEFAULT_SCORE as _ROI_SCORE
+
     p = sub.add_parser(
         "run",
         help="code images with codecs and store per-image results",
@@ -42,11 +47,23 @@ def register(sub) -> None:
                    help="recompute rows stored as errors (others are kept)")
     p.add_argument("--keep-recon", action="store_true",
                    help="keep decoded images as PNG under RUN_DIR/recon for later task scoring")
-    p.add_argument("--roi", choices=["gt", "none"], default="gt",
+    p.add_argument("--roi", choices=["gt", "pred", "none"], default="gt",
                    help="what ROI-aware codecs (ggm, gaussian-roi) get at encode time: gt, the "
-                   "union of the image's instance masks (default), or none, uniform quality "
+                   "union of the image's instance masks (default); pred, the union of the "
+                   "masks an instance-segmentation model predicts on the original image "
+                   "(labelled CODEC@roi-pred; see --roi-model); or none, uniform quality "
                    "(labelled CODEC@roi-none); other codecs ignore it. ROI and background PSNR "
                    "always use the gt mask")
+    p.add_argument("--roi-model", default=None, metavar="PATH_OR_NAME",
+                   help="--roi pred: the segmentation model that finds the ROI (default: the "
+                   "segmentation task's model, i.e. --model segmentation=… if given, else "
+                   "yolo11n-seg.pt); its predictions are cached in RUN_DIR/roi and reused")
+    p.add_argument("--roi-score", type=float, default=None, metavar="S",
+                   help="--roi pred: minimum score of a predicted instance (default "
+                   f"{_ROI_SCORE}, chosen with benchmarks/roi_pred.py)")
+    p.add_argument("--roi-dilate", type=int, default=None, metavar="PX",
+                   help="--roi pred: grow the predicted ROI by this many pixels (default "
+                   f"{_ROI_DILATE})")
     p.add_argument("--metrics", default="psnr,ms-ssim",
                    help="image metrics: psnr (PSNR, ROI-PSNR, background PSNR; always on) and "
                    "ms-ssim (default: psnr,ms-ssim)")
@@ -139,6 +156,52 @@ def build_tasks(task_names: list[str], models: list[str] | None, categories: lis
     return tasks
 
 
+def roi_predictor(args: argparse.Namespace, task_names: list[str]):
+    """The ROI model of ``--roi pred`` (loaded once, here), or None for other ROI modes."""
+    given = [f for f, v in (("--roi-model", args.roi_model), ("--roi-score", args.roi_score),
+                            ("--roi-dilate", args.roi_dilate)) if v is not None]
+    if args.roi != "pred":
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --roi pred")
+        return None
+    from bench.roi_pred import DEFAULT_DILATE, DEFAULT_SCORE, RoiPredictor, check_settings
+    from bench.tasks.segmentation import SegmentationTask
+
+    score = DEFAULT_SCORE if args.roi_score is None else args.roi_score
+    pixels = DEFAULT_DILATE if args.roi_dilate is None else args.roi_dilate
+    check_settings(score, pixels)
+    model = args.roi_model
+    if model is None:
+        specs = model_specs(task_names, args.model) if task_names else {}
+        model = specs.get("segmentation") or SegmentationTask.default_model
+    return RoiPredictor(model, score, pixels)  # TaskError names the model when it fails
+
+
+def pred_label(name: str, predictor) -> str:
+    """``name@roi-pred``, plus the ROI settings that differ from their defaults."""
+    from bench.labels import codec_label
+    from bench.roi_pred import DEFAULT_DILATE, DEFAULT_SCORE
+
+    return codec_label(name, {"roi": "pred", "roi_score": predictor.score,
+                              "roi_dilate": predictor.pixels},
+                       {"roi": "gt", "roi_score": DEFAULT_SCORE, "roi_dilate": DEFAULT_DILATE})
+
+
+def predict_rois(predictor, args: argparse.Namespace, dataset, units) -> None:
+    """Predict (once per run directory) the ROI of every image some unit will code."""
+    from bench.roi_pred import RoiCache, predict_missing
+    from bench.runner import progress_bar
+
+    cache = RoiCache(args.run_dir, predictor.key)
+    ids = list(dict.fromkeys(u.image_id for u in units))
+    with progress_bar(len(ids), "ROI model", disable=args.no_progress) as bar:
+        computed, reused, seconds = predict_missing(cache, predictor, dataset, ids, bar.update)
+    line = f"predicted ROI ({predictor.key}): {computed} image(s) computed"
+    if seconds:
+        line += f" in {sum(seconds) / len(seconds):.3f} s each on average (not in encode times)"
+    print(f"{line}, {reused} reused from {cache.folder}", file=sys.stderr)
+
+
 def load_line(loads: dict[str, list[float]]) -> str:
     """One line on the codecs' load times of this invocation, which no encode time includes.
 
@@ -157,6 +220,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.data.coco import CocoDataset, DataError
     from bench.labels import codec_label, codec_name, option_defaults
     from bench.registry import CODECS, UnknownPluginError
+    from bench.roi_pred import RoiError
     from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
     from bench.store import ResultsStore, StoreError
     from bench.summary import format_table, summarize
@@ -174,12 +238,22 @@ def main(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
+    task_names = list(dict.fromkeys(args.task or []))
+    try:
+        predictor = roi_predictor(args, task_names)
+    except (TaskError, ValueError) as exc:
+        return _fail(str(exc))
+
     codecs, unavailable, options = {}, [], {}  # codecs and options keyed by label
+    roi_sources = {}  # label → ROI source key, for codecs that encode a predicted ROI
     for name in dict.fromkeys(args.codec):
         try:
             cls = CODECS.get(name)
             opts = {"roi": args.roi} if cls.uses_roi else {}
             label = codec_label(name, opts, option_defaults(cls))
+            if predictor is not None and cls.uses_roi:
+                opts["roi_source"] = roi_sources[label] = predictor.key
+                label = pred_label(name, predictor)
             codec = cls(**opts)
         except UnknownPluginError as exc:
             return _fail(str(exc))
@@ -197,7 +271,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     codecs = {n: c for n, c in codecs.items() if n in qualities}
-    task_names = list(dict.fromkeys(args.task or []))
+    roi_sources = {n: key for n, key in roi_sources.items() if n in codecs}
     if args.model and not task_names:
         return _fail("--model needs --task")
     try:
@@ -221,10 +295,15 @@ def main(args: argparse.Namespace) -> int:
         total = sum(len(q) for q in qualities.values()) * len(dataset)
         print(f"{len(dataset)} images × {len(codecs)} codec(s): {total - todo} of {total} rows "
               f"already in {store.path}, {todo} to compute", file=sys.stderr)
+        if units and roi_sources:
+            try:
+                predict_rois(predictor, args, dataset, units)
+            except RoiError as exc:
+                return _fail(f"{exc} (the ROIs predicted before it are cached; rerun to go on)")
         if units:
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
-                            metrics=metrics, codec_options=options)
+                            metrics=metrics, codec_options=options, roi_sources=roi_sources)
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             loads: dict[str, list[float]] = {}
 

@@ -12,8 +12,11 @@ kind of CPU and torch build; the entropy coding itself works on integers. Anothe
 or torch build may round floats differently (as for any compressai model).
 
 Options (``codec_options`` of ``bench run``): ``roi="gt"`` (default: the dataset's mask,
-union of instance masks) or ``roi="none"`` (uniform quality, e.g. for Kodak); ``weights``:
-another released checkpoint.
+union of instance masks), ``roi="pred"`` (the mask an instance-segmentation model predicted
+at the encoder, :mod:`bench.roi_pred`; ``roi_source`` names that model and its settings and
+goes into the version) or ``roi="none"`` (uniform quality, e.g. for Kodak); ``weights``:
+another released checkpoint. The codec codes whatever mask it is given in ``gt`` and
+``pred`` mode alike; the mode only says where the harness took it from.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from bench.learned.qmap import (
     GRID_NAMES,
     LATENT_STRIDE,
     Q_STEPS,
-    ROI_MODES,
     block_max,
     code_map,
     grid_description,
@@ -43,6 +45,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: synthesis transform's full-width layers alone need about 100 bytes per pixel.
 MAX_PIXELS = 1 << 25
 
+#: Where the ROI a codec is given comes from: the data set's masks, a model's prediction
+#: at the encoder (:mod:`bench.roi_pred`), or nowhere (uniform coding).
+CODEC_ROI_MODES = ("gt", "pred", "none")
+
 
 class LearnedRoiCodec(Codec):
     """A learned ROI codec backed by a released checkpoint in ``bench/learned/weights``."""
@@ -51,10 +57,17 @@ class LearnedRoiCodec(Codec):
     qualities = GRID_NAMES
     uses_roi = True
 
-    def __init__(self, roi: str = "gt", weights: str | None = None) -> None:
-        if roi not in ROI_MODES:
-            raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
+    def __init__(self, roi: str = "gt", weights: str | None = None,
+                 roi_source: str | None = None) -> None:
+        if roi not in CODEC_ROI_MODES:
+            raise ValueError(f"roi must be one of {CODEC_ROI_MODES}, got {roi!r}")
+        if (roi == "pred") != bool(roi_source):
+            raise ValueError("roi='pred' needs roi_source (the ROI model and its settings, "
+                             "which bench run --roi pred supplies), and only it takes one")
+        if roi_source and ("/" in roi_source or not roi_source.isprintable()):
+            raise ValueError(f"roi_source must be printable without '/', got {roi_source!r}")
         self.roi_mode = roi
+        self.roi_source = roi_source
         self.weights = Path(weights) if weights else WEIGHTS_DIR / f"{self.name}.pt"
         self._model = None
         self._digest: str | None = None
@@ -76,7 +89,8 @@ class LearnedRoiCodec(Codec):
 
     def version(self) -> str:
         ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
-        return f"{self.name}-v1/{ckpt}/roi-{self.roi_mode}/{grid_description()}"
+        roi = f"roi-pred-{self.roi_source}" if self.roi_mode == "pred" else f"roi-{self.roi_mode}"
+        return f"{self.name}-v1/{ckpt}/{roi}/{grid_description()}"
 
     def load(self) -> None:
         """Load the checkpoint now (the ``model`` property would on the first encode)."""
@@ -106,7 +120,8 @@ class LearnedRoiCodec(Codec):
             raise CodecError(f"{image.shape[1]}×{image.shape[0]} is more than the "
                              f"{MAX_PIXELS} pixels the learned codecs handle; downscale or tile")
         point = grid_point(self.check_quality(quality))
-        return encode_image(self.model, image, roi, point, self.roi_mode)
+        mode = "none" if self.roi_mode == "none" else "gt"  # pred: code the mask given
+        return encode_image(self.model, image, roi, point, mode)
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(self.model, data)
