@@ -102,6 +102,45 @@ def test_discovery_from_env_and_default_cfg(fake_vtm, monkeypatch, tmp_path):
     assert VtmCodec(cfg=fake_vtm.parent / "cfg" / INTRA_CFG).cfg.name == INTRA_CFG
 
 
+@pytest.mark.parametrize("layout", ["bin", "bin/umake/gcc-13.2/x86_64/release"])
+def test_cfg_found_from_both_standard_build_layouts(tmp_path, layout):
+    """VTM's source tree: cfg/ at the root; programs copied to bin/ and built by cmake into
+    bin/umake/gcc-*/x86_64/release (five levels below the root)."""
+    root = tmp_path / "VVCSoftware_VTM"
+    (root / "cfg").mkdir(parents=True)
+    (root / "cfg" / INTRA_CFG).write_text("IntraPeriod : 1\n")
+    programs = root / layout
+    programs.mkdir(parents=True, exist_ok=True)
+    write_script(programs / "EncoderApp", FAKE_ENCODER)
+    write_script(programs / "DecoderApp", FAKE_DECODER)
+    codec = VtmCodec(vtm_dir=programs)
+    assert codec.cfg == root / "cfg" / INTRA_CFG and codec.availability() is None
+
+
+def test_cfg_search_stops_five_levels_up(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / INTRA_CFG).write_text("x\n")
+    deep = tmp_path / "a" / "b" / "c" / "d" / "e" / "f"
+    deep.mkdir(parents=True)
+    assert VtmCodec(vtm_dir=deep).cfg is None  # six levels: not VTM's layout
+    assert VtmCodec(vtm_dir=deep.parent).cfg == tmp_path / "cfg" / INTRA_CFG
+
+
+def test_vtm_dir_flag_of_bench_codecs_and_run(fake_vtm, capsys, tmp_path, monkeypatch):
+    from bench.cli import main
+
+    # the flag sets $BENCH_VTM_DIR in this process: let monkeypatch remove it afterwards
+    monkeypatch.setenv("BENCH_VTM_DIR", str(tmp_path))
+
+    assert main(["codecs", "vtm", "--vtm-dir", str(fake_vtm)]) == 0
+    out = capsys.readouterr().out
+    assert "vtm: available" in out and "VTM 99.1" in out
+    assert main(["codecs", "vtm", "--vtm-dir", str(tmp_path / "nope")]) == 2
+    assert "--vtm-dir" in capsys.readouterr().err
+    assert main(["run", "--codec", "vtm", "--vtm-dir", str(tmp_path / "nope")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
 def test_version_names_vtm_cfg_hash_preset_and_grid(fake_vtm):
     text = VtmCodec(vtm_dir=fake_vtm).version()
     assert "VTM 99.1" in text and f"cfg={INTRA_CFG} sha256:" in text
@@ -127,7 +166,7 @@ def test_vcm_encoder_argv_is_exact_without_binaries():
         "--SourceWidth=640", "--SourceHeight=426",
         "--InputBitDepth=10", "--InternalBitDepth=10", "--OutputBitDepth=10",
         "--InputChromaFormat=420", "--ConformanceWindowMode=1",
-        "--FrameRate=1", "--FramesToBeEncoded=1", "--QP=37",
+        "--FrameRate=1", "--FramesToBeEncoded=1", "--ReconFile=", "--QP=37",
     ]  # fmt: skip
     assert codec.build_decoder_argv("out.266", "rec.yuv") == [
         "/opt/vtm/bin/DecoderApp", "-b", "out.266", "-o", "rec.yuv", "-d", "10",

@@ -9,11 +9,39 @@ def register(sub) -> None:
     p = sub.add_parser("codecs", help="list the installed codecs and whether they run here",
                        description=__doc__)
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
+    add_vtm_dir(p)
     p.set_defaults(func=main)
 
 
+def add_vtm_dir(p) -> None:
+    """``--vtm-dir``: where the ``vtm`` codec finds VTM (``bench run`` and ``bench codecs``)."""
+    p.add_argument("--vtm-dir", default=None, metavar="DIR",
+                   help="folder of VTM's EncoderApp/DecoderApp for the vtm codec (sets "
+                   "$BENCH_VTM_DIR for this command; its cfg/ is found in a parent folder)")
+
+
+def apply_vtm_dir(args: argparse.Namespace) -> str | None:
+    """Export ``--vtm-dir`` as ``$BENCH_VTM_DIR`` (workers inherit it); an error if not a
+    folder."""
+    import os
+
+    if args.vtm_dir is None:
+        return None
+    if not os.path.isdir(args.vtm_dir):
+        return f"--vtm-dir {args.vtm_dir}: not a folder (pass the folder of EncoderApp)"
+    os.environ["BENCH_VTM_DIR"] = os.path.abspath(args.vtm_dir)
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
+    import sys
+
     from bench.registry import CODECS
+
+    problem = apply_vtm_dir(args)
+    if problem:
+        print(f"bench codecs: {problem}", file=sys.stderr)
+        return 2
 
     for name in CODECS.names(args.pattern):
         try:

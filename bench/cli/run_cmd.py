@@ -16,6 +16,7 @@ import sys
 
 
 def register(sub) -> None:
+    from bench.cli.codecs_cmd import add_vtm_dir
     from bench.roi_pred import DEFAULT_DILATE as _ROI_DILATE
     from bench.roi_pred import DEFAULT_SCORE as _ROI_SCORE
 
@@ -79,6 +80,7 @@ def register(sub) -> None:
                    help="COCO evaluator: pycocotools (the reference, default) or "
                    "faster-coco-eval (same numbers, several times faster)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_vtm_dir(p)
     p.set_defaults(func=main)
 
 
@@ -226,6 +228,11 @@ def main(args: argparse.Namespace) -> int:
     from bench.summary import format_table, summarize
     from bench.tasks import TaskError
 
+    from bench.cli.codecs_cmd import apply_vtm_dir
+
+    problem = apply_vtm_dir(args)
+    if problem:
+        return _fail(problem)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in ALL_METRICS]
     if bad:

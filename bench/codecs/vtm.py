@@ -16,10 +16,21 @@ Finding VTM (documented defaults, first match wins):
 * binaries: the ``vtm_dir`` argument, else ``$BENCH_VTM_DIR``: the folder holding
   ``EncoderApp`` and ``DecoderApp`` (``EncoderAppStatic``/``DecoderAppStatic`` and ``.exe``
   names also work), e.g. ``VVCSoftware_VTM/bin``;
-* configuration: the ``cfg`` argument, else ``$BENCH_VTM_CFG``, else the first existing of
-  ``<vtm_dir>/../cfg/encoder_intra_vtm.cfg``, ``<vtm_dir>/cfg/encoder_intra_vtm.cfg`` and
-  ``<vtm_dir>/../../cfg/encoder_intra_vtm.cfg`` (VTM's source tree keeps ``cfg/`` next to
-  ``bin/``; the build tree puts binaries in ``bin/umake/gcc-*/x86_64/release``).
+* configuration: the ``cfg`` argument, else ``$BENCH_VTM_CFG``, else
+  ``cfg/encoder_intra_vtm.cfg`` in ``<vtm_dir>`` or the nearest of its parent folders (at
+  most five levels up). That finds the source tree's ``cfg/`` both from ``bin/`` (where
+  VTM's build copies the programs) and from cmake's output folder
+  ``bin/umake/gcc-*/x86_64/release`` five levels below the source root.
+
+``bench run --vtm-dir DIR`` and ``bench codecs --vtm-dir DIR`` set ``$BENCH_VTM_DIR`` for
+that command (and its worker processes), so the codec keeps its plain label ``vtm``; its
+version names the VTM version and the configuration's hash, which is what sets the stream.
+
+Two things in VTM's all-intra configuration are overridden or noted: ``ReconFile`` is
+cleared (``--ReconFile=``, VTM's own default), so an encode writes no reconstruction nobody
+reads (it does not change the bitstream); ``TemporalSubsampleRatio 8`` is left as it is: with
+one frame it changes nothing in the bitstream, but VTM's *logged* bitrate is 1/8 of the real
+one (bench never reads it: bpp comes from the bitstream's length).
 
 The stream is VTM's raw Annex-B ``.266`` bitstream behind the same 3-7 byte picture header the
 ffmpeg codecs use (original width and height, colour conversion). Without the binaries the
@@ -69,8 +80,12 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "--ConformanceWindowMode=1",
         "--FrameRate=1",
         "--FramesToBeEncoded=1",
+        "--ReconFile=",
     ),
 }
+
+#: How many parent folders of ``vtm_dir`` :func:`default_cfg` looks in.
+CFG_SEARCH_LEVELS = 5
 
 
 def find_program(folder: Path | None, names: Iterable[str]) -> Path | None:
@@ -85,16 +100,15 @@ def find_program(folder: Path | None, names: Iterable[str]) -> Path | None:
 
 
 def default_cfg(vtm_dir: Path | None) -> Path | None:
-    """The all-intra configuration near ``vtm_dir`` (see the module doc), or None."""
+    """``cfg/encoder_intra_vtm.cfg`` in ``vtm_dir`` or its nearest parent holding one (up
+    to :data:`CFG_SEARCH_LEVELS` levels; see the module doc), or None."""
     if vtm_dir is None:
         return None
-    for candidate in (
-        vtm_dir.parent / "cfg" / INTRA_CFG,
-        vtm_dir / "cfg" / INTRA_CFG,
-        vtm_dir.parent.parent / "cfg" / INTRA_CFG,
-    ):
-        if candidate.is_file():
-            return candidate
+    folder = Path(os.path.abspath(vtm_dir))
+    for candidate in [folder, *folder.parents][: CFG_SEARCH_LEVELS + 1]:
+        path = candidate / "cfg" / INTRA_CFG
+        if path.is_file():
+            return path
     return None
 
 
