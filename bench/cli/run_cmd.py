@@ -219,6 +219,7 @@ def load_line(loads: dict[str, list[float]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.cli.codecs_cmd import apply_vtm_dir
     from bench.data.coco import CocoDataset, DataError
     from bench.labels import codec_label, codec_name, option_defaults
     from bench.registry import CODECS, UnknownPluginError
@@ -227,8 +228,6 @@ def main(args: argparse.Namespace) -> int:
     from bench.store import ResultsStore, StoreError
     from bench.summary import format_table, summarize
     from bench.tasks import TaskError
-
-    from bench.cli.codecs_cmd import apply_vtm_dir
 
     problem = apply_vtm_dir(args)
     if problem:
