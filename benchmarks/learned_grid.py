@@ -11,7 +11,7 @@ hard-quantized latents, within about 1 % of the real bitstream):
   a grid's uniform codes can be matched to its ROI points.
 
 Run: ``python benchmarks/learned_grid.py --model bench/learned/weights/ggm.pt [--limit 16]
-[--roi-point 35/0 --roi-point 45/0 …]``.
+[--coverage 0.1-0.6] [--roi-point 35/0 --roi-point 45/0 …]``.
 """
 
 from __future__ import annotations
@@ -45,17 +45,22 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="model file")
     ap.add_argument("--data-root", default=None, help="COCO root with train2017")
     ap.add_argument("--limit", type=int, default=16, help="train2017 images (default 16)")
+    ap.add_argument("--coverage", default="0.1-0.6", metavar="LO-HI",
+                    help="only images whose objects cover this fraction of the picture "
+                         "(default 0.1-0.6: pictures where an ROI codec has a choice to make)")
     ap.add_argument("--roi-point", action="append", default=[], metavar="ROI/BG",
                     help="extra ROI point as quality codes 0..100, e.g. 35/0 (repeatable)")
     args = ap.parse_args()
 
     from bench.learned.rd import coco_images
 
+    lo, hi = (float(v) for v in args.coverage.split("-"))
     model, _ = load_model(args.model)
     model.eval()
-    images = [(img, roi) for img, roi in coco_images(args.data_root, "train2017", 4 * args.limit)
-              if roi is not None and 0.02 < roi.mean() < 0.9][: args.limit]
-    print(f"{len(images)} train2017 images with objects; estimated rates")
+    images = [(img, roi) for img, roi in coco_images(args.data_root, "train2017", 8 * args.limit)
+              if roi is not None and lo <= roi.mean() <= hi][: args.limit]
+    print(f"{len(images)} train2017 images whose objects cover {lo:.0%}–{hi:.0%}; "
+          "estimated rates")
     codes = list(range(0, 101, 5))
     uni = [pooled_bpp(model, images, GridPoint("u", 0, 0, c), "none") for c in codes]
     print("uniform: " + ", ".join(f"{c}:{b:.3f}" for c, b in zip(codes, uni, strict=True)))
