@@ -76,8 +76,19 @@ TASKS = Registry("bench.tasks", "task")
 
 
 def create_codec(name: str, **kwargs: Any):
-    """A codec instance by registered name (see ``bench codecs``)."""
-    return CODECS.create(name, **kwargs)
+    """A codec instance by registered name (see ``bench codecs``).
+
+    ``roi_method="blur"`` (with an optional ``roi_source``, the predicted ROI's key) wraps a
+    codec that does not code an ROI itself in the background pre-filter
+    (:class:`bench.roi_prefilter.PrefilteredCodec`); every other keyword goes to the codec.
+    """
+    method = kwargs.pop("roi_method", None)
+    if method is None:
+        return CODECS.create(name, **kwargs)
+    from bench.roi_prefilter import PrefilteredCodec
+
+    source = kwargs.pop("roi_source", None)
+    return PrefilteredCodec(CODECS.create(name, **kwargs), method, source)
 
 
 def list_codecs(pattern: str = "*") -> list[str]:

@@ -55,6 +55,13 @@ def register(sub) -> None:
                    "(labelled CODEC@roi-pred; see --roi-model); or none, uniform quality "
                    "(labelled CODEC@roi-none); other codecs ignore it. ROI and background PSNR "
                    "always use the gt mask")
+    p.add_argument("--roi-method", choices=["blur"], default=None,
+                   help="give codecs that do not code an ROI themselves (jpeg, hevc, vvc, …, "
+                   "third-party ones too) the ROI by background simplification: the ROI "
+                   "(+23 px) is kept, the rest Gaussian-blurred before encoding, sigma 8 px at "
+                   "the lowest-rate grid point down to 1 px at the highest (points named e.g. "
+                   "q50-b2; labelled CODEC@roi-gt-blur / CODEC@roi-pred-blur). Default: they "
+                   "code uniformly")
     p.add_argument("--roi-model", default=None, metavar="PATH_OR_NAME",
                    help="--roi pred: the segmentation model that finds the ROI (default: the "
                    "segmentation task's model, i.e. --model segmentation=… if given, else "
@@ -160,6 +167,8 @@ def build_tasks(task_names: list[str], models: list[str] | None, categories: lis
 
 def roi_predictor(args: argparse.Namespace, task_names: list[str]):
     """The ROI model of ``--roi pred`` (loaded once, here), or None for other ROI modes."""
+    if args.roi_method is not None and args.roi == "none":
+        raise ValueError("--roi-method needs an ROI: use it with --roi gt or --roi pred")
     given = [f for f, v in (("--roi-model", args.roi_model), ("--roi-score", args.roi_score),
                             ("--roi-dilate", args.roi_dilate)) if v is not None]
     if args.roi != "pred":
@@ -179,12 +188,13 @@ def roi_predictor(args: argparse.Namespace, task_names: list[str]):
     return RoiPredictor(model, score, pixels)  # TaskError names the model when it fails
 
 
-def pred_label(name: str, predictor) -> str:
-    """``name@roi-pred``, plus the ROI settings that differ from their defaults."""
+def pred_label(name: str, predictor, roi_text: str = "pred") -> str:
+    """``name@roi-pred`` (``roi_text``), plus the ROI settings that differ from their
+    defaults."""
     from bench.labels import codec_label
     from bench.roi_pred import DEFAULT_DILATE, DEFAULT_SCORE
 
-    return codec_label(name, {"roi": "pred", "roi_score": predictor.score,
+    return codec_label(name, {"roi": roi_text, "roi_score": predictor.score,
                               "roi_dilate": predictor.pixels},
                        {"roi": "gt", "roi_score": DEFAULT_SCORE, "roi_dilate": DEFAULT_DILATE})
 
@@ -222,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.cli.codecs_cmd import apply_vtm_dir
     from bench.data.coco import CocoDataset, DataError
     from bench.labels import codec_label, codec_name, option_defaults
-    from bench.registry import CODECS, UnknownPluginError
+    from bench.registry import CODECS, UnknownPluginError, create_codec
     from bench.roi_pred import RoiError
     from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
     from bench.store import ResultsStore, StoreError
@@ -257,10 +267,14 @@ def main(args: argparse.Namespace) -> int:
             cls = CODECS.get(name)
             opts = {"roi": args.roi} if cls.uses_roi else {}
             label = codec_label(name, opts, option_defaults(cls))
-            if predictor is not None and cls.uses_roi:
-                opts["roi_source"] = roi_sources[label] = predictor.key
-                label = pred_label(name, predictor)
-            codec = cls(**opts)
+            roi_text = "pred" if cls.uses_roi else f"{args.roi}-{args.roi_method}"
+            if not cls.uses_roi and args.roi_method is not None:  # the background pre-filter
+                opts = {"roi_method": args.roi_method}
+                label = codec_label(name, {"roi": roi_text})
+            if predictor is not None and (cls.uses_roi or args.roi_method is not None):
+                opts["roi_source"] = roi_sources[name] = predictor.key
+                label = pred_label(name, predictor, roi_text)
+            codec = create_codec(name, **opts)
         except UnknownPluginError as exc:
             return _fail(str(exc))
         except (TypeError, ValueError) as exc:
@@ -272,6 +286,8 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             continue
         codecs[label], options[label] = codec, opts
+        if name in roi_sources:
+            roi_sources[label] = roi_sources.pop(name)
     try:
         qualities = select_qualities(codecs, args.quality)
     except ValueError as exc:
