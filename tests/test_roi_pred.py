@@ -104,3 +104,18 @@ def test_roi_model_runs_once_per_image_for_two_codecs(coco_root, tmp_path, capsy
     assert main(["report", "--run-dir", str(rd), "--points", "--format", "csv"]) == 0
     pts = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert {"ggm", "ggm@roi-pred", "gaussian-roi@roi-pred"} <= set(pts["codec"])
+
+
+def test_non_default_settings_name_the_label_and_reach_the_codec(coco_root, tmp_path, capsys):
+    rd = tmp_path / "run"
+    assert main(["run", "--no-progress", "--codec", "ggm", "--codec", "jpeg", "--roi-method",
+                 "blur", "--limit", "1", "--quality", "ggm:q1", "--quality", "jpeg:q50-b2.2",
+                 "--metrics", "psnr", "--data-root", str(coco_root), "--run-dir", str(rd),
+                 "--roi", "pred", "--roi-model", str(shared_model(SEGMENTER)),
+                 "--roi-score", "0.3"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines() if "@roi-" in ln}
+    assert set(rows) == {"ggm@roi-pred@roi_score-0.3", "jpeg@roi-pred-blur@roi_score-0.3"}
+    assert all(r[3] == "0" for r in rows.values())  # no error rows: each got its cached ROI
+    (folder,) = (rd / "roi").iterdir()
+    assert folder.name.endswith("-s0.3-d4")
