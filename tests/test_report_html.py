@@ -271,7 +271,7 @@ def test_run_records_its_command(html_run):
     assert commands[1].startswith("bench run --codec ggm --roi none")
 
 
-def test_html_options_are_checked(html_run, tmp_path, capsys):
+def test_html_options_are_checked(html_run, coco_root, tmp_path, capsys):
     rd = str(html_run)
     assert main(["report", "--run-dir", rd, "--html", str(tmp_path / "r"), "--html-images",
                  "six"]) == 2
@@ -280,7 +280,7 @@ def test_html_options_are_checked(html_run, tmp_path, capsys):
                  "0"]) == 2
     assert "--html-bpp: a target rate must be positive" in capsys.readouterr().err
     assert main(["report", "--run-dir", rd, "--html", str(tmp_path / "r"), "--html-images",
-                 "1,"]) == 0
+                 "1,", "--data-root", str(coco_root)]) == 0
     assert "No gallery: --html-images: image(s) 1 not among the run's 3 images" in (
         html.unescape((tmp_path / "r" / "index.html").read_text()))
 
