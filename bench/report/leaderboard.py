@@ -1,8 +1,9 @@
 """The leaderboard: every codec's BD-rate against the anchor on each axis, with provenance.
 
 Made from the standard run (the shared COCO val2017 images, every available codec at its
-whole grid, detection and segmentation) by one command; see :data:`COMMANDS` (add
-``--codec vtm`` where VTM is installed, and any ROI codec to be ranked). Writes
+whole grid, detection and segmentation) by the commands of :data:`COMMANDS` (add
+``--codec vtm`` where VTM is installed, and any ROI codec to be ranked; the learned codecs
+also run with ``--roi none``, so their uniform mode is ranked beside their ROI mode). Writes
 ``leaderboard.csv`` (full precision, overlaps and monotonicity per axis, codec versions and
 model hashes in every row) and ``leaderboard.md`` (the table the README shows). Codecs are
 ranked by BD-rate on the first task axis present (detection AP, else mask AP, else PSNR);
@@ -22,6 +23,11 @@ from bench.report.tables import Column, to_csv, to_markdown
 COMMANDS = (
     "bench run --codec jpeg --codec webp --codec jpeg2000 --codec jpegxl --codec hevc "
     "--codec vvc --codec av1 --codec ggm --codec gaussian-roi --codec original "
+    "--task detection --task segmentation "
+    "--model detection=../shared/models/yolov8n_integer_quant.tflite "
+    "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
+    "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
+    "bench run --codec ggm --codec gaussian-roi --roi none "
     "--task detection --task segmentation "
     "--model detection=../shared/models/yolov8n_integer_quant.tflite "
     "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
