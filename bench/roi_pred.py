@@ -47,12 +47,16 @@ class RoiError(RuntimeError):
 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """``mask`` grown by a disk of radius ``pixels`` (exact Euclidean distance)."""
+    """``mask`` grown by a disk of radius ``pixels``: every pixel within that Euclidean
+    distance of it (OpenCV's exact distance transform)."""
+    import cv2
+    import numpy as np
+
+    mask = mask.astype(bool)
     if pixels <= 0 or not mask.any():
         return mask.copy()
-    from scipy.ndimage import distance_transform_edt
-
-    return distance_transform_edt(~mask) <= pixels
+    outside = (~mask).astype(np.uint8)
+    return cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= pixels
 
 
 def check_settings(score: float, pixels: int) -> None:
@@ -138,13 +142,14 @@ class RoiCache:
         import numpy as np
         from PIL import Image
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        from bench.runner import write_atomic
+
         buf = io.BytesIO()
         Image.fromarray(pred.mask.astype(np.uint8) * 255).convert("1").save(buf, "PNG")
-        _write_atomic(self._png(image_id), buf.getvalue())
+        write_atomic(self._png(image_id), buf.getvalue())
         note = {"image_id": int(image_id), "seconds": pred.seconds,
                 "instances": pred.instances, "roi_fraction": float(pred.mask.mean())}
-        _write_atomic(self._png(image_id).with_suffix(".json"), json.dumps(note).encode())
+        write_atomic(self._png(image_id).with_suffix(".json"), json.dumps(note).encode())
 
     def get(self, image_id: int, shape: tuple[int, int]) -> np.ndarray:
         """The cached mask of ``image_id``; RoiError when it is missing or does not fit."""
@@ -196,8 +201,3 @@ def predict_missing(cache: RoiCache, predictor: RoiPredictor, dataset,
             on_image()
     return computed, reused, seconds
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -49,13 +49,11 @@ def sigma_schedule(points: int) -> tuple[float, ...]:
 
 def keep_mask(roi: np.ndarray | None, shape: tuple[int, int], keep_px: int = KEEP_PX):
     """The pixels the pre-filter keeps: those within ``keep_px`` (Euclidean) of the ROI."""
-    import cv2
     import numpy as np
 
-    if roi is None or not roi.any():
-        return np.zeros(shape, bool)
-    outside = (~roi.astype(bool)).astype(np.uint8)
-    return cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= keep_px
+    from bench.roi_pred import dilate
+
+    return np.zeros(shape, bool) if roi is None else dilate(roi, keep_px)
 
 
 def simplify_background(image: np.ndarray, roi: np.ndarray | None, sigma: float,

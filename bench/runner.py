@@ -45,11 +45,10 @@ class RunConfig:
     run_dir: str = "runs/default"
     keep_recon: bool = False
     metrics: tuple[str, ...] = ALL_METRICS
-    #: {label: constructor options} of codecs run with non-default options
+    #: {label: constructor options} of codecs run with non-default options; a ``roi_source``
+    #: among them (``--roi pred``) makes the worker encode the mask cached under
+    #: RUN_DIR/roi/KEY (:mod:`bench.roi_pred`) instead of the GT ROI
     codec_options: dict = field(default_factory=dict)
-    #: {label: ROI source key} of codecs that encode with a predicted ROI (``--roi pred``):
-    #: they get the mask cached under RUN_DIR/roi/KEY (:mod:`bench.roi_pred`), not the GT's
-    roi_sources: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,13 +166,14 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         for row in rows:
             row.error = _describe(exc)
         return rows
-    encoder_roi = sample.roi  # the GT ROI, unless the codec's label encodes with a predicted one
-    if unit.label in cfg.roi_sources:
+    encoder_roi = sample.roi  # the GT ROI, unless the codec encodes a predicted one
+    roi_source = cfg.codec_options.get(unit.label, {}).get("roi_source")
+    if roi_source is not None:
         from bench.roi_pred import RoiCache
 
         try:
-            encoder_roi = RoiCache(cfg.run_dir, cfg.roi_sources[unit.label]).get(
-                unit.image_id, sample.image.shape[:2])
+            encoder_roi = RoiCache(cfg.run_dir, roi_source).get(unit.image_id,
+                                                                sample.image.shape[:2])
         except Exception as exc:
             for row in rows:
                 row.error = _describe(exc)
@@ -184,7 +184,7 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         try:
             recon = _code_one(codec, sample, row, cfg.metrics, encoder_roi)
             if cfg.keep_recon:
-                _write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
+                write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
                               encode_png(recon))
         except Exception as exc:  # one failed encode must not lose the other rows
             row.error = _describe(exc)
@@ -228,7 +228,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (parents made) through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)

@@ -261,18 +261,17 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     codecs, unavailable, options = {}, [], {}  # codecs and options keyed by label
-    roi_sources = {}  # label → ROI source key, for codecs that encode a predicted ROI
     for name in dict.fromkeys(args.codec):
         try:
             cls = CODECS.get(name)
             opts = {"roi": args.roi} if cls.uses_roi else {}
             label = codec_label(name, opts, option_defaults(cls))
-            roi_text = "pred" if cls.uses_roi else f"{args.roi}-{args.roi_method}"
             if not cls.uses_roi and args.roi_method is not None:  # the background pre-filter
                 opts = {"roi_method": args.roi_method}
-                label = codec_label(name, {"roi": roi_text})
-            if predictor is not None and (cls.uses_roi or args.roi_method is not None):
-                opts["roi_source"] = roi_sources[name] = predictor.key
+                label = codec_label(name, {"roi": f"{args.roi}-{args.roi_method}"})
+            if predictor is not None and opts:  # the codec encodes the predicted ROI
+                opts["roi_source"] = predictor.key
+                roi_text = "pred" if cls.uses_roi else f"pred-{args.roi_method}"
                 label = pred_label(name, predictor, roi_text)
             codec = create_codec(name, **opts)
         except UnknownPluginError as exc:
@@ -286,14 +285,11 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             continue
         codecs[label], options[label] = codec, opts
-        if name in roi_sources:
-            roi_sources[label] = roi_sources.pop(name)
     try:
         qualities = select_qualities(codecs, args.quality)
     except ValueError as exc:
         return _fail(str(exc))
     codecs = {n: c for n, c in codecs.items() if n in qualities}
-    roi_sources = {n: key for n, key in roi_sources.items() if n in codecs}
     if args.model and not task_names:
         return _fail("--model needs --task")
     try:
@@ -317,15 +313,16 @@ def main(args: argparse.Namespace) -> int:
         total = sum(len(q) for q in qualities.values()) * len(dataset)
         print(f"{len(dataset)} images × {len(codecs)} codec(s): {total - todo} of {total} rows "
               f"already in {store.path}, {todo} to compute", file=sys.stderr)
-        if units and roi_sources:
+        pred_units = [u for u in units if "roi_source" in options[u.label]]
+        if pred_units:
             try:
-                predict_rois(predictor, args, dataset, units)
+                predict_rois(predictor, args, dataset, pred_units)
             except RoiError as exc:
                 return _fail(f"{exc} (the ROIs predicted before it are cached; rerun to go on)")
         if units:
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
-                            metrics=metrics, codec_options=options, roi_sources=roi_sources)
+                            metrics=metrics, codec_options=options)
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             loads: dict[str, list[float]] = {}
 
