@@ -13,11 +13,29 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
+#: The ``vtm`` codec's presets (``bench.codecs.vtm.PRESETS``; not imported here, so that the
+#: command line starts without numpy).
+VTM_PRESETS = ("vcm", "limited10")
+
+
 def add_vtm_dir(p) -> None:
-    """``--vtm-dir``: where the ``vtm`` codec finds VTM (``bench run`` and ``bench codecs``)."""
+    """``--vtm-dir`` (where the ``vtm`` codec finds VTM) and ``--vtm-preset`` (``bench run``
+    and ``bench codecs``)."""
     p.add_argument("--vtm-dir", default=None, metavar="DIR",
                    help="folder of VTM's EncoderApp/DecoderApp for the vtm codec (sets "
                    "$BENCH_VTM_DIR for this command; its cfg/ is found in a parent folder)")
+    p.add_argument("--vtm-preset", default=None, choices=VTM_PRESETS,
+                   help="vtm codec preset: vcm (default: the MPEG VCM anchor scripts' "
+                   "procedure, 8-bit full-range input) or limited10 (10-bit limited range, "
+                   "the input the vvc codec gets); a non-default preset is labelled "
+                   "vtm@preset-NAME")
+
+
+def vtm_options(args: argparse.Namespace, name: str) -> dict[str, str]:
+    """Constructor options ``--vtm-preset`` gives codec ``name`` (none unless it is vtm)."""
+    if name != "vtm" or getattr(args, "vtm_preset", None) is None:
+        return {}
+    return {"preset": args.vtm_preset}
 
 
 def apply_vtm_dir(args: argparse.Namespace) -> str | None:
@@ -45,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
 
     for name in CODECS.names(args.pattern):
         try:
-            codec = CODECS.create(name)
+            codec = CODECS.create(name, **vtm_options(args, name))
             reason = codec.availability()
             status = "available" if reason is None else f"unavailable: {reason}"
             version = codec.version() if reason is None else "-"

@@ -188,14 +188,14 @@ def roi_predictor(args: argparse.Namespace, task_names: list[str]):
     return RoiPredictor(model, score, pixels)  # TaskError names the model when it fails
 
 
-def pred_label(name: str, predictor, roi_text: str = "pred") -> str:
+def pred_label(name: str, predictor, roi_text: str = "pred", extra: dict | None = None) -> str:
     """``name@roi-pred`` (``roi_text``), plus the ROI settings that differ from their
-    defaults."""
+    defaults and the codec's ``extra`` (non-default) options."""
     from bench.labels import codec_label
     from bench.roi_pred import DEFAULT_DILATE, DEFAULT_SCORE
 
     return codec_label(name, {"roi": roi_text, "roi_score": predictor.score,
-                              "roi_dilate": predictor.pixels},
+                              "roi_dilate": predictor.pixels, **(extra or {})},
                        {"roi": "gt", "roi_score": DEFAULT_SCORE, "roi_dilate": DEFAULT_DILATE})
 
 
@@ -229,7 +229,7 @@ def load_line(loads: dict[str, list[float]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.cli.codecs_cmd import apply_vtm_dir
+    from bench.cli.codecs_cmd import apply_vtm_dir, vtm_options
     from bench.data.coco import CocoDataset, DataError
     from bench.labels import codec_label, codec_name, option_defaults
     from bench.registry import CODECS, UnknownPluginError, create_codec
@@ -264,15 +264,18 @@ def main(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(args.codec):
         try:
             cls = CODECS.get(name)
-            opts = {"roi": args.roi} if cls.uses_roi else {}
-            label = codec_label(name, opts, option_defaults(cls))
-            if not cls.uses_roi and args.roi_method is not None:  # the background pre-filter
-                opts = {"roi_method": args.roi_method}
-                label = codec_label(name, {"roi": f"{args.roi}-{args.roi_method}"})
-            if predictor is not None and opts:  # the codec encodes the predicted ROI
-                opts["roi_source"] = predictor.key
+            extra = vtm_options(args, name)
+            opts, shown = dict(extra), dict(extra)  # constructor options, label options
+            if cls.uses_roi:
+                opts["roi"] = shown["roi"] = args.roi
+            elif args.roi_method is not None:  # the background pre-filter
+                opts["roi_method"] = args.roi_method
+                shown["roi"] = f"{args.roi}-{args.roi_method}"
+            label = codec_label(name, shown, option_defaults(cls))
+            if predictor is not None and (cls.uses_roi or args.roi_method is not None):
+                opts["roi_source"] = predictor.key  # the codec encodes the predicted ROI
                 roi_text = "pred" if cls.uses_roi else f"pred-{args.roi_method}"
-                label = pred_label(name, predictor, roi_text)
+                label = pred_label(name, predictor, roi_text, extra)
             codec = create_codec(name, **opts)
         except UnknownPluginError as exc:
             return _fail(str(exc))

@@ -110,15 +110,18 @@ def chroma_shape(height: int, width: int) -> tuple[int, int]:
     return (height + 1) // 2, (width + 1) // 2
 
 
-def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad the first two axes of ``array`` to ``height`` x ``width`` by edge replication."""
+def pad_to(array: np.ndarray, height: int, width: int, fill: str = "edge") -> np.ndarray:
+    """Pad the first two axes of ``array`` to ``height`` x ``width`` at the bottom and right,
+    by edge replication (``fill="edge"``) or with zeros (``"black"``, as ffmpeg's ``pad``)."""
+    if fill not in ("edge", "black"):
+        raise ValueError(f"unknown padding {fill!r}; choose 'edge' or 'black'")
     pad_h, pad_w = height - array.shape[0], width - array.shape[1]
     if pad_h < 0 or pad_w < 0:
         raise ValueError(f"cannot pad shape {array.shape[:2]} to smaller {(height, width)}")
     if pad_h == 0 and pad_w == 0:
         return array
     widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
-    return np.pad(array, widths, mode="edge")
+    return np.pad(array, widths, mode="edge" if fill == "edge" else "constant")
 
 
 def pad_even(array: np.ndarray) -> np.ndarray:

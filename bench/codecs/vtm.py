@@ -1,15 +1,51 @@
 """VVC reference software (VTM) wrapper with the MPEG VCM image-anchor settings.
 
-The MPEG Video Coding for Machines (VCM) common test conditions define the image anchors as
-VTM in the all-intra configuration at QPs 22, 27, 32, 37, 42 and 47, on YUV 4:2:0 10-bit
-(``InputBitDepth=10``, ``InternalBitDepth=10``, ``OutputBitDepth=10``), with
-``ConformanceWindowMode=1`` so that VTM pads the picture to its minimum CU size and the
-decoder crops it back; images are padded to even size first, and bpp counts the bitstream
-against the original (unpadded) size. The ``vcm`` preset reproduces exactly these encoder
-settings; the RGB <-> YUV conversion is :mod:`bench.codecs.colour` (BT.601 limited range,
-10 bit), the same as for the ffmpeg-based codecs. MPEG's anchor scripts convert with ffmpeg
-instead: same matrix and range, but ffmpeg's own chroma filters, so reconstructions (not the
-encoder settings) may differ from the published anchors by a fraction of a dB.
+The MPEG Video Coding for Machines (VCM) image anchors code each image with VTM in the
+all-intra configuration at QPs 22, 27, 32, 37, 42 and 47. Their public scripts (as
+CompressAI-Vision documents them) do, per image:
+
+1. ``ffmpeg -i IMG -vf "pad=ceil(iw/2)*2:ceil(ih/2)*2" PAD.png``: pad to even size with
+   **black**, the picture at the top left;
+2. ``ffmpeg -i PAD.png -f rawvideo -pix_fmt yuv420p -dst_range 1 IN.yuv``: RGB to **8-bit
+   full-range** YCbCr 4:2:0 with ffmpeg's scaler (BT.601 matrix, its own chroma filter);
+3. ``EncoderApp -c encoder_intra_vtm.cfg -i IN.yuv -b BIN -o TMP.yuv -fr 1 -f 1 -wdt W -hgt H
+   -q QP --ConformanceWindowMode=1 --InternalBitDepth=10`` (``InputBitDepth`` left at its
+   default, 8);
+4. ``DecoderApp -b BIN -o REC.yuv`` (10-bit, the internal depth), then
+   ``ffmpeg -f rawvideo -pix_fmt yuv420p10le -s WxH -src_range 1 -i REC.yuv -pix_fmt rgb24``
+   and a crop back to the original size.
+
+Presets (``preset=``):
+
+* ``vcm`` (default) follows those steps: black padding, ffmpeg's conversion to 8-bit full
+  range, the same EncoderApp options (``--ReconFile=`` instead of ``-o TMP.yuv``: no unused
+  reconstruction is written; the bitstream is the same), 10-bit decoding and ffmpeg's
+  full-range conversion back. Its bitstream equals, byte for byte, the one the steps above
+  give with the same ffmpeg and VTM (``tests/test_vtm.py``). What does not match:
+
+  - the shipped ffmpeg (9.0) ignores ``-dst_range``/``-src_range`` wherever they stand and
+    codes limited range; ffmpeg 4.2 honours ``-dst_range 1`` after ``-i``. The wrapper
+    passes ``-dst_range 1 -color_range pc``, which gives full range with both (and with
+    4.2 exactly the scripts' bytes), so it gets what the scripts get from the ffmpeg 4
+    they were written for;
+  - ffmpeg 9's scaler rounds chroma differently from ffmpeg 4.2's: on Kodak's kodim23,
+    about half of the Cb/Cr samples differ by one code (luma: 0.6 % of samples, by one).
+    Pass ``ffmpeg=`` (or ``IMAGEIO_FFMPEG_EXE``) with an ffmpeg 4.2 binary to get the
+    published anchors' YUV exactly; with the shipped ffmpeg the streams are those of the
+    anchor procedure run with ffmpeg 9;
+  - the scripts' step 4 passes ``-src_range 1`` before ``-i``, where ffmpeg 4.2 and 9 both
+    ignore it and read the full-range picture as limited range (a contrast error of about
+    1 code in 8 bits); the wrapper converts back with full range, as the anchors intend.
+
+* ``limited10``: the wrapper's earlier behaviour: 10-bit limited-range YCbCr 4:2:0 from
+  :mod:`bench.codecs.colour` (the conversion the ffmpeg-based ``vvc``/``hevc``/``av1``
+  wrappers use), edge-replicated padding, ``InputBitDepth=InternalBitDepth=10``. Useful to
+  compare VTM with ``vvc`` (vvenc) on identical input, or VTM versions with each other
+  without ffmpeg in the loop.
+
+The stream's picture header names the input colour format (8-bit full range for ``vcm``,
+10-bit limited range for ``limited10``), so any ``vtm`` instance decodes either. bpp counts
+the bitstream plus that 3-7 byte header against the original (unpadded) size.
 
 Finding VTM (documented defaults, first match wins):
 
@@ -24,18 +60,16 @@ Finding VTM (documented defaults, first match wins):
 
 ``bench run --vtm-dir DIR`` and ``bench codecs --vtm-dir DIR`` set ``$BENCH_VTM_DIR`` for
 that command (and its worker processes), so the codec keeps its plain label ``vtm``; its
-version names the VTM version and the configuration's hash, which is what sets the stream.
+version names the VTM version, the configuration's hash, the preset and (for ``vcm``) the
+ffmpeg that converts colours, which is what sets the stream.
 
-Two things in VTM's all-intra configuration are overridden or noted: ``ReconFile`` is
-cleared (``--ReconFile=``, VTM's own default), so an encode writes no reconstruction nobody
-reads (it does not change the bitstream); ``TemporalSubsampleRatio 8`` is left as it is: with
-one frame it changes nothing in the bitstream, but VTM's *logged* bitrate is 1/8 of the real
-one (bench never reads it: bpp comes from the bitstream's length).
+``TemporalSubsampleRatio 8`` in VTM's all-intra configuration is left as it is: with one
+frame it changes nothing in the bitstream, but VTM's *logged* bitrate is 1/8 of the real one
+(bench never reads it: bpp comes from the bitstream's length).
 
-The stream is VTM's raw Annex-B ``.266`` bitstream behind the same 3-7 byte picture header the
-ffmpeg codecs use (original width and height, colour conversion). Without the binaries the
-command lines can still be built and inspected (:meth:`VtmCodec.build_encoder_argv`,
-:meth:`VtmCodec.build_decoder_argv`); :meth:`VtmCodec.availability` says what is missing.
+Without the binaries the command lines can still be built and inspected
+(:meth:`VtmCodec.build_encoder_argv`, :meth:`VtmCodec.build_decoder_argv`);
+:meth:`VtmCodec.availability` says what is missing.
 """
 
 from __future__ import annotations
@@ -45,6 +79,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +88,7 @@ from bench import external
 from bench.codecs import colour
 from bench.codecs._ffmpeg import (
     DEFAULT_TIMEOUT_S,
+    Ffmpeg,
     check_picture_size,
     decode_timeout,
     pack_header,
@@ -69,20 +105,61 @@ DECODER_NAMES = ("DecoderApp", "DecoderAppStatic", "DecoderApp.exe", "DecoderApp
 #: Configuration file of VTM's all-intra configuration.
 INTRA_CFG = "encoder_intra_vtm.cfg"
 
-#: Encoder options of each preset, on top of the configuration file. ``vcm``: the MPEG VCM
-#: image anchors (10-bit 4:2:0 in, internal and out; automatic conformance window).
-PRESETS: dict[str, tuple[str, ...]] = {
-    "vcm": (
-        "--InputBitDepth=10",
-        "--InternalBitDepth=10",
-        "--OutputBitDepth=10",
-        "--InputChromaFormat=420",
-        "--ConformanceWindowMode=1",
-        "--FrameRate=1",
-        "--FramesToBeEncoded=1",
-        "--ReconFile=",
+#: Options every preset passes after the configuration file: one frame, no reconstruction
+#: file, VTM's automatic conformance window (pads to its minimum CU size, the decoder crops).
+_COMMON_OPTIONS = (
+    "--InputChromaFormat=420",
+    "--ConformanceWindowMode=1",
+    "--FrameRate=1",
+    "--FramesToBeEncoded=1",
+    "--ReconFile=",
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How one preset turns RGB into VTM's input and back (see the module doc)."""
+
+    #: EncoderApp options on top of the configuration file.
+    options: tuple[str, ...]
+    #: YCbCr format of the file EncoderApp reads (also written into the picture header).
+    input_spec: colour.ColourSpec
+    #: ``ffmpeg`` (its scaler, as the anchor scripts) or ``bench`` (:mod:`bench.codecs.colour`).
+    converter: str
+    #: Padding to even size: ``black`` (ffmpeg's pad filter) or ``edge`` (replicate).
+    padding: str
+
+
+PRESETS: dict[str, Preset] = {
+    "vcm": Preset(
+        options=("--InputBitDepth=8", "--InternalBitDepth=10", *_COMMON_OPTIONS),
+        input_spec=colour.ColourSpec("bt601", "pc", 8),
+        converter="ffmpeg",
+        padding="black",
     ),
-}
+    "limited10": Preset(
+        options=(
+            "--InputBitDepth=10", "--InternalBitDepth=10", "--OutputBitDepth=10",
+            *_COMMON_OPTIONS,
+        ),
+        input_spec=colour.ColourSpec("bt601", "tv", 10),
+        converter="bench",
+        padding="edge",
+    ),
+}  # fmt: skip
+
+#: ffmpeg output options of the anchor's RGB -> 8-bit full-range 4:2:0 conversion:
+#: ``-dst_range 1`` as the scripts (honoured by ffmpeg 4), ``-color_range pc`` for ffmpeg 9.
+FFMPEG_TO_YUV = ("-f", "rawvideo", "-pix_fmt", "yuv420p", "-dst_range", "1", "-color_range", "pc")
+
+
+def preset_of_stream(spec: colour.ColourSpec) -> str:
+    """The preset whose input format is ``spec`` (from a stream's picture header)."""
+    for name, preset in PRESETS.items():
+        if preset.input_spec == spec:
+            return name
+    raise CodecError(f"vtm stream header names {spec.describe()}, which no vtm preset makes")
+
 
 #: How many parent folders of ``vtm_dir`` :func:`default_cfg` looks in.
 CFG_SEARCH_LEVELS = 5
@@ -125,7 +202,7 @@ def _program_version(path: str, timeout: float) -> str:
 
 
 class VtmCodec(Codec):
-    """VVC with the VTM reference encoder/decoder, VCM anchor settings; names ``qp<QP>``.
+    """VVC with the VTM reference encoder/decoder, VCM anchor procedure; names ``qp<QP>``.
 
     Parameters
     ----------
@@ -134,7 +211,11 @@ class VtmCodec(Codec):
     cfg:
         Encoder configuration file; default ``$BENCH_VTM_CFG``, else found near ``vtm_dir``.
     preset:
-        Encoder options on top of ``cfg``; only ``vcm`` (the MPEG VCM anchors) exists.
+        ``vcm`` (the MPEG VCM anchor scripts' procedure, default) or ``limited10`` (10-bit
+        limited range from :mod:`bench.codecs.colour`); see the module doc.
+    ffmpeg:
+        ffmpeg executable of the ``vcm`` preset's colour conversions; default
+        imageio-ffmpeg's (``IMAGEIO_FFMPEG_EXE`` overrides it).
     timeout:
         Seconds one VTM call may run (VTM all-intra takes tens of seconds per image).
     extra_qualities:
@@ -151,6 +232,7 @@ class VtmCodec(Codec):
         preset: str = "vcm",
         timeout: float = DEFAULT_TIMEOUT_S * 4,
         extra_qualities: Iterable[str] = (),
+        ffmpeg: str | Path | None = None,
     ):
         if preset not in PRESETS:
             raise ValueError(f"unknown VTM preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -160,7 +242,8 @@ class VtmCodec(Codec):
         self.cfg = Path(cfg_path) if cfg_path else default_cfg(self.vtm_dir)
         self.preset = preset
         self.timeout = float(timeout)
-        self.colour_spec = colour.ColourSpec(bit_depth=10)
+        self.colour_spec = PRESETS[preset].input_spec
+        self.ffmpeg = Ffmpeg(ffmpeg, timeout=DEFAULT_TIMEOUT_S)
         self.last_command: list[str] | None = None
         self.extra_qualities = tuple(extra_qualities)
         for quality in self.extra_qualities:
@@ -189,7 +272,11 @@ class VtmCodec(Codec):
         return find_program(self.vtm_dir, DECODER_NAMES)
 
     def availability(self) -> str | None:
-        """None when encoder, decoder and configuration file are all found."""
+        """None when encoder, decoder, configuration file (and ffmpeg for ``vcm``) are found."""
+        if PRESETS[self.preset].converter == "ffmpeg":
+            missing = self.ffmpeg.missing()
+            if missing is not None:
+                return f"vtm preset {self.preset} converts colours with ffmpeg: {missing}"
         if self.vtm_dir is None:
             return "VTM not configured: pass vtm_dir or set BENCH_VTM_DIR (folder of EncoderApp)"
         if self.encoder_path is None:
@@ -209,14 +296,20 @@ class VtmCodec(Codec):
         return f"cfg={self.cfg.name} sha256:{digest}"
 
     def version(self) -> str:
-        """VTM version, configuration file (name + hash), preset options, grid, colour."""
+        """VTM version, configuration file (name + hash), preset options, grid, colour
+        conversion (with the ffmpeg version for ``vcm``)."""
         path = self.encoder_path
         vtm = _program_version(str(path), self.timeout) if path else "unavailable"
         grid = ",".join(f"{q}={self.parse_quality(q)}" for q in self.qualities)
-        options = " ".join(PRESETS[self.preset])
+        preset = PRESETS[self.preset]
+        conversion = f"{self.colour_spec.describe()} pad {preset.padding} via "
+        if preset.converter == "ffmpeg":
+            conversion += f"ffmpeg {self.ffmpeg.version()} {' '.join(FFMPEG_TO_YUV[2:])}"
+        else:
+            conversion += "bench.codecs.colour"
         return (
-            f"VTM {vtm}; {self._cfg_text()}; preset={self.preset} {options}; "
-            f"{self.colour_spec.describe()}; grid {grid}"
+            f"VTM {vtm}; {self._cfg_text()}; preset={self.preset} {' '.join(preset.options)}; "
+            f"{conversion}; grid {grid}"
         )
 
     # -- command lines
@@ -224,7 +317,7 @@ class VtmCodec(Codec):
     def build_encoder_argv(
         self, yuv_path: str | Path, bitstream_path: str | Path, width: int, height: int, qp: int
     ) -> list[str]:
-        """EncoderApp argv coding one 10-bit 4:2:0 frame ``width`` x ``height`` at ``qp``.
+        """EncoderApp argv coding one 4:2:0 frame ``width`` x ``height`` at ``qp``.
 
         ``width`` and ``height`` are those of the (even-padded) YUV file. Works without the
         binaries (the program name is then a placeholder), so it can be tested and shown.
@@ -237,7 +330,7 @@ class VtmCodec(Codec):
             str(program), "-c", str(cfg),
             f"--InputFile={yuv_path}", f"--BitstreamFile={bitstream_path}",
             f"--SourceWidth={width}", f"--SourceHeight={height}",
-            *PRESETS[self.preset], f"--QP={qp}",
+            *PRESETS[self.preset].options, f"--QP={qp}",
         ]  # fmt: skip
 
     def build_decoder_argv(self, bitstream_path: str | Path, recon_path: str | Path) -> list[str]:
@@ -258,17 +351,69 @@ class VtmCodec(Codec):
         if reason is not None:
             raise CodecUnavailable(reason)
 
+    def write_input(self, image: np.ndarray, folder: Path) -> tuple[Path, int, int]:
+        """The YUV file EncoderApp reads for ``image`` under this preset, and its width and
+        height (the image padded to even size)."""
+        preset = PRESETS[self.preset]
+        path = folder / "in.yuv"
+        height, width = image.shape[:2]
+        padded = colour.pad_to(image, height + height % 2, width + width % 2, preset.padding)
+        if preset.converter == "bench":
+            colour.write_yuv(path, colour.rgb_to_yuv420(padded, self.colour_spec))
+            return path, padded.shape[1], padded.shape[0]
+        rgb_path = folder / "in.rgb"
+        rgb_path.write_bytes(np.ascontiguousarray(padded).tobytes())
+        size = f"{padded.shape[1]}x{padded.shape[0]}"
+        argv = self.ffmpeg.command(
+            ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-i", str(rgb_path),
+             *FFMPEG_TO_YUV, str(path)]
+        )  # fmt: skip
+        self.ffmpeg.run(argv, cwd=folder)
+        expected = colour.frame_bytes(padded.shape[0], padded.shape[1], 8)
+        if not path.is_file() or path.stat().st_size != expected:
+            raise CodecError(f"ffmpeg did not write the {size} 8-bit 4:2:0 picture VTM needs")
+        return path, padded.shape[1], padded.shape[0]
+
+    def read_output(
+        self, path: Path, spec: colour.ColourSpec, height: int, width: int, folder: Path
+    ) -> np.ndarray:
+        """RGB of DecoderApp's 10-bit output ``path`` (padded size), cropped to the original
+        ``height`` x ``width``, converted back as the stream's preset says."""
+        padded_h, padded_w = height + height % 2, width + width % 2
+        if PRESETS[preset_of_stream(spec)].converter == "bench":
+            try:
+                yuv = colour.yuv_from_bytes(path.read_bytes(), padded_h, padded_w, 10)
+            except ValueError as exc:
+                raise CodecError(f"VTM decoded an unexpected picture: {exc}") from exc
+            return colour.crop(colour.yuv420_to_rgb(yuv, spec), height, width)
+        if path.stat().st_size != colour.frame_bytes(padded_h, padded_w, 10):
+            raise CodecError(
+                f"VTM decoded an unexpected picture: {path.stat().st_size} bytes, not one "
+                f"10-bit {padded_w}x{padded_h} 4:2:0 frame"
+            )
+        rgb_path = folder / "rec.rgb"
+        argv = self.ffmpeg.command(
+            ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{padded_w}x{padded_h}",
+             "-color_range", "pc", "-i", str(path), "-frames:v", "1",
+             "-f", "rawvideo", "-pix_fmt", "rgb24", str(rgb_path)]
+        )  # fmt: skip
+        self.ffmpeg.run(argv, cwd=folder)
+        raw = rgb_path.read_bytes() if rgb_path.is_file() else b""
+        if len(raw) != padded_h * padded_w * 3:
+            raise CodecError(f"ffmpeg did not convert the {padded_w}x{padded_h} reconstruction")
+        rgb = np.frombuffer(raw, np.uint8).reshape(padded_h, padded_w, 3)
+        return np.ascontiguousarray(rgb[:height, :width])
+
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
         """Header + VTM bitstream of ``image`` at ``quality`` (``roi`` is ignored)."""
         check_image(image)
         qp = self.parse_quality(self.check_quality(quality))
         self._require()
         height, width = image.shape[:2]
-        yuv = colour.rgb_to_yuv420(colour.pad_even(image), self.colour_spec)
         with external.work_dir(self.name) as tmp:
-            yuv_path = colour.write_yuv(tmp / "in.yuv", yuv)
+            yuv_path, coded_w, coded_h = self.write_input(image, tmp)
             out_path = tmp / "out.266"
-            argv = self.build_encoder_argv(yuv_path, out_path, yuv.width, yuv.height, qp)
+            argv = self.build_encoder_argv(yuv_path, out_path, coded_w, coded_h, qp)
             self.last_command = argv
             run_program(argv, timeout=self.timeout, cwd=tmp)
             if not out_path.is_file() or out_path.stat().st_size == 0:
@@ -280,6 +425,7 @@ class VtmCodec(Codec):
         """RGB image of a stream made by :meth:`encode`, cropped to the original size."""
         spec, height, width, offset = unpack_header(data)
         check_picture_size(height, width, "vtm picture header")
+        preset_of_stream(spec)
         self._require()
         with external.work_dir(self.name) as tmp:
             stream_path = tmp / "in.266"
@@ -289,9 +435,4 @@ class VtmCodec(Codec):
             run_program(argv, timeout=self.decode_timeout(height, width), cwd=tmp)
             if not recon_path.is_file():
                 raise CodecError(f"{argv[0]} exited 0 but wrote no reconstruction")
-            raw = recon_path.read_bytes()
-        try:
-            yuv = colour.yuv_from_bytes(raw, height + height % 2, width + width % 2, 10)
-        except ValueError as exc:
-            raise CodecError(f"VTM decoded an unexpected picture: {exc}") from exc
-        return colour.crop(colour.yuv420_to_rgb(yuv, spec), height, width)
+            return self.read_output(recon_path, spec, height, width, tmp)
