@@ -80,15 +80,36 @@ def create_codec(name: str, **kwargs: Any):
 
     ``roi_method="blur"`` (with an optional ``roi_source``, the predicted ROI's key) wraps a
     codec that does not code an ROI itself in the background pre-filter
-    (:class:`bench.roi_prefilter.PrefilteredCodec`); every other keyword goes to the codec.
+    (:class:`bench.roi_prefilter.PrefilteredCodec`); a method in the codec class's
+    ``roi_methods`` (e.g. ``"qp"`` for hevc: the encoder's own spatial rate control) goes to
+    its constructor instead. Every other keyword goes to the codec.
     """
     method = kwargs.pop("roi_method", None)
     if method is None:
         return CODECS.create(name, **kwargs)
-    from bench.roi_prefilter import PrefilteredCodec
+    from bench.roi_prefilter import METHODS, PrefilteredCodec
 
+    cls = CODECS.get(name)
+    if method in getattr(cls, "roi_methods", ()):  # the encoder's own ROI rate control
+        return cls(roi_method=method, **kwargs)
+    if method not in METHODS:
+        raise ValueError(f"codec {name} has no ROI method {method!r}: it is one of the "
+                         f"encoder's own (codecs with it: {', '.join(native_roi_codecs(method))})"
+                         f"; every codec takes {', '.join(METHODS)}")
     source = kwargs.pop("roi_source", None)
     return PrefilteredCodec(CODECS.create(name, **kwargs), method, source)
+
+
+def native_roi_codecs(method: str) -> list[str]:
+    """Installed codecs whose encoder implements ROI ``method`` itself (e.g. ``qp``)."""
+    found = []
+    for name in CODECS.names():
+        try:
+            if method in getattr(CODECS.get(name), "roi_methods", ()):
+                found.append(name)
+        except Exception:  # a broken plugin does not hide the others
+            continue
+    return found
 
 
 def list_codecs(pattern: str = "*") -> list[str]:

@@ -55,13 +55,15 @@ def register(sub) -> None:
                    "(labelled CODEC@roi-pred; see --roi-model); or none, uniform quality "
                    "(labelled CODEC@roi-none); other codecs ignore it. ROI and background PSNR "
                    "always use the gt mask")
-    p.add_argument("--roi-method", choices=["blur"], default=None,
+    p.add_argument("--roi-method", choices=["blur", "qp"], default=None,
                    help="give codecs that do not code an ROI themselves (jpeg, hevc, vvc, …, "
-                   "third-party ones too) the ROI by background simplification: the ROI "
-                   "(+23 px) is kept, the rest Gaussian-blurred before encoding, sigma 8 px at "
-                   "the lowest-rate grid point down to 1 px at the highest (points named e.g. "
-                   "q50-b2; labelled CODEC@roi-gt-blur / CODEC@roi-pred-blur). Default: they "
-                   "code uniformly")
+                   "third-party ones too) the ROI. blur: background simplification, for every "
+                   "codec: the ROI (+23 px) is kept, the rest Gaussian-blurred before encoding, "
+                   "sigma 8 px at the lowest-rate grid point down to 1 px at the highest "
+                   "(points named e.g. q50-b2). qp: the encoder's own spatial rate control, "
+                   "for codecs whose encoder has one (hevc: x265 codes the background 12 QP "
+                   "above the ROI's 16x16 blocks; points named e.g. qp37-d12). Labelled "
+                   "CODEC@roi-gt-METHOD / CODEC@roi-pred-METHOD. Default: they code uniformly")
     p.add_argument("--roi-model", default=None, metavar="PATH_OR_NAME",
                    help="--roi pred: the segmentation model that finds the ROI (default: the "
                    "segmentation task's model, i.e. --model segmentation=… if given, else "

@@ -439,13 +439,19 @@ class YuvFfmpegCodec(FfmpegCodec):
             max(width + width % 2, self.min_side),
         )
 
+    def roi_args(self, roi: np.ndarray | None, height: int, width: int, quality: str) -> list[str]:
+        """ffmpeg options that give the encoder the ROI of a ``height`` x ``width`` coded
+        picture (e.g. an ``addroi`` filter); none unless the codec codes an ROI itself."""
+        return []
+
     def encoder_argv(
-        self, yuv_path: Path, out_path: Path, height: int, width: int, q: str
+        self, yuv_path: Path, out_path: Path, height: int, width: int, q: str,
+        roi_args: Sequence[str] = (),
     ) -> list[str]:
         """Full ffmpeg argv that encodes one raw frame ``yuv_path`` into ``out_path``."""
         args = [
             "-f", "rawvideo", "-pix_fmt", self.colour_spec.pix_fmt, "-s", f"{width}x{height}",
-            "-framerate", "1", "-i", str(yuv_path),
+            "-framerate", "1", "-i", str(yuv_path), *roi_args,
             "-frames:v", "1", *self.encoder_args(q), "-threads", str(self.threads),
             "-f", self.stream_format, str(out_path),
         ]  # fmt: skip
@@ -466,16 +472,19 @@ class YuvFfmpegCodec(FfmpegCodec):
         return self.ffmpeg.command(args, self.threads)
 
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
-        """Header + raw elementary stream of ``image`` at ``quality`` (``roi`` is ignored)."""
+        """Header + raw elementary stream of ``image`` at ``quality`` (``roi`` is used only
+        by codecs whose :meth:`roi_args` give it to the encoder)."""
         check_image(image)
         self.check_quality(quality)
         height, width = image.shape[:2]
         padded = colour.pad_to(image, *self.coded_size(height, width))
         yuv = colour.rgb_to_yuv420(padded, self.colour_spec)
+        roi_args = self.roi_args(roi, yuv.height, yuv.width, quality)
         with external.work_dir(self.name) as tmp:
             yuv_path = colour.write_yuv(tmp / "in.yuv", yuv)
             out_path = tmp / f"out{self.suffix}"
-            argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality)
+            argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality,
+                                     roi_args)
             self._run(argv, tmp, remember=True)
             payload = self._read_output(out_path, "bitstream")
         return pack_header(self.colour_spec, height, width) + payload

@@ -13,13 +13,23 @@ decoded by ffmpeg's native HEVC decoder.
 
 The grid uses the same QPs as :mod:`bench.codecs.vvc` (the MPEG VCM anchor QPs 22..47 plus
 17 and 12 for the high rates), so both span about 0.03-2 bpp on COCO.
+
+ROI (``roi_method="qp"``, ``bench run --codec hevc --roi-method qp``): x265's own spatial
+rate control codes the ROI's 16x16 blocks at the grid QP and the rest :data:`ROI_QP_DELTA`
+QP higher (points ``qp37-d12``; labels ``hevc@roi-gt-qp``/``hevc@roi-pred-qp``). The ROI
+reaches x265 as ffmpeg region-of-interest data, which x265 applies only with adaptive
+quantisation on and not at a fixed QP; :mod:`bench.codecs.roi_qp` says how the variant
+keeps the uniform codec's QP otherwise.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from bench.codecs import colour
+import numpy as np
+
+from bench.codecs import colour, roi_qp
 from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec, parse_prefixed
 
 #: x265 presets from fastest to slowest (intra-only encodes are cheap even at the slow end).
@@ -42,6 +52,12 @@ X265_PARAMS = (
     "lookahead-slices=0",
 )
 
+#: ROI method ``qp``: QPs the background is coded above the ROI, at every grid point.
+ROI_QP_DELTA = 12
+#: ROI method ``qp``: x265 options replacing ``aq-mode=0`` (and ``qp=`` by ``crf=``) so that
+#: x265 applies the per-block offsets (see :mod:`bench.codecs.roi_qp`).
+X265_ROI_PARAMS = ("aq-mode=1", "aq-strength=0.001", "cutree=0", "bframes=0")
+
 
 class HevcCodec(YuvFfmpegCodec):
     """H.265/HEVC intra with libx265 at fixed QP; quality names are ``qp<QP>``."""
@@ -53,6 +69,8 @@ class HevcCodec(YuvFfmpegCodec):
     stream_format = "hevc"
     suffix = ".265"
     min_side = 16  # x265 rejects pictures with a side under 16
+    #: ROI methods x265 implements itself (:func:`bench.registry.create_codec`).
+    roi_methods: ClassVar[tuple[str, ...]] = ("qp",)
 
     def __init__(
         self,
@@ -62,22 +80,56 @@ class HevcCodec(YuvFfmpegCodec):
         extra_qualities: tuple[str, ...] = (),
         preset: str = "veryslow",
         colour_spec: colour.ColourSpec | None = None,
+        roi_method: str | None = None,
+        roi_source: str | None = None,
     ):
         if preset not in PRESETS:
             raise ValueError(f"unknown x265 preset {preset!r}; choose from {PRESETS}")
+        if roi_method not in (None, *self.roi_methods):
+            raise ValueError(
+                f"unknown hevc ROI method {roi_method!r}; choose from {', '.join(self.roi_methods)}"
+            )
         self.preset = preset
+        self.roi_method = roi_method
+        self.roi_source = roi_source  # None: the GT ROI; else the predicted ROI's key
+        if roi_method is not None:
+            self.uses_roi = True
+            self.qualities = tuple(f"{q}-d{ROI_QP_DELTA}" for q in type(self).qualities)
         super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
 
     def parse_quality(self, quality: str) -> float:
-        """QP of a ``qp<0..51>`` name."""
-        return int(parse_prefixed(quality, "qp", 0, 51))
+        """QP (of the ROI, with the ``qp`` ROI method) of a ``qp<0..51>[-d<delta>]`` name."""
+        return int(parse_prefixed(quality.split("-d")[0], "qp", 0, 51))
+
+    def params(self) -> tuple[str, ...]:
+        """x265 parameters without the QP: uniform, or with the ``qp`` ROI method's AQ."""
+        if self.roi_method is None:
+            return X265_PARAMS
+        return tuple(p for p in X265_PARAMS if p != "aq-mode=0") + X265_ROI_PARAMS
 
     def config_text(self) -> str:
-        """Preset, x265 parameters and colour conversion."""
-        return f"preset={self.preset} {':'.join(X265_PARAMS)}; {self.colour_spec.describe()}"
+        """Preset, x265 parameters, ROI method and colour conversion."""
+        text = f"preset={self.preset} {':'.join(self.params())}"
+        if self.roi_method is not None:
+            roi = f"roi-pred-{self.roi_source}" if self.roi_source else "roi-gt"
+            text += (
+                f"; {roi}-{self.roi_method} crf=QP background +{ROI_QP_DELTA} QP "
+                f"block={roi_qp.X265_BLOCK} via addroi"
+            )
+        return f"{text}; {self.colour_spec.describe()}"
 
     def encoder_args(self, quality: str) -> list[str]:
-        """libx265 options: preset and the fixed-QP intra parameter string."""
+        """libx265 options: preset and the intra parameter string (fixed QP; ``crf`` equal
+        to the ROI's QP with the ``qp`` ROI method)."""
         qp = int(self.parse_quality(quality))
-        params = ":".join((*X265_PARAMS, f"qp={qp}", "log-level=error"))
+        rate = f"qp={qp}" if self.roi_method is None else f"crf={qp}"
+        params = ":".join((*self.params(), rate, "log-level=error"))
         return ["-c:v", self.encoder, "-preset", self.preset, "-x265-params", params]
+
+    def roi_args(self, roi: np.ndarray | None, height: int, width: int, quality: str) -> list[str]:
+        """With the ``qp`` ROI method: the ``addroi`` chain marking ``roi``'s blocks (QP
+        offset 0) and the background (+:data:`ROI_QP_DELTA`)."""
+        if self.roi_method is None:
+            return []
+        qp_range = 51 + 6 * (self.colour_spec.bit_depth - 8)  # libx265's qoffset scale
+        return ["-vf", roi_qp.addroi_filter(roi, height, width, ROI_QP_DELTA, qp_range)]
