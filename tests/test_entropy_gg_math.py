@@ -11,7 +11,7 @@ import torch
 from compressai.entropy_models import GaussianConditional
 from scipy.stats import gennorm
 
-from bench.entropy import GeneralizedGaussianConditional, gg_bin_mass, raw_from_beta
+from bench.entropy import GeneralizedGaussianConditional, gg_bin_mass, gg_cdf, raw_from_beta
 
 BETAS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -38,6 +38,20 @@ def test_bin_mass_matches_scipy_gennorm(beta: float) -> None:
         assert np.all(np.abs(got[~meaningful]) < 1e-240)
         rel = np.abs(got[meaningful] - ref[meaningful]) / ref[meaningful]
         assert rel.max() < 1e-6, (alpha, beta, rel.max())
+
+
+@pytest.mark.parametrize("beta", BETAS)
+def test_bin_mass_is_the_difference_of_the_gg_cdf(beta: float) -> None:
+    """The mission's formula: P(y) = F(y + 1/2) - F(y - 1/2) with the GG CDF
+    F(x) = 1/2 + sign(x)/2 P(1/beta, (|x|/alpha)^beta), where that difference is accurate."""
+    v = torch.linspace(-6.0, 6.0, 49, dtype=torch.float64)
+    for alpha in (0.3, 1.0, 4.0):
+        ref = gg_cdf(v + 0.5, alpha, beta) - gg_cdf(v - 0.5, alpha, beta)
+        keep = ref > 1e-4  # the CDF difference cancels in the tails (error ~ 1e-16 / ref)
+        got = gg_bin_mass(v, alpha, beta)
+        assert torch.allclose(got[keep], ref[keep], rtol=1e-9, atol=0.0)
+        assert keep.sum() >= 5
+    assert gg_cdf(torch.tensor([0.0], dtype=torch.float64), 1.0, beta).item() == 0.5
 
 
 def test_model_likelihood_applies_floor_and_matches_scipy() -> None:

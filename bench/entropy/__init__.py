@@ -19,7 +19,7 @@ from .gg_math import (
     gg_std_factor,
     sample_gg,
 )
-from .ggm_conditional import GeneralizedGaussianConditional
+from .ggm_conditional import GeneralizedGaussianConditional, ste_round
 from .shape import BETA_MODES, GGShape, beta_from_raw, raw_from_beta
 from .tables import TableGrid, build_cdf_tables
 
@@ -44,4 +44,5 @@ __all__ = [
     "lower_bound",
     "raw_from_beta",
     "sample_gg",
+    "ste_round",
 ]

@@ -33,6 +33,18 @@ __all__ = ["GeneralizedGaussianConditional"]
 _TABLE_BUFFERS = ("_quantized_cdf", "_cdf_start", "_cdf_length", "_offset")
 
 
+def ste_round(inputs: Tensor, means: Tensor | None = None) -> Tensor:
+    """Zero-centred rounding ``round(y - mu) + mu`` with a straight-through gradient.
+
+    The value is bit-identical to the decoder's ``round(y - mu) + mu``; the gradient is the
+    identity for ``y`` and zero for ``mu`` (``round`` treated as the identity). The one
+    definition of the rounding both the entropy model and the learned networks train with.
+    """
+    centred = inputs - means if means is not None else inputs
+    rounded = torch.round(centred) + means if means is not None else torch.round(centred)
+    return rounded.detach() + (inputs - inputs.detach())
+
+
 class GeneralizedGaussianConditional(EntropyModel):
     """Conditional GG entropy model: ``y ~ GG(mu, alpha, beta)`` convolved with U(-1/2, 1/2).
 
@@ -146,16 +158,7 @@ class GeneralizedGaussianConditional(EntropyModel):
             mass = self.likelihood_lower_bound(mass)
         return mass
 
-    @staticmethod
-    def ste_round(inputs: Tensor, means: Tensor | None = None) -> Tensor:
-        """Zero-centred rounding ``round(y - mu) + mu`` with a straight-through gradient.
-
-        The value is bit-identical to the decoder's ``round(y - mu) + mu``; the gradient is
-        the identity for ``y`` and zero for ``mu`` (``round`` treated as the identity).
-        """
-        centred = inputs - means if means is not None else inputs
-        rounded = torch.round(centred) + means if means is not None else torch.round(centred)
-        return rounded.detach() + (inputs - inputs.detach())
+    ste_round = staticmethod(ste_round)
 
     def forward(
         self,

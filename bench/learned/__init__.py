@@ -21,7 +21,13 @@ Modules (imported lazily, torch is heavy):
 * :mod:`~bench.learned.latents`: fitting densities to actual latents (``bench analyze-latents``).
 """
 
+from pathlib import Path
+
+#: Latent entropy models of the learned codecs (``bench train --entropy``).
 ENTROPY_KINDS = ("ggm", "gaussian")
+
+#: Where the released weights and their cards live (``<codec>.pt``/``.json``).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: The registered codec name of each entropy kind.
 CODEC_NAMES = {"ggm": "ggm", "gaussian": "gaussian-roi"}

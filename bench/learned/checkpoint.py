@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from bench.learned import WEIGHTS_DIR as _WEIGHTS_DIR
 from bench.learned.network import RoiHyperprior
 
 MODEL_FORMAT = "bench-learned-roi-v1"
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = _WEIGHTS_DIR  # re-exported: the trainer writes releases there
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:

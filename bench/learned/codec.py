@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
+from bench.learned import WEIGHTS_DIR
 from bench.learned.qmap import (
     GRID_NAMES,
     LATENT_STRIDE,
@@ -38,8 +39,6 @@ from bench.learned.qmap import (
     grid_point,
     pad_to_multiple,
 )
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Largest picture the learned codecs code or decode (2**25 pixels, e.g. 8192×4096): the
 #: synthesis transform's full-width layers alone need about 100 bytes per pixel.

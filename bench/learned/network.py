@@ -51,7 +51,12 @@ from compressai.layers import GDN
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from bench.entropy import GeneralizedGaussianConditional, NearestScaleGaussianConditional
+from bench.entropy import (
+    GeneralizedGaussianConditional,
+    NearestScaleGaussianConditional,
+    ste_round,
+)
+from bench.learned import ENTROPY_KINDS
 from bench.learned.layers import (
     SFT,
     DecoderCondition,
@@ -63,14 +68,6 @@ from bench.learned.layers import (
     single_thread,
 )
 from bench.learned.qmap import LATENT_STRIDE
-
-ENTROPY_KINDS = ("ggm", "gaussian")
-
-
-def ste_round(y: Tensor, mu: Tensor) -> Tensor:
-    """``round(y - mu) + mu`` with the identity gradient for ``y`` (value as the decoder's)."""
-    value = torch.round(y - mu) + mu
-    return value.detach() + (y - y.detach())
 
 
 class RoiHyperprior(CompressionModel):
