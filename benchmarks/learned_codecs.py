@@ -24,7 +24,7 @@ import torch
 
 from bench.codecs.base import CodecUnavailable
 from bench.data.coco import CocoDataset
-from bench.learned.codec import decode_image, encode_image, model_inputs
+from bench.learned.coding import decode_image, encode_image, model_inputs
 from bench.learned.layers import single_thread
 from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.registry import CODECS

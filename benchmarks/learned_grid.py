@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bench.learned.checkpoint import load_model
-from bench.learned.codec import model_inputs
+from bench.learned.coding import model_inputs
 from bench.learned.layers import single_thread
 from bench.learned.qmap import GRID, GridPoint
 

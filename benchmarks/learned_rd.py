@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.learned.checkpoint import load_model
-from bench.learned.codec import decode_image, encode_image
+from bench.learned.coding import decode_image, encode_image
 from bench.learned.qmap import GRID, LAMBDA_MAX, LAMBDA_MIN, Q_STEPS
 from bench.metrics import region_psnrs
 from bench.report.bd import Curve, bd

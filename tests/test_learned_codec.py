@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.learned.checkpoint import export_model, load_model
-from bench.learned.codec import decode_image, encode_image, model_inputs
+from bench.learned.coding import decode_image, encode_image, model_inputs
 from bench.learned.network import RoiHyperprior
 from bench.learned.qmap import grid_point, pad_to_multiple
 from bench.registry import create_codec
@@ -91,7 +91,7 @@ def test_decode_in_another_process(tmp_path):
     script = (
         "import sys, numpy as np, torch\n"
         "from bench.learned.checkpoint import load_model\n"
-        "from bench.learned.codec import decode_image\n"
+        "from bench.learned.coding import decode_image\n"
         "model, _ = load_model(sys.argv[1])\n"
         "img, out = decode_image(model, open(sys.argv[2], 'rb').read(), return_details=True)\n"
         "np.save(sys.argv[3], img); torch.save(out['y_hat'], sys.argv[4])\n"
@@ -185,7 +185,7 @@ def test_released_model_rate_matches_estimate_on_coco(coco_root, name):
     81 bytes of side information alone are 2.5 %.)"""
     from bench.data.coco import CocoDataset
     from bench.learned.bitstream import unpack
-    from bench.learned.codec import model_inputs
+    from bench.learned.coding import model_inputs
 
     codec = create_codec(name)
     if codec.availability():
@@ -309,3 +309,18 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name):
         except CodecError:
             continue
         assert out.dtype == np.uint8 and out.ndim == 3
+
+
+def test_the_model_package_does_not_import_the_codec_package():
+    """bench.learned is the model (network, coding, trainer); the codec classes in
+    bench.codecs use it, never the other way round (no package cycle)."""
+    import re
+    from pathlib import Path
+
+    import bench.learned
+
+    folder = Path(bench.learned.__file__).parent
+    pattern = re.compile(r"^\s*(from|import)\s+bench\.codecs\b", re.MULTILINE)
+    offenders = [p.name for p in folder.glob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+    assert list(folder.glob("*.py"))  # the scan saw the package's modules

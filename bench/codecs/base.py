@@ -12,13 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench.errors import CodecError, CodecUnavailable
 
-class CodecError(RuntimeError):
-    """A codec failed on one image; the harness stores it as an error row and goes on."""
-
-
-class CodecUnavailable(CodecError):
-    """The codec cannot run here (missing program, missing weights); the reason says why."""
+__all__ = ["Codec", "CodecError", "CodecUnavailable", "check_image"]
 
 
 class Codec(ABC):

@@ -6,7 +6,7 @@ a Gaussian (compressai ``GaussianConditional``), the baseline against which the 
 
 from __future__ import annotations
 
-from bench.learned.codec import LearnedRoiCodec
+from bench.codecs.learned import LearnedRoiCodec
 
 
 class GaussianRoiCodec(LearnedRoiCodec):

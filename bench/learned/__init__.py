@@ -17,7 +17,8 @@ Modules (imported lazily, torch is heavy):
 * :mod:`~bench.learned.data`: training crops and the compact training pack;
 * :mod:`~bench.learned.recipe`: named training recipes (what a run learns, stored with it);
 * :mod:`~bench.learned.train`: the resumable trainer;
-* :mod:`~bench.learned.codec`: the shared codec base of ``ggm`` and ``gaussian-roi``;
+* :mod:`~bench.learned.coding`: coding one image with a model (the codec classes ``ggm`` and
+  ``gaussian-roi`` are in :mod:`bench.codecs.learned`);
 * :mod:`~bench.learned.latents`: fitting densities to actual latents (``bench analyze-latents``).
 """
 

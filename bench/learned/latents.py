@@ -33,7 +33,7 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     """Residuals ``y - mu``, scales and the model's own bits for ``images`` (a list of
     (image, roi)) at grid ``point``."""
     from bench.entropy import gg_bin_mass_nograd, gg_std_factor
-    from bench.learned.codec import model_inputs
+    from bench.learned.coding import model_inputs
     from bench.learned.layers import single_thread
 
     res, scl, region, betas = [], [], [], []

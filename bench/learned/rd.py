@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.learned.codec import decode_image, encode_image
+from bench.learned.coding import decode_image, encode_image
 from bench.learned.qmap import GRID, GRID_NAMES, grid_point
 from bench.metrics import region_psnrs
 

@@ -1,4 +1,4 @@
-"""Shared codec base of ``ggm`` and ``gaussian-roi`` (one small subclass each).
+"""Coding one image with a learned ROI model: what the network sees, the bitstream, and back.
 
 Encoding: the quality grid point gives the ROI and background quality codes
 (:mod:`bench.learned.qmap`); the image and the code map are edge-padded to a multiple of
@@ -11,119 +11,26 @@ entropy parameters (and the reconstruction) are bit-identical in any process on 
 kind of CPU and torch build; the entropy coding itself works on integers. Another CPU kind
 or torch build may round floats differently (as for any compressai model).
 
-Options (``codec_options`` of ``bench run``): ``roi="gt"`` (default: the dataset's mask,
-union of instance masks), ``roi="pred"`` (the mask an instance-segmentation model predicted
-at the encoder, :mod:`bench.roi_pred`; ``roi_source`` names that model and its settings and
-goes into the version) or ``roi="none"`` (uniform quality, e.g. for Kodak); ``weights``:
-another released checkpoint. The codec codes whatever mask it is given in ``gt`` and
-``pred`` mode alike; the mode only says where the harness took it from.
+The codec classes ``ggm`` and ``gaussian-roi`` (:mod:`bench.codecs.learned`) wrap these
+functions; the benchmarks and tests call them with a model directly.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-from typing import ClassVar
-
 import numpy as np
 
-from bench.codecs.base import Codec, CodecError, CodecUnavailable, check_image
-from bench.learned import WEIGHTS_DIR
+from bench.errors import CodecError
 from bench.learned.qmap import (
-    GRID_NAMES,
     LATENT_STRIDE,
     Q_STEPS,
     block_max,
     code_map,
-    grid_description,
-    grid_point,
     pad_to_multiple,
 )
 
 #: Largest picture the learned codecs code or decode (2**25 pixels, e.g. 8192×4096): the
 #: synthesis transform's full-width layers alone need about 100 bytes per pixel.
 MAX_PIXELS = 1 << 25
-
-#: Where the ROI a codec is given comes from: the data set's masks, a model's prediction
-#: at the encoder (:mod:`bench.roi_pred`), or nowhere (uniform coding).
-CODEC_ROI_MODES = ("gt", "pred", "none")
-
-
-class LearnedRoiCodec(Codec):
-    """A learned ROI codec backed by a released checkpoint in ``bench/learned/weights``."""
-
-    entropy: ClassVar[str] = ""
-    qualities = GRID_NAMES
-    uses_roi = True
-
-    def __init__(self, roi: str = "gt", weights: str | None = None,
-                 roi_source: str | None = None) -> None:
-        if roi not in CODEC_ROI_MODES:
-            raise ValueError(f"roi must be one of {CODEC_ROI_MODES}, got {roi!r}")
-        if (roi == "pred") != bool(roi_source):
-            raise ValueError("roi='pred' needs roi_source (the ROI model and its settings, "
-                             "which bench run --roi pred supplies), and only it takes one")
-        if roi_source and ("/" in roi_source or not roi_source.isprintable()):
-            raise ValueError(f"roi_source must be printable without '/', got {roi_source!r}")
-        self.roi_mode = roi
-        self.roi_source = roi_source
-        self.weights = Path(weights) if weights else WEIGHTS_DIR / f"{self.name}.pt"
-        self._model = None
-        self._digest: str | None = None
-
-    def availability(self) -> str | None:
-        if not self.weights.is_file():
-            return (f"no trained checkpoint at {self.weights}; run bench train --entropy "
-                    f"{self.entropy} (then --export) to make one")
-        return None
-
-    def _checkpoint_digest(self) -> str:
-        if self._digest is None:
-            h = hashlib.sha256()
-            with open(self.weights, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._digest = h.hexdigest()[:12]
-        return self._digest
-
-    def version(self) -> str:
-        ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
-        roi = f"roi-pred-{self.roi_source}" if self.roi_mode == "pred" else f"roi-{self.roi_mode}"
-        return f"{self.name}-v1/{ckpt}/{roi}/{grid_description()}"
-
-    def load(self) -> None:
-        """Load the checkpoint now (the ``model`` property would on the first encode)."""
-        _ = self.model
-
-    @property
-    def model(self):
-        if self._model is None:
-            reason = self.availability()
-            if reason:
-                raise CodecUnavailable(reason)
-            from bench.learned.checkpoint import load_model
-
-            try:
-                model, _ = load_model(self.weights)
-            except ValueError as exc:  # CheckpointError, or not a released model
-                raise CodecError(str(exc)) from None
-            if model.entropy != self.entropy:
-                raise CodecError(
-                    f"{self.weights} holds a {model.entropy} model, not {self.entropy}")
-            self._model = model
-        return self._model
-
-    def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
-        check_image(image)
-        if image.shape[0] * image.shape[1] > MAX_PIXELS:
-            raise CodecError(f"{image.shape[1]}×{image.shape[0]} is more than the "
-                             f"{MAX_PIXELS} pixels the learned codecs handle; downscale or tile")
-        point = grid_point(self.check_quality(quality))
-        mode = "none" if self.roi_mode == "none" else "gt"  # pred: code the mask given
-        return encode_image(self.model, image, roi, point, mode)
-
-    def decode(self, data: bytes) -> np.ndarray:
-        return decode_image(self.model, data)
 
 
 def model_inputs(image: np.ndarray, roi, point, roi_mode: str = "gt"):
@@ -144,8 +51,9 @@ def model_inputs(image: np.ndarray, roi, point, roi_mode: str = "gt"):
     return x, q, q_lat, lat_codes
 
 
-def encode_image(model, image: np.ndarray, roi, point, roi_mode: str = "gt",
-                 return_details: bool = False):
+def encode_image(
+    model, image: np.ndarray, roi, point, roi_mode: str = "gt", return_details: bool = False
+):
     """Encode with a loaded model; with ``return_details`` also the encoder-side tensors."""
     import torch
 
@@ -171,7 +79,7 @@ def _fewest_bits_per_symbol(cdf, lengths, starts=None, precision: int = 16) -> f
 
     best = 1
     for i, n in enumerate(lengths.tolist()):
-        row = cdf[i, :n] if starts is None else cdf[int(starts[i]): int(starts[i]) + n]
+        row = cdf[i, :n] if starts is None else cdf[int(starts[i]) : int(starts[i]) + n]
         if n > 1:
             best = max(best, int(torch.diff(row.long()).max()))
     return float(np.log2((1 << precision) / best))
@@ -186,25 +94,30 @@ def check_stream_capacity(model, p) -> None:
     claiming 65536×65536 fails here within milliseconds.
     """
     if p.height * p.width > MAX_PIXELS:
-        raise CodecError(f"bitstream claims {p.width}×{p.height}, more than the {MAX_PIXELS} "
-                         f"pixels the learned codecs decode; the stream is corrupt or not ours")
+        raise CodecError(
+            f"bitstream claims {p.width}×{p.height}, more than the {MAX_PIXELS} "
+            f"pixels the learned codecs decode; the stream is corrupt or not ours"
+        )
     floors = getattr(model, "_fewest_bits", None)
     if floors is None:
         eb, cond = model.entropy_bottleneck, model.conditional
         z_bits = _fewest_bits_per_symbol(eb._quantized_cdf, eb._cdf_length)
         starts = getattr(cond, "_cdf_start", None)
         flat = starts is not None and starts.numel() == cond._cdf_length.numel()
-        y_bits = _fewest_bits_per_symbol(cond._quantized_cdf, cond._cdf_length,
-                                         starts if flat else None)
+        y_bits = _fewest_bits_per_symbol(
+            cond._quantized_cdf, cond._cdf_length, starts if flat else None
+        )
         floors = model._fewest_bits = (y_bits, z_bits)
     h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
     needs = {"y": model.M * h * w * floors[0], "z": model.N * -(-h // 4) * -(-w // 4) * floors[1]}
     for name, bits in needs.items():
         have = 8 * len(getattr(p, name))
         if have < bits:
-            raise CodecError(f"bitstream claims {p.width}×{p.height}, which needs at least "
-                             f"{bits / 8:.0f} bytes of {name} string; it has {have // 8}: the "
-                             f"stream is truncated or corrupt")
+            raise CodecError(
+                f"bitstream claims {p.width}×{p.height}, which needs at least "
+                f"{bits / 8:.0f} bytes of {name} string; it has {have // 8}: the "
+                f"stream is truncated or corrupt"
+            )
 
 
 def padded(string: bytes, channels: int, p) -> bytes:
