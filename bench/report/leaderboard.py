@@ -3,7 +3,9 @@
 Made from the standard run (the shared COCO val2017 images, every available codec at its
 whole grid, detection and segmentation) by the commands of :data:`COMMANDS` (add
 ``--codec vtm`` where VTM is installed, and any ROI codec to be ranked; the learned codecs
-also run with ``--roi none``, so their uniform mode is ranked beside their ROI mode). Writes
+also run with ``--roi none``, so their uniform mode is ranked beside their ROI mode, and the
+classical codecs vvc, hevc and jpeg also with their ROI variants, ``--roi-method blur`` and
+for hevc ``--roi-method qp``, beside their uniform rows). Writes
 ``leaderboard.csv`` (full precision, overlaps and monotonicity per axis, codec versions and
 model hashes in every row) and ``leaderboard.md`` (the table the README shows). Codecs are
 ranked by BD-rate on the first task axis present (detection AP, else mask AP, else PSNR);
@@ -28,6 +30,16 @@ COMMANDS = (
     "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
     "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
     "bench run --codec ggm --codec gaussian-roi --roi none "
+    "--task detection --task segmentation "
+    "--model detection=../shared/models/yolov8n_integer_quant.tflite "
+    "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
+    "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
+    "bench run --codec vvc --codec hevc --codec jpeg --roi-method blur "
+    "--task detection --task segmentation "
+    "--model detection=../shared/models/yolov8n_integer_quant.tflite "
+    "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
+    "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
+    "bench run --codec hevc --roi-method qp "
     "--task detection --task segmentation "
     "--model detection=../shared/models/yolov8n_integer_quant.tflite "
     "--model segmentation=../shared/models/yolo11n-seg_full_integer_quant.tflite "
