@@ -13,6 +13,12 @@ is stored apart, as ``load_s`` of the first row the worker codes with that codec
 Codecs are passed around keyed by their *label* (:mod:`bench.labels`): the registered name
 for default options, ``name@key-value…`` otherwise, with the options in
 ``RunConfig.codec_options[label]``; rows are stored under the name and the label.
+
+Tasks asked for in the same run (``RunConfig.tasks``) predict on each reconstruction in the
+worker that decoded it, right after the timed encode and decode: each worker loads a task's
+model once, and the predictions travel back with the row and are committed with it, so a
+task never decodes a bitstream a second time nor writes a PNG (:mod:`bench.scoring` decodes
+stored bitstreams only for a task added to a finished run).
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ class RunConfig:
     #: among them (``--roi pred``) makes the worker encode the mask cached under
     #: RUN_DIR/roi/KEY (:mod:`bench.roi_pred`) instead of the GT ROI
     codec_options: dict = field(default_factory=dict)
+    #: ``(task name, model)`` of the tasks that predict on each reconstruction where it was
+    #: decoded (``bench run --task``); their predictions come back in ``row.predictions``
+    tasks: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ def _init_worker(cfg: RunConfig, parent_pid: int | None = None) -> None:
     _STATE["cfg"] = cfg
     _STATE["dataset"] = CocoDataset(cfg.data_root, cfg.split)
     _STATE["codecs"] = {}
+    _STATE["tasks"] = None  # created on the first reconstruction (see _predict)
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
@@ -183,6 +193,8 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         row.height, row.width = sample.image.shape[:2]
         try:
             recon = _code_one(codec, sample, row, cfg.metrics, encoder_roi)
+            if cfg.tasks:
+                row.predictions = _predict(recon, row.image_id)
             if cfg.keep_recon:
                 write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
                               encode_png(recon))
@@ -222,6 +234,42 @@ def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str], encoder_r
         notes.append("MS-SSIM not computed (--metrics)")
     row.notes = "; ".join(notes)
     return recon
+
+
+def _worker_tasks() -> list:
+    """This worker's task objects (models loaded once), or the error that stopped them."""
+    if _STATE.get("tasks") is None:
+        from bench.registry import TASKS
+
+        categories = _STATE["dataset"].coco.dataset["categories"]
+        tasks = []
+        for name, model in _STATE["cfg"].tasks:
+            try:
+                task = TASKS.create(name, model=model)
+                task.check_categories(categories)
+                tasks.append(task)
+            except Exception as exc:  # recorded per image below; the coding row stands
+                tasks.append(exc)
+        _STATE["tasks"] = tasks
+    return _STATE["tasks"]
+
+
+def _predict(recon, image_id: int) -> list[tuple]:
+    """``(task, model key, results, error, seconds)`` of every task of the run on ``recon``;
+    a task that fails gives an error entry (stored as the prediction's error)."""
+    out = []
+    for (name, _), task in zip(_STATE["cfg"].tasks, _worker_tasks(), strict=True):
+        if isinstance(task, Exception):
+            continue  # its model did not load here: the driver predicts these rows itself
+        results = error = seconds = None
+        try:
+            t0 = time.perf_counter()
+            results = task.predict(recon, image_id)
+            seconds = time.perf_counter() - t0
+        except Exception as exc:  # one failing image becomes an error, not a crash
+            error = _describe(exc)
+        out.append((name, task.model_key(), results, error, seconds))
+    return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -279,6 +327,8 @@ def execute(
         nonlocal written
         for row in rows:
             store.put(row)
+            for task, model_key, results, error, seconds in row.predictions or ():
+                store.put_prediction(row.key, task, model_key, results, error, seconds)
             written += 1
             if on_row is not None:
                 on_row(row)

@@ -27,7 +27,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 DB_NAME = "results.sqlite"
@@ -63,6 +63,9 @@ class ImageResult:
     #: seconds the worker spent creating, loading and warming up the codec before this row,
     #: on the first row each worker process codes with a codec; None on the others
     load_s: float | None = None
+    #: task predictions made where the row was decoded, on their way to the store's
+    #: predictions table: ``(task, model key, results, error, seconds)`` each; not a column
+    predictions: list | None = field(default=None, repr=False, metadata={"column": False})
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -77,7 +80,7 @@ class ImageResult:
         return self.error is None
 
 
-_FIELDS = [f.name for f in fields(ImageResult)]
+_FIELDS = [f.name for f in fields(ImageResult) if f.metadata.get("column", True)]
 #: Columns added to the results table after stores were first written, with their types:
 #: a store without them gets them in place (NULL in its old rows).
 _ADDED_COLUMNS = {"label": "TEXT", "load_s": "REAL"}

@@ -211,3 +211,43 @@ def test_broken_encoder_gives_error_rows_and_the_run_goes_on(tiny_coco, tmp_path
     assert len(bad) == 3 and all("exit" in r.error and "simulated encoder crash" in r.error
                                  for r in bad), bad[0].error
     assert all(r.ok for r in rows if r.codec == "jpeg")
+
+
+def _predictions(run_dir) -> dict:
+    db = sqlite3.connect(os.path.join(run_dir, "results.sqlite"))
+    try:
+        return {row[:6]: row[6] for row in db.execute(
+            "SELECT codec, codec_version, quality, image_id, task, model_key, results "
+            "FROM predictions")}
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_tasks_predict_where_the_reconstruction_was_decoded(coco_root, tmp_path, monkeypatch,
+                                                            capsys, jobs):
+    """With --task in the coding run, the worker that decoded a reconstruction predicts on
+    it: the scoring phase decodes nothing (predict_rows is never called) and the predictions
+    equal those of a task added to the finished run (which decodes the stored bitstreams)."""
+    import bench.scoring
+    from tests.conftest import DETECTOR, shared_model
+
+    model = str(shared_model(DETECTOR))
+    base = ["--codec", "jpeg", "--quality", "q10", "--quality", "q50", "--limit", "3",
+            "--metrics", "psnr", "--data-root", str(coco_root)]
+    task = ["--task", "detection", "--model", model]
+    one_pass, two_pass = tmp_path / "one", tmp_path / "two"
+    assert run(*base, "--run-dir", str(two_pass), "--jobs", jobs) == 0
+    assert run(*base, *task, "--run-dir", str(two_pass), "--jobs", jobs) == 0
+    later = _predictions(two_pass)
+    assert len(later) == 6 and all(v for v in later.values())
+
+    def no_second_decode(*args, **kwargs):
+        raise AssertionError("the scoring phase decoded stored bitstreams again")
+
+    monkeypatch.setattr(bench.scoring, "predict_rows", no_second_decode)
+    capsys.readouterr()
+    assert run(*base, *task, "--run-dir", str(one_pass), "--jobs", jobs) == 0
+    assert _predictions(one_pass) == later
+    out = capsys.readouterr().out
+    assert "det AP" in out

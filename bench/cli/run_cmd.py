@@ -325,9 +325,13 @@ def main(args: argparse.Namespace) -> int:
             except RoiError as exc:
                 return _fail(f"{exc} (the ROIs predicted before it are cached; rerun to go on)")
         if units:
+            specs = model_specs(task_names, args.model)
+            for task in tasks:  # the workers predict on each reconstruction they decode
+                store.put_model(task.model_key(), task.model_info())
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
-                            metrics=metrics, codec_options=options)
+                            metrics=metrics, codec_options=options,
+                            tasks=tuple((t.name, specs[t.name]) for t in tasks))
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             loads: dict[str, list[float]] = {}
 
