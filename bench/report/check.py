@@ -268,14 +268,19 @@ def measure(image_ids: Sequence[int] | int, qualities: dict[str, Sequence[str]],
     with ResultsStore(run_dir) as store:
         units = plan_units(store, codecs, wanted, dataset.ids)
         log(f"coding {sum(len(u.qualities) for u in units)} image(s) with "
-            f"{len(codecs)} codec(s)")
+            f"{len(codecs)} codec(s)" + (" and detection" if task is not None else ""))
+        tasks = ()
+        if task is not None:  # predicted where each reconstruction is decoded, as bench run
+            store.put_model(task.model_key(), task.model_info())
+            tasks = ((task.name, str(model)),)
         cfg = RunConfig(data_root=str(dataset.root), split=split, run_dir=str(run_dir),
-                        metrics=("psnr",))
+                        metrics=("psnr",), tasks=tasks)
         execute(units, cfg, store, jobs=jobs)
         if task is not None:
             todo = missing_predictions(store, task, codecs, wanted, dataset.ids)
-            log(f"detection on {len(todo)} reconstruction(s)")
-            predict_rows(store, task, codecs, todo, run_dir)
+            if todo:
+                log(f"detection on {len(todo)} stored reconstruction(s)")
+                predict_rows(store, task, codecs, todo, run_dir)
         first = dataset.load(dataset.ids[0]) if probe_determinism else None
         out: dict = {}
         for name, codec in codecs.items():
