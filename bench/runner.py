@@ -14,6 +14,12 @@ Codecs are passed around keyed by their *label* (:mod:`bench.labels`): the regis
 for default options, ``name@key-value…`` otherwise, with the options in
 ``RunConfig.codec_options[label]``; rows are stored under the name and the label.
 
+Executors: ``local`` (one process, or a process pool of ``jobs`` workers) and ``ray``
+(:func:`_run_ray`: one Ray actor per worker slot, on a running cluster or a local Ray instance
+of ``jobs`` CPUs). Either way workers return rows, the driver alone writes the store, one
+unit at a time as it arrives, so a killed driver loses at most the units in flight and the
+same command resumes.
+
 Tasks asked for in the same run (``RunConfig.tasks``) predict on each reconstruction in the
 worker that decoded it, right after the timed encode and decode: each worker loads a task's
 model once, and the predictions travel back with the row and are committed with it, so a
@@ -58,6 +64,10 @@ class RunConfig:
     #: ``(task name, model)`` of the tasks that predict on each reconstruction where it was
     #: decoded (``bench run --task``); their predictions come back in ``row.predictions``
     tasks: tuple[tuple[str, str | None], ...] = ()
+    #: ``--ship-images``: workers get each image from the driver (no data root needed on
+    #: them); the COCO categories then travel here for the tasks' class check
+    ship_images: bool = False
+    categories: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ def _init_worker(cfg: RunConfig, parent_pid: int | None = None) -> None:
 
     _STATE.clear()
     _STATE["cfg"] = cfg
-    _STATE["dataset"] = CocoDataset(cfg.data_root, cfg.split)
+    _STATE["dataset"] = None if cfg.ship_images else CocoDataset(cfg.data_root, cfg.split)
     _STATE["codecs"] = {}
     _STATE["tasks"] = None  # created on the first reconstruction (see _predict)
     if parent_pid is not None:
@@ -157,8 +167,12 @@ def _codec(unit: Unit):
     return codec, time.perf_counter() - t0
 
 
-def code_unit(unit: Unit) -> list[ImageResult]:
-    """Code one image at each quality of ``unit``; failures become error rows."""
+def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
+    """Code one image at each quality of ``unit``; failures become error rows.
+
+    ``sample`` is the image when the driver ships it (``--ship-images``); else the worker
+    reads it from the data root.
+    """
     from bench.data.images import encode_png
 
     cfg: RunConfig = _STATE["cfg"]
@@ -171,7 +185,8 @@ def code_unit(unit: Unit) -> list[ImageResult]:
         return rows
     rows[0].load_s = load_s
     try:
-        sample = _STATE["dataset"].load(unit.image_id)
+        if sample is None:
+            sample = _STATE["dataset"].load(unit.image_id)
     except Exception as exc:  # a bad image becomes an error row; the run goes on
         for row in rows:
             row.error = _describe(exc)
@@ -241,7 +256,9 @@ def _worker_tasks() -> list:
     if _STATE.get("tasks") is None:
         from bench.registry import TASKS
 
-        categories = _STATE["dataset"].coco.dataset["categories"]
+        cfg = _STATE["cfg"]
+        categories = (list(cfg.categories) if cfg.ship_images
+                      else _STATE["dataset"].coco.dataset["categories"])
         tasks = []
         for name, model in _STATE["cfg"].tasks:
             try:
@@ -319,8 +336,14 @@ def execute(
     *,
     jobs: int = 1,
     on_row: Callable[[ImageResult], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> int:
-    """Run the units, committing every row as soon as it exists; return rows written."""
+    """Run the units, committing every row as soon as it exists; return rows written.
+
+    ``executor``: ``local`` (``jobs`` processes) or ``ray`` (``ray_address``, else
+    ``$RAY_ADDRESS``, else a local Ray instance of ``jobs`` CPUs).
+    """
     written = 0
 
     def commit(rows: list[ImageResult]) -> None:
@@ -333,6 +356,11 @@ def execute(
             if on_row is not None:
                 on_row(row)
 
+    if executor == "ray":
+        _run_ray(list(units), cfg, jobs, commit, ray_address)
+        return written
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; choose local or ray")
     if jobs <= 1:
         _init_worker(cfg)
         for unit in units:
@@ -370,6 +398,78 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit) -> None:
                     return
                 except Exception as exc:  # the unit failed outside code_unit's guard
                     commit(_error_rows(unit, exc))
+
+
+class _RayWorker:
+    """One Ray actor: a worker process with its codecs and task models, kept across units."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        _init_worker(cfg)
+
+    def code(self, unit: Unit, sample=None) -> list[ImageResult]:
+        return code_unit(unit, sample)
+
+
+#: Environment variables the Ray workers get from the driver (data, models, VTM, offline).
+_RAY_ENV_PREFIXES = ("BENCH_", "YOLO_", "IMAGEIO_FFMPEG_EXE", "MPLCONFIGDIR")
+
+
+def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
+             address: str | None) -> None:
+    """Drain ``units`` through ``jobs`` Ray actors (see the module doc).
+
+    An actor that dies is restarted and its unit retried (Ray's ``max_restarts`` and
+    ``max_task_retries``); a unit that still fails becomes error rows. The driver commits
+    each unit's rows once, when its result arrives, so a retried unit is never stored twice.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install -e \".[ray]\"") from None
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = {k: v for k, v in os.environ.items() if k.startswith(_RAY_ENV_PREFIXES)}
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {"num_cpus": jobs}
+        ray.init(**options, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env}, configure_logging=False)
+    try:
+        actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_RayWorker)
+        workers = [actor.remote(cfg) for _ in range(max(1, jobs))]
+        dataset = None
+        if cfg.ship_images:
+            from bench.data.coco import CocoDataset
+
+            dataset = CocoDataset(cfg.data_root, cfg.split)
+        pending = list(reversed(units))
+        running: dict = {}
+        load: dict[int, int] = dict.fromkeys(range(len(workers)), 0)
+        while pending or running:
+            while pending and len(running) < 2 * len(workers):
+                unit = pending.pop()
+                sample = None
+                if dataset is not None:  # --ship-images: the driver reads the image
+                    try:
+                        sample = dataset.load(unit.image_id)
+                    except Exception as exc:  # a bad image becomes error rows, as locally
+                        commit(_error_rows(unit, exc))
+                        continue
+                slot = min(load, key=load.get)
+                ref = workers[slot].code.remote(unit, sample)
+                running[ref] = (unit, slot)
+                load[slot] += 1
+            done, _ = ray.wait(list(running), num_returns=1)
+            for ref in done:
+                unit, slot = running.pop(ref)
+                load[slot] -= 1
+                try:
+                    commit(ray.get(ref))
+                except Exception as exc:  # the unit failed on every try
+                    commit(_error_rows(unit, RuntimeError(f"Ray worker failed: {exc}")))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _rows(unit: Unit) -> list[ImageResult]:

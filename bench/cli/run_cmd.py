@@ -40,7 +40,19 @@ def register(sub) -> None:
     p.add_argument("--image-ids", default=None, metavar="ID,ID,…",
                    help="only these image ids (comma-separated)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes (default: 1)")
+                   help="worker processes (default: 1); with --executor ray, Ray workers "
+                   "(and the CPUs of the local Ray instance started when there is no cluster)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="who codes: local, a process pool on this machine (default), or ray, "
+                   "Ray actors on the cluster at --ray-address / $RAY_ADDRESS (else a local "
+                   "Ray instance); results are identical, only this process writes the store "
+                   "(pip install -e \".[ray]\")")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--executor ray: the cluster to join (default: $RAY_ADDRESS, else a "
+                   "local instance)")
+    p.add_argument("--ship-images", action="store_true",
+                   help="send each image from this process to the workers (for clusters "
+                   "without the data root on shared storage; default: workers read it)")
     p.add_argument("--run-dir", default="runs/default",
                    help="directory of the results store (default: runs/default)")
     p.add_argument("--force", action="store_true", help="recompute rows already stored")
@@ -250,6 +262,13 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"--metrics: unknown {', '.join(bad)} (known: {', '.join(ALL_METRICS)})")
     if args.jobs < 1:
         return _fail(f"--jobs must be at least 1, got {args.jobs}")
+    if args.ship_images and args.executor != "ray":
+        return _fail("--ship-images is for --executor ray (local workers read the data root)")
+    if args.ship_images and args.roi == "pred":
+        return _fail("--ship-images with --roi pred is not supported yet: the predicted ROIs "
+                     "are cached in RUN_DIR, which cluster workers do not see")
+    if args.ray_address and args.executor != "ray":
+        return _fail("--ray-address needs --executor ray")
     try:
         dataset = CocoDataset(args.data_root, args.split, image_ids=parse_ids(args.image_ids),
                               limit=args.limit)
@@ -331,7 +350,9 @@ def main(args: argparse.Namespace) -> int:
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,
                             run_dir=str(args.run_dir), keep_recon=args.keep_recon,
                             metrics=metrics, codec_options=options,
-                            tasks=tuple((t.name, specs[t.name]) for t in tasks))
+                            tasks=tuple((t.name, specs[t.name]) for t in tasks),
+                            ship_images=args.ship_images,
+                            categories=tuple(dataset.coco.dataset["categories"]))
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             loads: dict[str, list[float]] = {}
 
@@ -341,7 +362,11 @@ def main(args: argparse.Namespace) -> int:
                     loads.setdefault(row.label, []).append(row.load_s)
 
             with bar:
-                execute(units, cfg, store, jobs=args.jobs, on_row=on_row)
+                try:
+                    execute(units, cfg, store, jobs=args.jobs, on_row=on_row,
+                            executor=args.executor, ray_address=args.ray_address)
+                except RuntimeError as exc:  # e.g. Ray missing or the cluster unreachable
+                    return _fail(f"{exc} (rows computed so far are stored; rerun to go on)")
             if loads:
                 print(load_line(loads), file=sys.stderr)
         rows = []

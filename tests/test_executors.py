@@ -1,0 +1,73 @@
+"""Executors: the same run with a local process pool and with Ray gives identical results.
+
+Ray is real: the test starts a local Ray instance (``--executor ray`` without an address),
+codes shared images with deterministic codecs, predicts with the shared detector, and
+compares bitstream digests, metrics, predictions and AP with the local executor's.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+from bench.cli import main
+from tests.conftest import DETECTOR, shared_model
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+
+
+def _store(run_dir) -> tuple[list, dict]:
+    db = sqlite3.connect(os.path.join(run_dir, "results.sqlite"))
+    try:
+        rows = sorted(db.execute(
+            "SELECT codec, codec_version, quality, image_id, sha256, bytes, psnr, roi_psnr, "
+            "bg_psnr, error FROM results"))
+        preds = {r[:6]: r[6] for r in db.execute(
+            "SELECT codec, codec_version, quality, image_id, task, model_key, results "
+            "FROM predictions")}
+    finally:
+        db.close()
+    return rows, preds
+
+
+def test_local_and_ray_executors_give_identical_results(coco_root, tmp_path, capsys):
+    model = str(shared_model(DETECTOR))
+    base = ["run", "--no-progress", "--codec", "jpeg", "--codec", "hevc",
+            "--quality", "q50", "--quality", "qp37", "--limit", "3", "--metrics", "psnr",
+            "--task", "detection", "--model", model, "--data-root", str(coco_root)]
+    runs = {
+        "local-1": ["--executor", "local", "--jobs", "1"],
+        "local-2": ["--executor", "local", "--jobs", "2"],
+        "ray": ["--executor", "ray", "--jobs", "2"],
+        "ray-ship": ["--executor", "ray", "--jobs", "2", "--ship-images"],
+    }
+    stores, tables = {}, {}
+    for name, extra in runs.items():
+        capsys.readouterr()
+        assert main([*base, *extra, "--run-dir", str(tmp_path / name)]) == 0, name
+        tables[name] = capsys.readouterr().out
+        stores[name] = _store(tmp_path / name)
+    rows, preds = stores["local-1"]
+    assert len(rows) == 6 and all(r[4] and r[9] is None for r in rows)
+    assert len(preds) == 6 and all(preds.values())
+    for name in runs:
+        assert stores[name] == stores["local-1"], name
+        # the summary tables agree except for the timing columns
+        assert _without_times(tables[name]) == _without_times(tables["local-1"]), name
+    assert not ray.is_initialized()  # the run shut down the instance it started
+
+
+def _without_times(table: str) -> list[list[str]]:
+    lines = [line.split() for line in table.strip().splitlines()]
+    return [cells[:-2] for cells in lines]
+
+
+def test_ship_images_needs_ray_and_a_cached_roi_free_run(coco_root, tmp_path, capsys):
+    base = ["run", "--no-progress", "--codec", "jpeg", "--limit", "1", "--data-root",
+            str(coco_root), "--run-dir", str(tmp_path / "r")]
+    assert main([*base, "--ship-images"]) == 2
+    assert "--executor ray" in capsys.readouterr().err
+    assert main([*base, "--ray-address", "127.0.0.1:1"]) == 2
+    assert "needs --executor ray" in capsys.readouterr().err
