@@ -430,10 +430,11 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
     address = address or os.environ.get("RAY_ADDRESS") or None
     env = {k: v for k, v in os.environ.items() if k.startswith(_RAY_ENV_PREFIXES)}
     started = not ray.is_initialized()
-    if started:
-        options = {"address": address} if address else {"num_cpus": jobs}
+    if started:  # a local instance inherits this environment; a cluster's workers get it
+        options = {"address": address, "runtime_env": {"env_vars": env}} if address else {
+            "num_cpus": jobs}
         ray.init(**options, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env}, configure_logging=False)
+                 configure_logging=False)
     try:
         actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_RayWorker)
         workers = [actor.remote(cfg) for _ in range(max(1, jobs))]
@@ -444,9 +445,9 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
             dataset = CocoDataset(cfg.data_root, cfg.split)
         pending = list(reversed(units))
         running: dict = {}
-        load: dict[int, int] = dict.fromkeys(range(len(workers)), 0)
-        while pending or running:
-            while pending and len(running) < 2 * len(workers):
+        idle = list(range(len(workers)))  # one unit per actor at a time: units differ in
+        while pending or running:         # length by 100x, so no actor queues behind another
+            while pending and idle:
                 unit = pending.pop()
                 sample = None
                 if dataset is not None:  # --ship-images: the driver reads the image
@@ -455,14 +456,14 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
                     except Exception as exc:  # a bad image becomes error rows, as locally
                         commit(_error_rows(unit, exc))
                         continue
-                slot = min(load, key=load.get)
-                ref = workers[slot].code.remote(unit, sample)
-                running[ref] = (unit, slot)
-                load[slot] += 1
+                slot = idle.pop()
+                running[workers[slot].code.remote(unit, sample)] = (unit, slot)
+            if not running:
+                continue
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
                 unit, slot = running.pop(ref)
-                load[slot] -= 1
+                idle.append(slot)
                 try:
                     commit(ray.get(ref))
                 except Exception as exc:  # the unit failed on every try
