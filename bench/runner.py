@@ -265,7 +265,7 @@ def _worker_tasks() -> list:
                 task = TASKS.create(name, model=model)
                 task.check_categories(categories)
                 tasks.append(task)
-            except Exception as exc:  # recorded per image below; the coding row stands
+            except Exception as exc:  # skipped in _predict: the driver scores those rows
                 tasks.append(exc)
         _STATE["tasks"] = tasks
     return _STATE["tasks"]
