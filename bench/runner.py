@@ -260,7 +260,7 @@ def _worker_tasks() -> list:
         categories = (list(cfg.categories) if cfg.ship_images
                       else _STATE["dataset"].coco.dataset["categories"])
         tasks = []
-        for name, model in _STATE["cfg"].tasks:
+        for name, model in cfg.tasks:
             try:
                 task = TASKS.create(name, model=model)
                 task.check_categories(categories)
@@ -274,18 +274,13 @@ def _worker_tasks() -> list:
 def _predict(recon, image_id: int) -> list[tuple]:
     """``(task, model key, results, error, seconds)`` of every task of the run on ``recon``;
     a task that fails gives an error entry (stored as the prediction's error)."""
+    from bench.scoring import predict_image
+
     out = []
     for (name, _), task in zip(_STATE["cfg"].tasks, _worker_tasks(), strict=True):
         if isinstance(task, Exception):
             continue  # its model did not load here: the driver predicts these rows itself
-        results = error = seconds = None
-        try:
-            t0 = time.perf_counter()
-            results = task.predict(recon, image_id)
-            seconds = time.perf_counter() - t0
-        except Exception as exc:  # one failing image becomes an error, not a crash
-            error = _describe(exc)
-        out.append((name, task.model_key(), results, error, seconds))
+        out.append((name, task.model_key(), *predict_image(task, recon, image_id)))
     return out
 
 

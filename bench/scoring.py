@@ -39,6 +39,19 @@ def missing_predictions(store: ResultsStore, task, codecs: dict,
     return todo
 
 
+def predict_image(task, image, image_id: int) -> tuple[list[dict] | None, str | None,
+                                                       float | None]:
+    """``(results, error, seconds)`` of ``task`` on one image: a failure becomes the error
+    text (stored as the prediction's error), never a crash. Used by the workers that
+    predict where they decode (:mod:`bench.runner`) and by :func:`predict_rows`."""
+    try:
+        t0 = time.perf_counter()
+        results = task.predict(image, image_id)
+        return results, None, time.perf_counter() - t0
+    except Exception as exc:  # one failing image becomes an error, not a crash
+        return None, f"{type(exc).__name__}: {exc}", None
+
+
 def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageResult], run_dir,
                  on_done: Callable[[], None] | None = None) -> None:
     """Predict on each row's reconstruction and commit the results one image at a time.
@@ -51,7 +64,6 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
     key = task.model_key()
     store.put_model(key, task.model_info())
     for row in rows:
-        error, results, seconds = None, None, None
         try:
             path = recon_path(run_dir, row.label, row.quality, row.image_id)
             if path.is_file():
@@ -59,11 +71,10 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
             else:
                 data = store.bitstream(row.codec, row.codec_version, row.quality, row.image_id)
                 recon = codecs[row.label].decode(data)
-            t0 = time.perf_counter()
-            results = task.predict(recon, row.image_id)
-            seconds = time.perf_counter() - t0
-        except Exception as exc:  # one failing image becomes an error, not a crash
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # an image that cannot be decoded becomes an error
+            results, error, seconds = None, f"{type(exc).__name__}: {exc}", None
+        else:
+            results, error, seconds = predict_image(task, recon, row.image_id)
         store.put_prediction(row.key, task.name, key, results, error, seconds)
         if on_done is not None:
             on_done()

@@ -36,9 +36,14 @@ def coco_root() -> Path:
     return root
 
 
+def shared_kodak_dir() -> Path:
+    """Kodak: $BENCH_KODAK_DIR, else ../shared/data/kodak (it may be absent)."""
+    return Path(os.environ.get("BENCH_KODAK_DIR") or SHARED / "data" / "kodak")
+
+
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
-    path = Path(os.environ.get("BENCH_KODAK_DIR") or SHARED / "data" / "kodak")
+    path = shared_kodak_dir()
     if not (path / "kodim01.png").is_file():
         pytest.skip(f"Kodak not found at {path} (set BENCH_KODAK_DIR)")
     return path

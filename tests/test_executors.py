@@ -14,6 +14,7 @@ import pytest
 
 from bench.cli import main
 from tests.conftest import DETECTOR, shared_model
+from tests.test_run import _predictions
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
@@ -24,12 +25,9 @@ def _store(run_dir) -> tuple[list, dict]:
         rows = sorted(db.execute(
             "SELECT codec, codec_version, quality, image_id, sha256, bytes, psnr, roi_psnr, "
             "bg_psnr, error FROM results"))
-        preds = {r[:6]: r[6] for r in db.execute(
-            "SELECT codec, codec_version, quality, image_id, task, model_key, results "
-            "FROM predictions")}
     finally:
         db.close()
-    return rows, preds
+    return rows, _predictions(run_dir)
 
 
 def test_local_and_ray_executors_give_identical_results(coco_root, tmp_path, capsys):

@@ -24,8 +24,7 @@ from bench.codecs import colour
 from bench.codecs._ffmpeg import default_ffmpeg_path, unpack_header
 from bench.codecs.base import CodecError, CodecUnavailable
 from bench.codecs.vtm import INTRA_CFG, VtmCodec
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import shared_kodak_dir
 
 FAKE_ENCODER = """
 import sys
@@ -250,10 +249,13 @@ def anchor_rgb(yuv10: bytes, height: int, width: int, folder: Path) -> np.ndarra
         return np.asarray(im.convert("RGB"))[:height, :width]
 
 
+#: The real image the tests code where Kodak is here (see :func:`shared_image`).
+KODIM23 = shared_kodak_dir() / "kodim23.png"
+
+
 def shared_image(shape: tuple[int, int]) -> np.ndarray:
     """A ``shape`` crop of Kodak's kodim23 (random pixels where Kodak is not here)."""
-    kodak = Path(os.environ.get("BENCH_KODAK_DIR") or REPO.parent / "shared" / "data" / "kodak")
-    path = kodak / "kodim23.png"
+    path = KODIM23
     if not path.is_file():
         return np.random.default_rng(6).integers(0, 256, (*shape, 3), np.uint8)
     with Image.open(path) as im:
@@ -365,7 +367,7 @@ def test_real_vtm_end_to_end(real_vtm, preset):
         sizes.append(len(data))
         psnrs.append(colour.psnr(image, recon))
     assert sizes[0] < sizes[1] and psnrs[0] < psnrs[1]
-    if (Path(os.environ.get("BENCH_KODAK_DIR", "")) / "kodim23.png").is_file():
+    if KODIM23.is_file():
         assert psnrs[1] >= 38.0
 
 

@@ -166,11 +166,11 @@ def model_specs(tasks: list[str], models: list[str] | None) -> dict[str, str | N
     return specs
 
 
-def build_tasks(task_names: list[str], models: list[str] | None, categories: list[dict]):
-    """Instantiate and check each task's model before any coding starts."""
+def build_tasks(task_names: list[str], specs: dict[str, str | None], categories: list[dict]):
+    """Instantiate and check each task's model (``specs``: :func:`model_specs`) before any
+    coding starts."""
     from bench.registry import TASKS
 
-    specs = model_specs(task_names, models)
     tasks = []
     for name in task_names:
         task = TASKS.create(name, model=specs[name])
@@ -317,7 +317,8 @@ def main(args: argparse.Namespace) -> int:
     if args.model and not task_names:
         return _fail("--model needs --task")
     try:
-        tasks = build_tasks(task_names, args.model, dataset.coco.dataset["categories"])
+        specs = model_specs(task_names, args.model)
+        tasks = build_tasks(task_names, specs, dataset.coco.dataset["categories"])
     except (TaskError, UnknownPluginError, ValueError) as exc:
         return _fail(str(exc))
 
@@ -344,7 +345,6 @@ def main(args: argparse.Namespace) -> int:
             except RoiError as exc:
                 return _fail(f"{exc} (the ROIs predicted before it are cached; rerun to go on)")
         if units:
-            specs = model_specs(task_names, args.model)
             for task in tasks:  # the workers predict on each reconstruction they decode
                 store.put_model(task.model_key(), task.model_info())
             cfg = RunConfig(data_root=str(dataset.root), split=args.split,

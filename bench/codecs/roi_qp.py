@@ -12,8 +12,9 @@ the first region listed winning where regions overlap. x265 applies the offsets 
 adaptive quantisation on (``aq-mode`` >= 1 and ``aq-strength`` > 0) and not at a fixed QP, so
 the ROI variant codes at ``crf`` equal to the grid QP (for a lone intra picture with
 ``cutree=0`` this is the same QP: identical stream sizes measured) with ``aq-mode=1`` and
-``aq-strength=0.001`` (variance-based offsets of a thousandth of a QP; an ROI-less frame
-gives the uniform codec's size within 0.1 %).
+``aq-strength=0.001`` (variance-based offsets of a thousandth of a QP: a frame sent without
+region data came out at 6,049 bytes against uniform hevc's 6,047 on COCO 139 at QP 37, and
+the tests hold an all-ROI frame to 1 % of uniform hevc's size).
 
 The mask becomes blocks (a block belongs to the ROI when any of its pixels does), the ROI
 blocks become rectangles (runs of a block row, merged down the rows while they stay the same),
