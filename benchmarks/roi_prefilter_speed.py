@@ -2,9 +2,15 @@
 
 For each ``codec[:method]`` (method ``blur``, the background pre-filter, unless given; ``qp``:
 the encoder's own spatial rate control, e.g. ``hevc:qp``), on the same COCO val2017 images
-with their GT ROI, encode + decode every grid point of the uniform codec and of its ROI
-variant, interleaved image by image so that machine load hits both alike; prints the summed
-wall times and their ratio (target: at most 1.2).
+with their GT ROI, codes every grid point of the uniform codec and of its ROI variant,
+interleaved image by image so that machine load hits both alike, two ways:
+
+- *codec*: encode + decode alone (the pre-filter's whole cost shows);
+- *run*: what a ``bench run`` worker does for one image (:func:`bench.runner.code_unit`:
+  read the image and its GT ROI, encode, decode, PSNR/ROI-PSNR and MS-SSIM, the run's
+  default metrics), i.e. the wall time a user of the variant pays.
+
+Prints the summed wall times and their ratios (target: at most 1.2).
 
 Run: ``python benchmarks/roi_prefilter_speed.py [--codecs jpeg,webp,hevc,hevc:qp] [--limit 8]``.
 """
@@ -16,7 +22,9 @@ import os
 import time
 from pathlib import Path
 
+from bench import runner
 from bench.data.coco import CocoDataset
+from bench.labels import codec_label
 from bench.registry import create_codec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -29,6 +37,16 @@ def round_trip_seconds(codec, sample) -> float:
     return time.perf_counter() - t0
 
 
+def run_seconds(unit: runner.Unit) -> float:
+    t0 = time.perf_counter()
+    rows = runner.code_unit(unit)
+    seconds = time.perf_counter() - t0
+    failed = [r.error for r in rows if r.error]
+    if failed:
+        raise SystemExit(f"{unit.label} failed on image {unit.image_id}: {failed[0]}")
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,19 +57,35 @@ def main() -> None:
                     or str(SHARED / "data" / "coco"))
     args = ap.parse_args()
     samples = list(CocoDataset(args.data_root, "val2017", limit=args.limit))
-    print(f"{len(samples)} val2017 images, every grid point, encode + decode")
-    print(f"{'codec':>8} {'method':>6} {'uniform s':>10} {'ROI variant s':>14} {'ratio':>6}")
+    print(f"{len(samples)} val2017 images, every grid point; codec: encode + decode; "
+          "run: a bench run worker's whole work per image (default metrics)")
+    print(f"{'codec':>8} {'method':>6} {'uniform s':>10} {'ROI variant s':>14} "
+          f"{'codec ratio':>12} {'run uniform s':>14} {'run variant s':>14} {'run ratio':>10}")
     for item in args.codecs.split(","):
         name, _, method = item.partition(":")
         method = method or "blur"
         uniform, variant = create_codec(name), create_codec(name, roi_method=method)
+        label = codec_label(name, {"roi": f"gt-{method}"}, {})
+        runner._init_worker(runner.RunConfig(
+            data_root=args.data_root, codec_options={label: {"roi_method": method}}))
+        units = {}
+        for sample in samples:
+            units[sample.image_id] = (
+                runner.Unit(name, uniform.version(), sample.image_id, uniform.qualities, name),
+                runner.Unit(name, variant.version(), sample.image_id, variant.qualities, label))
         round_trip_seconds(uniform, samples[0])  # warm-up: programs and libraries loaded
         round_trip_seconds(variant, samples[0])
-        u = v = 0.0
+        for unit in units[samples[0].image_id]:
+            run_seconds(unit)
+        u = v = ru = rv = 0.0
         for sample in samples:
             u += round_trip_seconds(uniform, sample)
             v += round_trip_seconds(variant, sample)
-        print(f"{name:>8} {method:>6} {u:10.2f} {v:14.2f} {v / u:6.3f}")
+            uniform_unit, variant_unit = units[sample.image_id]
+            ru += run_seconds(uniform_unit)
+            rv += run_seconds(variant_unit)
+        print(f"{name:>8} {method:>6} {u:10.2f} {v:14.2f} {v / u:12.3f} "
+              f"{ru:14.2f} {rv:14.2f} {rv / ru:10.3f}")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,27 @@ def test_run_labels_and_third_party_codec_gets_the_prefilter(coco_root, tmp_path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "raw@roi-gt-blur" in out.stdout and "only-b2.8" in out.stdout
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.7, 3.3, 4.4, 8.0])
+def test_low_pass_blurs_by_about_the_asked_sigma(sigma):
+    """The down/up-sampled blur spreads a line like a Gaussian of that sigma (second moment
+    about the line within 20 % of sigma², averaged over the line's phase against the
+    down-sampling grid, which may move it by up to half a down-sampled cell, at most
+    sigma / 2) and keeps a flat picture flat."""
+    from bench.roi_prefilter import low_pass
+
+    flat = np.full((64, 80, 3), 117, np.uint8)
+    assert np.array_equal(low_pass(flat, sigma), flat)
+    xs = np.arange(128)
+    moments = []
+    for phase in range(8):
+        image = np.zeros((32, 128, 3), np.uint8)
+        image[:, 50 + phase] = 255  # a vertical line far from the borders
+        out = low_pass(image, sigma)[16, :, 0].astype(float)
+        mass = out.sum()
+        assert abs(mass - 255) < 8  # what the line had, up to rounding
+        shift = (out * xs).sum() / mass - (50 + phase)
+        assert abs(shift) <= max(0.5, sigma / 2) + 0.01
+        moments.append((out * (xs - 50 - phase) ** 2).sum() / mass)
+    assert abs(np.mean(moments) / sigma**2 - 1) < 0.2, moments

@@ -70,7 +70,7 @@ def register(sub) -> None:
     p.add_argument("--roi-method", choices=["blur", "qp"], default=None,
                    help="give codecs that do not code an ROI themselves (jpeg, hevc, vvc, …, "
                    "third-party ones too) the ROI. blur: background simplification, for every "
-                   "codec: the ROI (+23 px) is kept, the rest Gaussian-blurred before encoding, "
+                   "codec: the ROI (+23 px) is kept, the rest blurred before encoding, "
                    "sigma 8 px at the lowest-rate grid point down to 1 px at the highest "
                    "(points named e.g. q50-b2). qp: the encoder's own spatial rate control, "
                    "for codecs whose encoder has one (hevc: x265 codes the background 12 QP "
