@@ -69,3 +69,18 @@ def test_ship_images_needs_ray_and_a_cached_roi_free_run(coco_root, tmp_path, ca
     assert "--executor ray" in capsys.readouterr().err
     assert main([*base, "--ray-address", "127.0.0.1:1"]) == 2
     assert "needs --executor ray" in capsys.readouterr().err
+
+
+def test_check_with_the_ray_executor_passes_a_baseline_made_locally(coco_root, tmp_path,
+                                                                    capsys):
+    """bench check drives the same pipeline: a baseline measured with the local pool is met
+    exactly (bytes, digests, PSNR) when the gate's subset is coded by Ray actors."""
+    baseline = tmp_path / "baseline.json"
+    common = ["--baseline", str(baseline), "--data-root", str(coco_root)]
+    assert main(["check", "--update", "--codec", "jpeg", "--images", "2", "--no-task",
+                 *common]) == 0
+    capsys.readouterr()
+    assert main(["check", "--executor", "ray", "--jobs", "2", *common]) == 0
+    assert "bench check: passed: 2 cells" in capsys.readouterr().out
+    assert main(["check", "--ray-address", "127.0.0.1:1", *common]) == 2
+    assert "needs --executor ray" in capsys.readouterr().err

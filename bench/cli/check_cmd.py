@@ -43,7 +43,14 @@ def register(sub) -> None:
     p.add_argument("--data-root", default=None, help="COCO root (see above)")
     p.add_argument("--models-dir", default=None, help="folder of the detection model")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes for coding (default: 1)")
+                   help="worker processes for coding (default: 1); with --executor ray, Ray "
+                   "workers")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="who codes the subset, as in bench run: local, a process pool here "
+                   "(default), or ray, Ray actors at --ray-address / $RAY_ADDRESS (else a "
+                   "local Ray instance); the numbers are the same either way")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--executor ray: the cluster to join")
     p.add_argument("--run-dir", default=None, metavar="DIR",
                    help="keep the check's store here (default: a temporary folder); rows "
                    "already in it are reused, so use a fresh folder for a real check")
@@ -65,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``bench check``: 0 passed, 1 regression (or a skip with --strict), 2 bad input."""
     from pathlib import Path
 
+    from bench import gate
     from bench.data.coco import DataError
     from bench.report import check
 
@@ -74,9 +82,11 @@ def main(args: argparse.Namespace) -> int:
     models_dir = Path(args.models_dir) if args.models_dir else check.default_models_dir()
     if args.jobs < 1:
         return _fail(f"--jobs must be at least 1, got {args.jobs}")
+    if args.ray_address and args.executor != "ray":
+        return _fail("--ray-address needs --executor ray")
     try:
         if args.update:
-            return _update(args, check, baseline_path, data_root, models_dir, t0)
+            return _update(args, gate, check, baseline_path, data_root, models_dir, t0)
         if args.images is not None or args.no_task:
             return _fail("--images and --no-task only go with --update (the baseline fixes "
                          "the subset)")
@@ -91,10 +101,11 @@ def main(args: argparse.Namespace) -> int:
         model = models_dir / task["model"] if task else None
         _log(f"{sum(map(len, qualities.values()))} cell(s) of {len(qualities)} codec(s) on "
              f"{len(baseline['data']['image_ids'])} image(s)")
-        measured = check.measure(baseline["data"]["image_ids"], qualities,
-                                 data_root=data_root, model=model,
-                                 split=baseline["data"]["split"], run_dir=args.run_dir,
-                                 jobs=args.jobs, log=_log)
+        measured = gate.measure(baseline["data"]["image_ids"], qualities,
+                                data_root=data_root, model=model,
+                                split=baseline["data"]["split"], run_dir=args.run_dir,
+                                jobs=args.jobs, executor=args.executor,
+                                ray_address=args.ray_address, log=_log)
     except (check.CheckError, DataError) as exc:
         return _fail(str(exc))
     findings = check.compare(baseline, measured)
@@ -130,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if (skips and args.strict) else 0
 
 
-def _update(args, check, baseline_path, data_root, models_dir, t0) -> int:
+def _update(args, gate, check, baseline_path, data_root, models_dir, t0) -> int:
     from bench.registry import CODECS
 
     subset = check.CI_SUBSET
@@ -148,9 +159,10 @@ def _update(args, check, baseline_path, data_root, models_dir, t0) -> int:
         qualities = chosen
     model = None if args.no_task else models_dir / subset["model"]
     n = args.images or subset["images"]
-    measured = check.measure(n, qualities, data_root=data_root, model=model,
-                             split=subset["split"], run_dir=args.run_dir, jobs=args.jobs,
-                             log=_log, probe_determinism=True)
+    measured = gate.measure(n, qualities, data_root=data_root, model=model,
+                            split=subset["split"], run_dir=args.run_dir, jobs=args.jobs,
+                            executor=args.executor, ray_address=args.ray_address,
+                            log=_log, probe_determinism=True)
     for name, reason in measured["skipped"].items():
         _log(f"SKIPPED {name} ({reason}): not in the new baseline")
     for name, entry in measured["codecs"].items():

@@ -245,10 +245,11 @@ def load_line(loads: dict[str, list[float]]) -> str:
 def main(args: argparse.Namespace) -> int:
     from bench.cli.codecs_cmd import apply_vtm_dir, vtm_options
     from bench.data.coco import CocoDataset, DataError
-    from bench.labels import codec_label, codec_name, option_defaults
+    from bench.labels import codec_label, option_defaults
+    from bench.pipeline import Pipeline
     from bench.registry import CODECS, UnknownPluginError, create_codec
     from bench.roi_pred import RoiError
-    from bench.runner import ALL_METRICS, RunConfig, execute, plan_units, progress_bar
+    from bench.runner import ALL_METRICS, progress_bar
     from bench.store import ResultsStore, StoreError
     from bench.summary import format_table, summarize
     from bench.tasks import TaskError
@@ -329,9 +330,12 @@ def main(args: argparse.Namespace) -> int:
     with store:
         if getattr(args, "argv", None) is not None:  # provenance for `bench report`
             store.add_command(shlex.join(["bench", *args.argv]))
+        pipeline = Pipeline(store, dataset, codecs, qualities, run_dir=str(args.run_dir),
+                            tasks=tasks, task_models=specs, metrics=metrics,
+                            codec_options=options, keep_recon=args.keep_recon,
+                            ship_images=args.ship_images)
         try:
-            units = plan_units(store, codecs, qualities, dataset.ids, force=args.force,
-                               retry_errors=args.retry_errors)
+            units = pipeline.plan(force=args.force, retry_errors=args.retry_errors)
         except StoreError as exc:
             return _fail(str(exc))
         todo = sum(len(u.qualities) for u in units)
@@ -345,14 +349,6 @@ def main(args: argparse.Namespace) -> int:
             except RoiError as exc:
                 return _fail(f"{exc} (the ROIs predicted before it are cached; rerun to go on)")
         if units:
-            for task in tasks:  # the workers predict on each reconstruction they decode
-                store.put_model(task.model_key(), task.model_info())
-            cfg = RunConfig(data_root=str(dataset.root), split=args.split,
-                            run_dir=str(args.run_dir), keep_recon=args.keep_recon,
-                            metrics=metrics, codec_options=options,
-                            tasks=tuple((t.name, specs[t.name]) for t in tasks),
-                            ship_images=args.ship_images,
-                            categories=tuple(dataset.coco.dataset["categories"]))
             bar = progress_bar(todo, "coding", disable=args.no_progress)
             loads: dict[str, list[float]] = {}
 
@@ -362,19 +358,16 @@ def main(args: argparse.Namespace) -> int:
                     loads.setdefault(row.label, []).append(row.load_s)
 
             with bar:
-                try:
-                    execute(units, cfg, store, jobs=args.jobs, on_row=on_row,
-                            executor=args.executor, ray_address=args.ray_address)
+                try:  # the workers predict on each reconstruction they decode
+                    pipeline.code(units, jobs=args.jobs, executor=args.executor,
+                                  ray_address=args.ray_address, on_row=on_row)
                 except RuntimeError as exc:  # e.g. Ray missing or the cluster unreachable
                     return _fail(f"{exc} (rows computed so far are stored; rerun to go on)")
             if loads:
                 print(load_line(loads), file=sys.stderr)
-        rows = []
-        for label, codec in codecs.items():
-            rows += store.results(codec_name(label), codec.version(), qualities[label],
-                                  dataset.ids)
+        rows = pipeline.rows()
         summaries = summarize(rows, list(codecs), qualities)
-        columns = score_tasks(tasks, store, dataset, codecs, qualities, summaries, args)
+        columns = score_tasks(pipeline, summaries, args)
     print(format_table(summaries, columns))
     errors = [r for r in rows if not r.ok]
     if errors:
@@ -385,22 +378,20 @@ def main(args: argparse.Namespace) -> int:
     return 1 if unavailable else 0
 
 
-def score_tasks(tasks, store, dataset, codecs, qualities, summaries, args) -> list:
+def score_tasks(pipeline, summaries, args) -> list:
     """Predict where missing, then add each task's AP columns to the summaries."""
     from bench.runner import progress_bar
-    from bench.scoring import missing_predictions, predict_rows, score, summary_values
+    from bench.scoring import summary_values
 
     columns = []
-    for task in tasks:
-        todo = missing_predictions(store, task, codecs, qualities, dataset.ids,
-                                   force=args.force, retry_errors=args.retry_errors)
+    for task in pipeline.tasks:
+        todo = pipeline.missing_predictions(task, force=args.force,
+                                            retry_errors=args.retry_errors)
         if todo:
             with progress_bar(len(todo), task.name, disable=args.no_progress) as bar:
-                predict_rows(store, task, codecs, todo, args.run_dir, on_done=bar.update)
+                pipeline.predict(task, todo, on_done=bar.update)
         for s in summaries:
-            version = codecs[s.label].version()
-            result = score(store, dataset.coco, task, s.codec, version, s.quality, dataset.ids,
-                           args.coco_eval)
+            result = pipeline.score(task, s.label, s.quality, args.coco_eval)
             s.extra.update(summary_values(task, result))
             if result.get("errors"):
                 print(f"bench run: {task.name} failed on {result['errors']} image(s) of "

@@ -22,6 +22,9 @@ packages); ``bench check --update`` rewrites it. Where the environment here diff
 baseline's (or the baseline records none), AP and AP50 beyond tolerance are WARN, not FAIL:
 the int8 detector's kernels depend on the CPU, so its AP is only comparable on the machine
 that made the baseline. Everything else is gated the same everywhere.
+
+This module compares and keeps the baseline; it runs no codec. The coding and scoring of
+the subset is :func:`bench.gate.measure`, through the same pipeline as ``bench run``.
 """
 
 from __future__ import annotations
@@ -31,8 +34,7 @@ import json
 import math
 import os
 import platform
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -69,8 +71,9 @@ TOLERANCES: dict[str, float] = {
     "bg_psnr": 0.01, "det_ap": 0.3, "det_ap50": 0.3,
 }
 _METRICS = ("psnr", "roi_psnr", "bg_psnr")
-_TASK_STATS = (("det_ap", "bbox", "AP"), ("det_ap50", "bbox", "AP50"))
-_TASK_KEYS = frozenset(k for k, _, _ in _TASK_STATS)
+#: (baseline key, COCO IoU type, statistic) of the task scores a cell holds.
+TASK_STATS = (("det_ap", "bbox", "AP"), ("det_ap50", "bbox", "AP50"))
+_TASK_KEYS = frozenset(k for k, _, _ in TASK_STATS)
 
 
 class CheckError(RuntimeError):
@@ -202,115 +205,18 @@ class Finding:
     detail: str = ""
 
 
-# ----------------------------------------------------------------------- measuring
-def _digest(hashes: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-
-
-def _deterministic(codec, sample, quality: str) -> bool:
-    """Whether the codec gives identical bytes when it codes the same image twice."""
-    one = codec.encode_source(sample.image, sample.roi, quality, sample.source)
-    two = codec.encode_source(sample.image, sample.roi, quality, sample.source)
-    return one == two
-
-
-def measure(image_ids: Sequence[int] | int, qualities: dict[str, Sequence[str]], *,
-            data_root: str | Path, model: Path | None, split: str = "val2017",
-            run_dir: str | Path | None = None, jobs: int = 1,
-            log: Callable[[str], None] = lambda s: None,
-            probe_determinism: bool = False) -> dict:
-    """Code the subset and score it; returns the baseline's ``codecs`` and ``task`` parts.
-
-    ``image_ids`` is a list of ids, or a count (the first N ids of the split). Codecs that
-    are unavailable here are returned under ``"skipped"`` with the reason.
-    """
-    if run_dir is None:
-        with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
-            return measure(image_ids, qualities, data_root=data_root, model=model,
-                           split=split, run_dir=tmp, jobs=jobs, log=log,
-                           probe_determinism=probe_determinism)
-    from bench.data.coco import CocoDataset
-    from bench.registry import CODECS, TASKS
-    from bench.runner import RunConfig, execute, plan_units
-    from bench.scoring import missing_predictions, predict_rows, score
-    from bench.store import ResultsStore
-
-    if isinstance(image_ids, int):
-        dataset = CocoDataset(data_root, split, limit=image_ids)
-    else:
-        dataset = CocoDataset(data_root, split, image_ids=list(image_ids))
-        missing = sorted(set(image_ids) - set(dataset.ids))
-        if missing:
-            raise CheckError(f"image(s) {missing} of the subset are not in {dataset.root}; "
-                             "point --data-root (or $BENCH_DATA_ROOT) at the shared COCO set")
-    codecs, skipped = {}, {}
-    for name in qualities:
-        try:
-            codec = CODECS.create(name)
-        except Exception as exc:  # uninstalled plugin or broken import: skip, say why
-            skipped[name] = f"cannot load: {exc}"
-            continue
-        reason = codec.availability()
-        if reason is not None:
-            skipped[name] = f"unavailable: {reason}"
-            continue
-        codecs[name] = codec
-    grids = {n: tuple(c.qualities) for n, c in codecs.items()}
-    off = {n: [q for q in qualities[n] if q not in grids[n]] for n in codecs}
-    wanted = {n: tuple(q for q in qualities[n] if q in grids[n]) for n in codecs}
-    task = None
-    if model is not None:
-        if not Path(model).is_file():
-            raise CheckError(f"model {model} not found; pass --models-dir or set "
-                             "$BENCH_MODELS_DIR")
-        task = TASKS.create(CI_SUBSET["task"], model=str(model))
-        task.check_categories(dataset.coco.dataset["categories"])
-    with ResultsStore(run_dir) as store:
-        units = plan_units(store, codecs, wanted, dataset.ids)
-        log(f"coding {sum(len(u.qualities) for u in units)} image(s) with "
-            f"{len(codecs)} codec(s)" + (" and detection" if task is not None else ""))
-        tasks = ()
-        if task is not None:  # predicted where each reconstruction is decoded, as bench run
-            store.put_model(task.model_key(), task.model_info())
-            tasks = ((task.name, str(model)),)
-        cfg = RunConfig(data_root=str(dataset.root), split=split, run_dir=str(run_dir),
-                        metrics=("psnr",), tasks=tasks)
-        execute(units, cfg, store, jobs=jobs)
-        if task is not None:
-            todo = missing_predictions(store, task, codecs, wanted, dataset.ids)
-            if todo:
-                log(f"detection on {len(todo)} stored reconstruction(s)")
-                predict_rows(store, task, codecs, todo, run_dir)
-        first = dataset.load(dataset.ids[0]) if probe_determinism else None
-        out: dict = {}
-        for name, codec in codecs.items():
-            version = codec.version()
-            entry = {"version": version, "grid": list(grids[name]), "cells": {},
-                     "off_grid": off[name]}
-            if first is not None and wanted[name]:
-                entry["deterministic"] = _deterministic(codec, first, wanted[name][0])
-            for q in wanted[name]:
-                rows = store.results(name, version, [q], dataset.ids)
-                entry["cells"][q] = _cell(rows, len(dataset.ids))
-                if task is not None:
-                    res = score(store, dataset.coco, task, name, version, q, dataset.ids)
-                    for key, iou, stat in _TASK_STATS:
-                        entry["cells"][q][key] = float(res.get(iou, {}).get(stat, math.nan))
-            out[name] = entry
-    task_info = None
-    if task is not None:
-        info = task.model_info()
-        task_info = {"name": task.name, "model": info["model"], "sha256": info["sha256"]}
-    return {"image_ids": list(dataset.ids), "codecs": out, "skipped": skipped,
-            "task": task_info, "environment": environment_fingerprint()}
-
-
 def _mean(values: Sequence[float]) -> float:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return math.fsum(vals) / len(vals) if vals else math.nan
 
 
-def _cell(rows, n_images: int) -> dict:
+def _digest(hashes: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def cell_of(rows, n_images: int) -> dict:
+    """The baseline cell of one (codec, quality): summed bytes, bitstream digest, mean
+    PSNRs and the errors, from its stored rows over ``n_images`` images."""
     ok = [r for r in rows if r.ok]
     cell = {"images": len(ok), "errors": [f"{r.image_id}: {r.error}" for r in rows if not r.ok],
             "bytes": sum(r.bytes for r in ok),
@@ -444,7 +350,7 @@ def _compare_cell(name: str, q: str, b: dict, n: dict, tol: dict,
         out.append(Finding("FAIL", name, q, "bitstream sha256", b["sha256"][:12],
                            n["sha256"][:12], tolerance="exact",
                            detail="same sizes, different bytes"))
-    for key in (*_METRICS, *(k for k, _, _ in _TASK_STATS)):
+    for key in (*_METRICS, *(k for k, _, _ in TASK_STATS)):
         if key not in b:
             continue
         bv, nv = b[key], n.get(key, math.nan)
