@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from bench.entropy import (
@@ -61,18 +62,14 @@ def test_bound_gradient_matches_exact_derivative() -> None:
     assert torch.autograd.gradcheck(bound.bound, (check,), eps=1e-6, atol=1e-9)
 
 
-def test_annealing_decays_to_the_matched_bound() -> None:
-    bound = DynamicScaleBound(anneal_start=10.0)
-    beta = torch.tensor([1.3], dtype=torch.float64)
-    matched = torch.exp(bound.log_bound(beta))
-    factors = [bound.set_annealing(p) for p in (0.0, 0.25, 0.5, 1.0)]
-    assert factors[0] == 10.0 and factors[-1] == 1.0
-    assert all(a > b for a, b in zip(factors, factors[1:], strict=False))
-    bound.set_annealing(0.5)
-    assert torch.allclose(bound.bound(beta), matched * math.sqrt(10.0), rtol=1e-6)
-    bound.set_annealing(1.0)
-    assert torch.allclose(bound.bound(beta), matched, rtol=1e-6)
-    assert "anneal_factor" in bound.state_dict()
+def test_checkpoints_with_the_old_unit_anneal_factor_still_load() -> None:
+    """The released weights hold ``anneal_factor`` = 1 (annealing was never used): they load;
+    a factor other than 1 would have changed the bound, so it is refused, saying why."""
+    bound = DynamicScaleBound()
+    assert "anneal_factor" not in bound.state_dict()
+    bound.load_state_dict({"anneal_factor": torch.tensor([1.0])})
+    with pytest.raises(ValueError, match="annealed scale bound"):
+        bound.load_state_dict({"anneal_factor": torch.tensor([3.0])})
 
 
 def test_lower_bound_gradients() -> None:

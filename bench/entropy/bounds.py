@@ -1,4 +1,4 @@
-"""Shape-dependent ("dynamic") lower bound on the GG scale, with optional annealing.
+"""Shape-dependent ("dynamic") lower bound on the GG scale.
 
 compressai's ``GaussianConditional`` bounds the scale from below, ``sigma >= 0.11``, which
 caps the probability of the zero bin at ``p0 = P_N(|x| < 1/2; sigma = 0.11)``. For a GG the
@@ -115,18 +115,18 @@ def lower_bound(x: Tensor, bound: Tensor) -> Tensor:
 
 
 class DynamicScaleBound(nn.Module):
-    """Lower bound ``alpha >= anneal_factor * alpha_min(beta)`` on the GG scale.
+    """Lower bound ``alpha >= alpha_min(beta)`` on the GG scale, the same in training and
+    in coding (the table grid is built on it), so train and test behave alike.
 
     Args:
         beta_min, beta_max: range of shapes the bound is tabulated on (inputs are clamped).
         gaussian_scale_bound: the Gaussian ``sigma`` bound whose zero-bin probability is
             matched (compressai's 0.11).
         nodes: number of tabulation nodes (uniform in ``beta``).
-        anneal_start: initial multiplicative factor (>= 1) for annealing; the factor decays
-            geometrically to 1 with :meth:`set_annealing`. 1 disables annealing.
-    """
 
-    anneal_factor: Tensor
+    Checkpoints written before the bound lost its (never used) annealing factor hold an
+    ``anneal_factor`` buffer; it is accepted when it is 1, i.e. when it changed nothing.
+    """
 
     def __init__(
         self,
@@ -134,17 +134,13 @@ class DynamicScaleBound(nn.Module):
         beta_max: float = 4.0,
         gaussian_scale_bound: float = 0.11,
         nodes: int = 1025,
-        anneal_start: float = 1.0,
     ) -> None:
         super().__init__()
         if not 0 < beta_min < beta_max:
             raise ValueError(f"need 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
-        if anneal_start < 1.0:
-            raise ValueError(f"anneal_start must be >= 1, got {anneal_start}")
         self.beta_min = float(beta_min)
         self.beta_max = float(beta_max)
         self.gaussian_scale_bound = float(gaussian_scale_bound)
-        self.anneal_start = float(anneal_start)
         self.zero_bin_tail = gaussian_zero_bin_tail(self.gaussian_scale_bound)
         grid = np.linspace(self.beta_min, self.beta_max, nodes)
         values, slopes = _log_bound_and_slope(grid, self.zero_bin_tail)
@@ -152,28 +148,24 @@ class DynamicScaleBound(nn.Module):
         # Plain float64 attributes (not buffers): immune to ``module.float()``/``.half()``.
         self._log_values = torch.from_numpy(values)
         self._log_slopes = torch.from_numpy(slopes)
-        self.register_buffer("anneal_factor", torch.tensor([self.anneal_start]))
 
-    def set_annealing(self, progress: float) -> float:
-        """Set the factor to ``anneal_start ** (1 - progress)`` (progress in [0, 1]).
-
-        Progress 0 gives the large start bound, 1 the matched bound; returns the factor.
-        """
-        progress = min(max(float(progress), 0.0), 1.0)
-        factor = self.anneal_start ** (1.0 - progress)
-        self.anneal_factor.fill_(factor)
-        return factor
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        legacy = state_dict.pop(prefix + "anneal_factor", None)
+        if legacy is not None and not bool(torch.all(legacy == 1)):
+            raise ValueError(f"{prefix}anneal_factor is {legacy.tolist()}: this checkpoint was "
+                             "trained with an annealed scale bound, which this version of the "
+                             "GGM no longer has")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def log_bound(self, beta: Tensor) -> Tensor:
-        """``log alpha_min(beta)`` without annealing (differentiable in ``beta``)."""
+        """``log alpha_min(beta)`` (differentiable in ``beta``)."""
         values = self._log_values.to(device=beta.device, dtype=beta.dtype)
         slopes = self._log_slopes.to(device=beta.device, dtype=beta.dtype)
         return _hermite(values, slopes, self.beta_min, self._step, beta)
 
     def bound(self, beta: Tensor) -> Tensor:
-        """The annealed bound ``anneal_factor * alpha_min(beta)``."""
-        factor = self.anneal_factor.to(device=beta.device, dtype=beta.dtype)
-        return torch.exp(self.log_bound(beta)) * factor
+        """The bound ``alpha_min(beta)``."""
+        return torch.exp(self.log_bound(beta))
 
     def forward(self, alpha: Tensor, beta: Tensor) -> Tensor:
         """Return ``max(alpha, bound(beta))`` with gradients to ``alpha`` and ``beta``."""
@@ -183,5 +175,5 @@ class DynamicScaleBound(nn.Module):
         """Configuration shown by ``repr(module)``."""
         return (
             f"beta=[{self.beta_min}, {self.beta_max}], "
-            f"gaussian_scale_bound={self.gaussian_scale_bound}, anneal_start={self.anneal_start}"
+            f"gaussian_scale_bound={self.gaussian_scale_bound}"
         )

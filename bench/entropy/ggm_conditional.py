@@ -62,8 +62,6 @@ class GeneralizedGaussianConditional(EntropyModel):
             default range [0.5, 4] (0.5 is already very heavy-tailed; 4 nearly uniform).
         gaussian_scale_bound: Gaussian ``sigma`` bound whose zero-bin probability defines
             the dynamic scale bound (compressai's 0.11).
-        anneal_start: start factor (>= 1) of the annealed scale bound, see
-            :meth:`set_bound_annealing`; 1 disables annealing.
         alpha_levels, beta_levels, max_std, scale_rounding: coding table grid and how a
             scale maps onto it (:class:`TableGrid`; ``"upper"`` neighbour as compressai, or
             ``"nearest"`` in log space).
@@ -89,7 +87,6 @@ class GeneralizedGaussianConditional(EntropyModel):
         beta_min: float = 0.5,
         beta_max: float = 4.0,
         gaussian_scale_bound: float = 0.11,
-        anneal_start: float = 1.0,
         alpha_levels: int = 64,
         beta_levels: int = 19,
         max_std: float = 256.0,
@@ -102,9 +99,7 @@ class GeneralizedGaussianConditional(EntropyModel):
     ) -> None:
         super().__init__(**kwargs)
         self.gg_shape = GGShape(beta_mode, channels, beta_min, beta_max, beta_init)
-        self.scale_bound = DynamicScaleBound(
-            beta_min, beta_max, gaussian_scale_bound, anneal_start=anneal_start
-        )
+        self.scale_bound = DynamicScaleBound(beta_min, beta_max, gaussian_scale_bound)
         self.grid = TableGrid.create(self.scale_bound, beta_levels, alpha_levels, max_std,
                                      scale_rounding)
         self.tail_mass = float(tail_mass)
@@ -127,13 +122,6 @@ class GeneralizedGaussianConditional(EntropyModel):
     def bounded_scales(self, scales: Tensor, beta: Tensor) -> Tensor:
         """``max(alpha, bound(beta))``, the same bound for training and for table indexes."""
         return self.scale_bound(scales, beta)
-
-    def set_bound_annealing(self, progress: float) -> float:
-        """Anneal the scale bound: factor ``anneal_start ** (1 - progress)``; returns it.
-
-        Call with the training progress in [0, 1]; at 1 the bound is the matched one.
-        """
-        return self.scale_bound.set_annealing(progress)
 
     # ------------------------------------------------------------------ training
     def likelihood(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.learned.coding import decode_image, encode_image
-from bench.learned.qmap import GRID, GRID_NAMES, grid_point
+from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.metrics import region_psnrs
 
 
@@ -52,7 +52,3 @@ def coco_images(root: str | Path | None, split: str = "val2017", limit: int | No
 
     ds = CocoDataset(root, split, limit=limit)
     return [(s.image, s.roi) for s in ds]
-
-
-GRID_TABLE = [{"quality": p.name, "q_roi": p.roi / 100, "q_bg": p.bg / 100,
-               "q_uniform": p.uniform / 100} for p in GRID]
