@@ -271,6 +271,14 @@ class FfmpegCodec(Codec):
     #: ffmpeg's names of the encoder and decoder this codec needs.
     encoder: ClassVar[str] = ""
     decoder: ClassVar[str] = ""
+    #: Quality names are ``<quality_prefix><value>``, the value being the encoder parameter
+    #: (QP, CRF, quality factor, ratio, distance) in ``quality_range``, an integer unless
+    #: ``integer_quality`` is False.
+    quality_prefix: ClassVar[str] = ""
+    quality_range: ClassVar[tuple[float, float]] = (0, 0)
+    integer_quality: ClassVar[bool] = True
+    #: The encoder's named speed presets, fastest first (none: it takes no ``preset``).
+    presets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -288,9 +296,17 @@ class FfmpegCodec(Codec):
 
     # -- qualities
 
-    @abstractmethod
     def parse_quality(self, quality: str) -> float:
         """The encoder parameter a quality name stands for; ValueError if it names none."""
+        value = parse_prefixed(quality, self.quality_prefix, *self.quality_range)
+        return int(value) if self.integer_quality else value
+
+    def check_preset(self, preset: str) -> str:
+        """``preset`` if the encoder has it, else ValueError naming the ones it has."""
+        if preset not in self.presets:
+            raise ValueError(f"unknown {self.encoder} preset {preset!r}; choose from "
+                             f"{', '.join(self.presets)}")
+        return preset
 
     def check_quality(self, quality: str) -> str:
         """Accept grid names and this instance's ``extra_qualities``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.codecs import colour
-from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec, parse_prefixed
+from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec
 
 
 class Av1Codec(YuvFfmpegCodec):
@@ -29,6 +29,7 @@ class Av1Codec(YuvFfmpegCodec):
     decoder = "libdav1d"
     stream_format = "obu"
     suffix = ".obu"
+    quality_prefix, quality_range = "crf", (0, 63)
 
     def __init__(
         self,
@@ -44,10 +45,6 @@ class Av1Codec(YuvFfmpegCodec):
         self.cpu_used = int(cpu_used)
         super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
 
-    def parse_quality(self, quality: str) -> float:
-        """CRF (cq-level) of a ``crf<0..63>`` name."""
-        return int(parse_prefixed(quality, "crf", 0, 63))
-
     def config_text(self) -> str:
         """Usage, speed, tuning and colour conversion."""
         return (
@@ -57,7 +54,7 @@ class Av1Codec(YuvFfmpegCodec):
 
     def encoder_args(self, quality: str) -> list[str]:
         """libaom options: all-intra still picture at constant quality ``crf``."""
-        crf = int(self.parse_quality(quality))
+        crf = self.parse_quality(quality)
         return [
             "-c:v", self.encoder, "-usage", "allintra", "-still-picture", "1",
             "-cpu-used", str(self.cpu_used), "-crf", str(crf), "-b:v", "0",

@@ -30,13 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.codecs import colour, roi_qp
-from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec, parse_prefixed
-
-#: x265 presets from fastest to slowest (intra-only encodes are cheap even at the slow end).
-PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast",
-    "medium", "slow", "slower", "veryslow", "placebo",
-)  # fmt: skip
+from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec
 
 #: x265 options that make it a plain fixed-QP, intra-only, single-threaded MSE encoder.
 X265_PARAMS = (
@@ -69,6 +63,12 @@ class HevcCodec(YuvFfmpegCodec):
     stream_format = "hevc"
     suffix = ".265"
     min_side = 16  # x265 rejects pictures with a side under 16
+    quality_prefix, quality_range = "qp", (0, 51)
+    #: x265 presets (intra-only encodes are cheap even at the slow end).
+    presets = (
+        "ultrafast", "superfast", "veryfast", "faster", "fast",
+        "medium", "slow", "slower", "veryslow", "placebo",
+    )  # fmt: skip
     #: ROI methods x265 implements itself (:func:`bench.registry.create_codec`).
     roi_methods: ClassVar[tuple[str, ...]] = ("qp",)
 
@@ -83,13 +83,11 @@ class HevcCodec(YuvFfmpegCodec):
         roi_method: str | None = None,
         roi_source: str | None = None,
     ):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown x265 preset {preset!r}; choose from {PRESETS}")
         if roi_method not in (None, *self.roi_methods):
             raise ValueError(
                 f"unknown hevc ROI method {roi_method!r}; choose from {', '.join(self.roi_methods)}"
             )
-        self.preset = preset
+        self.preset = self.check_preset(preset)
         self.roi_method = roi_method
         self.roi_source = roi_source  # None: the GT ROI; else the predicted ROI's key
         if roi_method is not None:
@@ -99,7 +97,7 @@ class HevcCodec(YuvFfmpegCodec):
 
     def parse_quality(self, quality: str) -> float:
         """QP (of the ROI, with the ``qp`` ROI method) of a ``qp<0..51>[-d<delta>]`` name."""
-        return int(parse_prefixed(quality.split("-d")[0], "qp", 0, 51))
+        return super().parse_quality(quality.split("-d")[0])
 
     def params(self) -> tuple[str, ...]:
         """x265 parameters without the QP: uniform, or with the ``qp`` ROI method's AQ."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from bench.codecs._ffmpeg import ImageFfmpegCodec, parse_prefixed
+from bench.codecs._ffmpeg import ImageFfmpegCodec
 from bench.codecs.base import CodecError
 
 #: Wavelet resolution levels (decompositions + 1) on images large enough for them.
@@ -65,6 +65,7 @@ class Jpeg2000Codec(ImageFfmpegCodec):
 
     name = "jpeg2000"
     qualities = ("cr480", "cr240", "cr120", "cr64", "cr32", "cr16")
+    quality_prefix, quality_range = "cr", (2, 10_000)
     encoder = "libopenjpeg"
     decoder = "jpeg2000"
     demuxer = "j2k_pipe"
@@ -72,7 +73,7 @@ class Jpeg2000Codec(ImageFfmpegCodec):
 
     def parse_quality(self, quality: str) -> float:
         """Compression ratio of a ``cr<R>`` name (an even number from 2 up)."""
-        ratio = int(parse_prefixed(quality, "cr", 2, 10_000))
+        ratio = super().parse_quality(quality)
         if ratio % 2:
             raise ValueError(f"quality {quality!r}: ffmpeg supports only even ratios")
         return ratio

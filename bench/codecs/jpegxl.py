@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, ImageFfmpegCodec, parse_prefixed
+from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, ImageFfmpegCodec
 
 #: Aspect ratios (width : height) a JPEG XL SizeHeader can name instead of coding the width,
 #: for ratio codes 1-7.
@@ -70,6 +70,7 @@ class JpegxlCodec(ImageFfmpegCodec):
 
     name = "jpegxl"
     qualities = ("d15", "d10", "d6", "d4", "d2.5", "d1.5", "d1")
+    quality_prefix, quality_range, integer_quality = "d", (0.01, 15), False
     encoder = "libjxl"
     decoder = "libjxl"
     demuxer = "jpegxl_pipe"
@@ -87,10 +88,6 @@ class JpegxlCodec(ImageFfmpegCodec):
             raise ValueError(f"effort must be in 1..9, got {effort}")
         self.effort = int(effort)
         super().__init__(ffmpeg, timeout, threads, extra_qualities)
-
-    def parse_quality(self, quality: str) -> float:
-        """Butteraugli distance of a ``d<0.01..15>`` name (0 would be lossless)."""
-        return parse_prefixed(quality, "d", 0.01, 15)
 
     def picture_size(self, data: bytes) -> tuple[int, int] | None:
         """The size in the codestream's SizeHeader (:func:`codestream_size`)."""

@@ -17,10 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.codecs import colour
-from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec, parse_prefixed
-
-#: vvenc presets ffmpeg knows, fastest first.
-PRESETS = ("faster", "fast", "medium", "slow", "slower")
+from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec
 
 
 class VvcCodec(YuvFfmpegCodec):
@@ -32,6 +29,9 @@ class VvcCodec(YuvFfmpegCodec):
     decoder = "vvc"
     stream_format = "vvc"
     suffix = ".266"
+    quality_prefix, quality_range = "qp", (0, 63)
+    #: vvenc presets ffmpeg knows.
+    presets = ("faster", "fast", "medium", "slow", "slower")
     #: vvenc rejects 8x8 pictures, and ffmpeg's wrapper gives vvenc an output buffer of W*H
     #: bytes, so tiny pictures at high quality would not fit; 32x32 leaves 1 KiB.
     min_side = 32
@@ -45,16 +45,10 @@ class VvcCodec(YuvFfmpegCodec):
         preset: str = "medium",
         colour_spec: colour.ColourSpec | None = None,
     ):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown vvenc preset {preset!r}; choose from {PRESETS}")
-        self.preset = preset
+        self.preset = self.check_preset(preset)
         super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
         if self.colour_spec.bit_depth != 10:
             raise ValueError("ffmpeg's libvvenc accepts only 10-bit input (yuv420p10le)")
-
-    def parse_quality(self, quality: str) -> float:
-        """QP of a ``qp<0..63>`` name."""
-        return int(parse_prefixed(quality, "qp", 0, 63))
 
     def config_text(self) -> str:
         """Preset, intra-only fixed QP without QPA, threads and colour conversion."""

@@ -11,7 +11,7 @@ lowest quality bounds how low the rate can go.
 
 from __future__ import annotations
 
-from bench.codecs._ffmpeg import ImageFfmpegCodec, parse_prefixed
+from bench.codecs._ffmpeg import ImageFfmpegCodec
 
 
 def webp_size(data: bytes) -> tuple[int, int] | None:
@@ -44,6 +44,7 @@ class WebpCodec(ImageFfmpegCodec):
 
     name = "webp"
     qualities = ("q0", "q10", "q25", "q45", "q65", "q80", "q90", "q95")
+    quality_prefix, quality_range, integer_quality = "q", (0, 100), False
     encoder = "libwebp"
     decoder = "webp"
     input_pix_fmt = "yuv420p"
@@ -54,10 +55,6 @@ class WebpCodec(ImageFfmpegCodec):
     def picture_size(self, data: bytes) -> tuple[int, int] | None:
         """The size in the file's first chunk (:func:`webp_size`)."""
         return webp_size(data)
-
-    def parse_quality(self, quality: str) -> float:
-        """libwebp quality factor of a ``q<0..100>`` name."""
-        return parse_prefixed(quality, "q", 0, 100)
 
     def config_text(self) -> str:
         """Method, preset and colour conversion."""
