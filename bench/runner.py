@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -409,6 +410,28 @@ class _RayWorker:
 _RAY_ENV_PREFIXES = ("BENCH_", "YOLO_", "IMAGEIO_FFMPEG_EXE", "MPLCONFIGDIR")
 
 
+@contextmanager
+def _local_worker_niceness(niceness: int | None):
+    """Start a local Ray instance whose workers run at ``niceness`` (the driver's).
+
+    Ray runs its workers at nice 15 by default (``RAY_worker_niceness``) so that its own
+    daemons stay responsive; on a shared machine that makes every other process, even a
+    niced background job, take the CPU before them (measured here beside a nice-10 training
+    run: detection 4.3x and decoding 2.3x slower than in the local pool). A local instance
+    started for one run gets the driver's niceness, as the local pool's workers have, unless
+    ``RAY_worker_niceness`` is set; a cluster keeps what ``ray start`` was given.
+    """
+    key = "RAY_worker_niceness"
+    if niceness is None or key in os.environ:
+        yield
+        return
+    os.environ[key] = str(niceness)
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
              address: str | None) -> None:
     """Drain ``units`` through ``jobs`` Ray actors (see the module doc).
@@ -428,8 +451,9 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
     if started:  # a local instance inherits this environment; a cluster's workers get it
         options = {"address": address, "runtime_env": {"env_vars": env}} if address else {
             "num_cpus": jobs}
-        ray.init(**options, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        with _local_worker_niceness(None if address else os.nice(0)):
+            ray.init(**options, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
     try:
         actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_RayWorker)
         workers = [actor.remote(cfg) for _ in range(max(1, jobs))]
