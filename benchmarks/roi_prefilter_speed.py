@@ -7,12 +7,14 @@ interleaved image by image so that machine load hits both alike, two ways:
 
 - *codec*: encode + decode alone (the pre-filter's whole cost shows);
 - *run*: what a ``bench run`` worker does for one image (:func:`bench.runner.code_unit`:
-  read the image and its GT ROI, encode, decode, PSNR/ROI-PSNR and MS-SSIM, the run's
-  default metrics), i.e. the wall time a user of the variant pays.
+  read the image and its GT ROI, encode, decode, then the metrics: by default PSNR/ROI-PSNR
+  and MS-SSIM, as ``bench run``; ``--metrics psnr`` leaves MS-SSIM out), i.e. the wall time
+  a user of the variant pays.
 
 Prints the summed wall times and their ratios (target: at most 1.2).
 
-Run: ``python benchmarks/roi_prefilter_speed.py [--codecs jpeg,webp,hevc,hevc:qp] [--limit 8]``.
+Run: ``python benchmarks/roi_prefilter_speed.py [--codecs jpeg,webp,hevc,hevc:qp] [--limit 8]
+[--metrics psnr]``.
 """
 
 from __future__ import annotations
@@ -53,12 +55,14 @@ def main() -> None:
     ap.add_argument("--codecs", default="jpeg,webp,hevc,hevc:qp",
                     help="comma-separated codec[:method] (method: blur, the default, or qp)")
     ap.add_argument("--limit", type=int, default=8)
+    ap.add_argument("--metrics", default="psnr,ms-ssim",
+                    help="metrics of the run measurement, as bench run --metrics")
     ap.add_argument("--data-root", default=os.environ.get("BENCH_DATA_ROOT")
                     or str(SHARED / "data" / "coco"))
     args = ap.parse_args()
     samples = list(CocoDataset(args.data_root, "val2017", limit=args.limit))
     print(f"{len(samples)} val2017 images, every grid point; codec: encode + decode; "
-          "run: a bench run worker's whole work per image (default metrics)")
+          f"run: a bench run worker's whole work per image (metrics {args.metrics})")
     print(f"{'codec':>8} {'method':>6} {'uniform s':>10} {'ROI variant s':>14} "
           f"{'codec ratio':>12} {'run uniform s':>14} {'run variant s':>14} {'run ratio':>10}")
     for item in args.codecs.split(","):
@@ -67,7 +71,8 @@ def main() -> None:
         uniform, variant = create_codec(name), create_codec(name, roi_method=method)
         label = codec_label(name, {"roi": f"gt-{method}"}, {})
         runner._init_worker(runner.RunConfig(
-            data_root=args.data_root, codec_options={label: {"roi_method": method}}))
+            data_root=args.data_root, codec_options={label: {"roi_method": method}},
+            metrics=tuple(args.metrics.split(","))))
         units = {}
         for sample in samples:
             units[sample.image_id] = (

@@ -84,3 +84,26 @@ def test_check_with_the_ray_executor_passes_a_baseline_made_locally(coco_root, t
     assert "bench check: passed: 2 cells" in capsys.readouterr().out
     assert main(["check", "--ray-address", "127.0.0.1:1", *common]) == 2
     assert "needs --executor ray" in capsys.readouterr().err
+
+
+def test_a_local_ray_instance_gets_the_drivers_niceness(monkeypatch):
+    """Ray's default nice 15 made its workers lose the CPU to any other process: a local
+    instance is started with the driver's niceness, unless the user set one; a cluster's
+    address leaves it alone. Checked on a real actor."""
+    from bench.runner import _local_worker_niceness
+
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    with _local_worker_niceness(os.nice(0)):
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        niceness = ray.get(ray.remote(num_cpus=1)(lambda: os.nice(0)).remote())
+    finally:
+        ray.shutdown()
+    assert niceness == os.nice(0)
+    assert "RAY_worker_niceness" not in os.environ  # the driver's environment is restored
+    monkeypatch.setenv("RAY_worker_niceness", "7")
+    with _local_worker_niceness(0):
+        assert os.environ["RAY_worker_niceness"] == "7"
+    with _local_worker_niceness(None):
+        assert os.environ["RAY_worker_niceness"] == "7"
