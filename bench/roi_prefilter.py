@@ -64,17 +64,18 @@ def keep_mask(roi: np.ndarray | None, shape: tuple[int, int], keep_px: int = KEE
 def low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
     """``image`` blurred by about a Gaussian of std ``sigma`` pixels, cheaply (uint8 in, out).
 
-    The picture is averaged down by a power of two ``f`` (``sigma`` rounded down to one,
-    at least 2; OpenCV ``INTER_AREA``, a box of ``f`` pixels), blurred there by a Gaussian
-    that makes up the rest of the variance, and brought back with bilinear interpolation (a
+    The picture is averaged down by a power of two ``f`` (``sigma`` rounded down to one, at
+    least 2; OpenCV ``INTER_AREA``, a box of ``f`` pixels), blurred there by a Gaussian that
+    makes up the rest of the variance, and brought back with bilinear interpolation (a
     triangle of half width ``f``). The box and the triangle have variances (f²−1)/12 and
-    (f²−1)/6, so the small Gaussian gets sigma_low² = (sigma² − (f²−1)/4) / f², at least
-    0.19 for sigma ≥ 1 (Burt & Adelson's pyramid argument, IEEE Trans. Commun. 1983: blur at
-    the resolution the blur leaves). Averaged over where a detail lies against the
-    down-sampling grid, the spread is the Gaussian's; a single detail may move by up to
-    ``f/2``, which the background of an ROI pre-filter can afford. It costs two resamplings
-    of the full picture whatever ``sigma`` is: a full-resolution Gaussian of sigma 8 costs
-    about as much as coding the picture with JPEG, which an encoder-side pre-filter must not.
+    (f²−1)/6, so the small Gaussian gets sigma_low² = (sigma² − (f²−1)/4) / f² (sigma_low at
+    least 0.25 for sigma ≥ 1, 0.86 from sigma 2 on; Burt & Adelson's pyramid argument, IEEE
+    Trans. Commun. 1983: blur at the resolution the blur leaves). Averaged over where a
+    detail lies against the down-sampling grid, the spread is the Gaussian's; a single
+    detail may move by up to ``f/2``, which the background of an ROI pre-filter can afford.
+    It costs two resamplings of the full picture whatever ``sigma`` is: a full-resolution
+    Gaussian of sigma 8 costs about as much as coding the picture with JPEG, which an
+    encoder-side pre-filter must not.
     Below sigma 0.87 it is the plain Gaussian.
     """
     import math
