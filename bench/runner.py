@@ -182,7 +182,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
         codec, load_s = _codec(unit)
     except Exception as exc:  # a codec that cannot load fails its rows; the run goes on
         for row in rows:
-            row.error = f"loading the codec failed: {_describe(exc)}"
+            row.error = f"loading the codec failed: {describe_error(exc)}"
         return rows
     rows[0].load_s = load_s
     try:
@@ -190,7 +190,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
             sample = _STATE["dataset"].load(unit.image_id)
     except Exception as exc:  # a bad image becomes an error row; the run goes on
         for row in rows:
-            row.error = _describe(exc)
+            row.error = describe_error(exc)
         return rows
     encoder_roi = sample.roi  # the GT ROI, unless the codec encodes a predicted one
     roi_source = cfg.codec_options.get(unit.label, {}).get("roi_source")
@@ -202,7 +202,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
                                                                 sample.image.shape[:2])
         except Exception as exc:
             for row in rows:
-                row.error = _describe(exc)
+                row.error = describe_error(exc)
             return rows
     for row in rows:
         row.file_name = sample.file_name
@@ -215,7 +215,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
                 write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
                               encode_png(recon))
         except Exception as exc:  # one failed encode must not lose the other rows
-            row.error = _describe(exc)
+            row.error = describe_error(exc)
     return rows
 
 
@@ -285,7 +285,8 @@ def _predict(recon, image_id: int) -> list[tuple]:
     return out
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """How a failure is written into a row or a prediction: ``Type: message``."""
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -500,7 +501,7 @@ def _rows(unit: Unit) -> list[ImageResult]:
 def _error_rows(unit: Unit, exc: BaseException) -> list[ImageResult]:
     rows = _rows(unit)
     for row in rows:
-        row.error = _describe(exc)
+        row.error = describe_error(exc)
     return rows
 
 

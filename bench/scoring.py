@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bench.labels import codec_name
-from bench.runner import recon_path
+from bench.runner import describe_error, recon_path
 from bench.store import ImageResult, ResultsStore
 from bench.tasks.cocoeval import evaluate
 
@@ -49,7 +49,7 @@ def predict_image(task, image, image_id: int) -> tuple[list[dict] | None, str | 
         results = task.predict(image, image_id)
         return results, None, time.perf_counter() - t0
     except Exception as exc:  # one failing image becomes an error, not a crash
-        return None, f"{type(exc).__name__}: {exc}", None
+        return None, describe_error(exc), None
 
 
 def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageResult], run_dir,
@@ -72,7 +72,7 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
                 data = store.bitstream(row.codec, row.codec_version, row.quality, row.image_id)
                 recon = codecs[row.label].decode(data)
         except Exception as exc:  # an image that cannot be decoded becomes an error
-            results, error, seconds = None, f"{type(exc).__name__}: {exc}", None
+            results, error, seconds = None, describe_error(exc), None
         else:
             results, error, seconds = predict_image(task, recon, row.image_id)
         store.put_prediction(row.key, task.name, key, results, error, seconds)

@@ -20,6 +20,8 @@ import argparse
 import sys
 import time
 
+from bench.cli.executor_options import add_executor_options, executor_problem
+
 
 def register(sub) -> None:
     """Add the ``check`` command to the ``bench`` sub-parsers."""
@@ -42,15 +44,7 @@ def register(sub) -> None:
                    help="with --update: no detection scores in the baseline")
     p.add_argument("--data-root", default=None, help="COCO root (see above)")
     p.add_argument("--models-dir", default=None, help="folder of the detection model")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes for coding (default: 1); with --executor ray, Ray "
-                   "workers")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="who codes the subset, as in bench run: local, a process pool here "
-                   "(default), or ray, Ray actors at --ray-address / $RAY_ADDRESS (else a "
-                   "local Ray instance); the numbers are the same either way")
-    p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="--executor ray: the cluster to join")
+    add_executor_options(p)
     p.add_argument("--run-dir", default=None, metavar="DIR",
                    help="keep the check's store here (default: a temporary folder); rows "
                    "already in it are reused, so use a fresh folder for a real check")
@@ -80,10 +74,9 @@ def main(args: argparse.Namespace) -> int:
     baseline_path = Path(args.baseline) if args.baseline else check.DEFAULT_BASELINE
     data_root = args.data_root or check.default_data_root()
     models_dir = Path(args.models_dir) if args.models_dir else check.default_models_dir()
-    if args.jobs < 1:
-        return _fail(f"--jobs must be at least 1, got {args.jobs}")
-    if args.ray_address and args.executor != "ray":
-        return _fail("--ray-address needs --executor ray")
+    problem = executor_problem(args)
+    if problem:
+        return _fail(problem)
     try:
         if args.update:
             return _update(args, gate, check, baseline_path, data_root, models_dir, t0)

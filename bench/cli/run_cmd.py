@@ -14,6 +14,8 @@ import argparse
 import shlex
 import sys
 
+from bench.cli.executor_options import add_executor_options, executor_problem
+
 
 def register(sub) -> None:
     from bench.cli.codecs_cmd import add_vtm_dir
@@ -39,17 +41,7 @@ def register(sub) -> None:
                    help="only the first N images (in ascending image-id order)")
     p.add_argument("--image-ids", default=None, metavar="ID,ID,…",
                    help="only these image ids (comma-separated)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes (default: 1); with --executor ray, Ray workers "
-                   "(and the CPUs of the local Ray instance started when there is no cluster)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="who codes: local, a process pool on this machine (default), or ray, "
-                   "Ray actors on the cluster at --ray-address / $RAY_ADDRESS (else a local "
-                   "Ray instance); results are identical, only this process writes the store "
-                   "(pip install -e \".[ray]\")")
-    p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="--executor ray: the cluster to join (default: $RAY_ADDRESS, else a "
-                   "local instance)")
+    add_executor_options(p)
     p.add_argument("--ship-images", action="store_true",
                    help="send each image from this process to the workers (for clusters "
                    "without the data root on shared storage; default: workers read it)")
@@ -261,15 +253,14 @@ def main(args: argparse.Namespace) -> int:
     bad = [m for m in metrics if m not in ALL_METRICS]
     if bad:
         return _fail(f"--metrics: unknown {', '.join(bad)} (known: {', '.join(ALL_METRICS)})")
-    if args.jobs < 1:
-        return _fail(f"--jobs must be at least 1, got {args.jobs}")
+    problem = executor_problem(args)
+    if problem:
+        return _fail(problem)
     if args.ship_images and args.executor != "ray":
         return _fail("--ship-images is for --executor ray (local workers read the data root)")
     if args.ship_images and args.roi == "pred":
         return _fail("--ship-images with --roi pred is not supported yet: the predicted ROIs "
                      "are cached in RUN_DIR, which cluster workers do not see")
-    if args.ray_address and args.executor != "ray":
-        return _fail("--ray-address needs --executor ray")
     try:
         dataset = CocoDataset(args.data_root, args.split, image_ids=parse_ids(args.image_ids),
                               limit=args.limit)
