@@ -1,7 +1,7 @@
 """ROI by background simplification: any codec spends fewer bits outside the objects.
 
-The encoder-side pre-filter keeps the ROI, grown by :data:`KEEP_PX` pixels, exactly as it is
-and replaces the rest of the picture by a low-passed copy (:func:`low_pass`: a blur of a
+The encoder-side pre-filter keeps the ROI, grown by at least :data:`KEEP_PX` pixels
+(:func:`keep_mask`), exactly as it is and replaces the rest of the picture by a low-passed copy (:func:`low_pass`: a blur of a
 given Gaussian-equivalent sigma made by down-sampling, a small Gaussian and up-sampling)
 before the unchanged codec codes it. Blurred background has little high-frequency content,
 so every transform codec spends less on it; the decoder is the codec's own and needs nothing
@@ -21,6 +21,7 @@ never share rows.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from bench.codecs.base import Codec, check_image
@@ -28,24 +29,25 @@ from bench.codecs.base import Codec, check_image
 if TYPE_CHECKING:
     import numpy as np
 
-#: Pixels the kept region extends beyond the ROI: covers a 16×16 transform block (and
+#: Pixels the kept region extends beyond the ROI at least: covers a 16×16 transform block (and
 #: 4:2:0 chroma's 8×8 blocks at half resolution) that touches the ROI at its corner, so
 #: the ROI's own blocks see no blurred pixel in codecs with blocks up to that size.
 KEEP_PX = 23
 #: Background blur (Gaussian sigma, pixels) at the lowest- and highest-rate grid points;
 #: the points between are spaced evenly in log sigma.
 SIGMA_LOW_RATE, SIGMA_HIGH_RATE = 8.0, 1.0
-#: Names the low-pass in the version string (rows made with a plain full-resolution Gaussian,
-#: the first implementation, carry no such tag).
-LOW_PASS = "lowpass=area-gauss-linear"
+#: Names the low-pass and the keep mask in the version string. Rows made with a plain
+#: full-resolution Gaussian (the first implementation) carry no such tag; rows tagged
+#: ``lowpass=area-gauss-linear keep=23px`` averaged down in one step and kept exactly the
+#: pixels within 23 px (a full-resolution distance transform).
+LOW_PASS = "lowpass=pyr2-gauss-linear"
+KEEP = "keep-mask=half-res"
 #: ROI methods ``bench run --roi-method`` knows.
 METHODS = ("blur",)
 
 
 def sigma_schedule(points: int) -> tuple[float, ...]:
     """Blur sigmas of a grid of ``points`` points, low → high rate, rounded to 0.1 px."""
-    import math
-
     if points == 1:
         return (round(math.sqrt(SIGMA_LOW_RATE * SIGMA_HIGH_RATE), 1),)
     ratio = SIGMA_HIGH_RATE / SIGMA_LOW_RATE
@@ -53,19 +55,61 @@ def sigma_schedule(points: int) -> tuple[float, ...]:
 
 
 def keep_mask(roi: np.ndarray | None, shape: tuple[int, int], keep_px: int = KEEP_PX):
-    """The pixels the pre-filter keeps: those within ``keep_px`` (Euclidean) of the ROI."""
+    """The pixels the pre-filter keeps: all within ``keep_px`` (Euclidean) of the ROI, and
+    some up to ``keep_px`` + 3.
+
+    Found at half resolution, a quarter of the cost of the exact distance transform: a 2×2
+    cell holding an ROI pixel is an ROI cell, and a cell is kept when its centre lies within
+    ``keep_px`` + √2 pixels of an ROI cell's centre (a pixel and its cell's centre are
+    √2/2 apart, on both ends), so no pixel within ``keep_px`` of the ROI is missed.
+    """
+    import cv2
     import numpy as np
 
-    from bench.roi_pred import dilate
+    if roi is None or not roi.any():
+        return np.zeros(shape, bool)
+    h, w = shape
+    m = np.ascontiguousarray(roi, dtype=bool)
+    if h % 2 or w % 2:
+        m = np.pad(m, ((0, h % 2), (0, w % 2)))
+    cells = m[0::2, 0::2] | m[1::2, 0::2] | m[0::2, 1::2] | m[1::2, 1::2]
+    outside = (~cells).view(np.uint8)
+    near = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) \
+        <= (keep_px + math.sqrt(2)) / 2
+    full = cv2.resize(near.view(np.uint8), (2 * near.shape[1], 2 * near.shape[0]),
+                      interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(full[:h, :w]).view(bool)
 
-    return np.zeros(shape, bool) if roi is None else dilate(roi, keep_px)
+
+def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """``image`` and ``levels`` copies averaged down by 2, 4, …: each level the 2×2 box mean
+    of the one before (an odd last row or column repeated), OpenCV's fast ``INTER_AREA``
+    path; the general one for 4× or 8× costs as much as coding the picture with JPEG."""
+    import cv2
+    import numpy as np
+
+    out = [np.ascontiguousarray(image)]
+    for _ in range(levels):
+        prev = out[-1]
+        h, w = prev.shape[:2]
+        if h % 2 or w % 2:
+            prev = cv2.copyMakeBorder(prev, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+        out.append(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2),
+                              interpolation=cv2.INTER_AREA))
+    return out
 
 
-def low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
+def _factor(sigma: float) -> int:
+    """The down-sampling factor :func:`low_pass` uses for ``sigma`` (1: none)."""
+    return max(2, 1 << math.floor(math.log2(sigma))) if sigma >= 0.87 else 1
+
+
+def low_pass(image: np.ndarray, sigma: float,
+             levels: list[np.ndarray] | None = None) -> np.ndarray:
     """``image`` blurred by about a Gaussian of std ``sigma`` pixels, cheaply (uint8 in, out).
 
     The picture is averaged down by a power of two ``f`` (``sigma`` rounded down to one, at
-    least 2; OpenCV ``INTER_AREA``, a box of ``f`` pixels), blurred there by a Gaussian that
+    least 2; 2×2 box means repeated, :func:`pyramid`), blurred there by a Gaussian that
     makes up the rest of the variance, and brought back with bilinear interpolation (a
     triangle of half width ``f``). The box and the triangle have variances (f²−1)/12 and
     (f²−1)/6, so the small Gaussian gets sigma_low² = (sigma² − (f²−1)/4) / f² (sigma_low at
@@ -73,36 +117,40 @@ def low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
     Trans. Commun. 1983: blur at the resolution the blur leaves). Averaged over where a
     detail lies against the down-sampling grid, the spread is the Gaussian's; a single
     detail may move by up to ``f/2``, which the background of an ROI pre-filter can afford.
-    It costs two resamplings of the full picture whatever ``sigma`` is: a full-resolution
+    It costs a resampling of the full picture whatever ``sigma`` is (a full-resolution
     Gaussian of sigma 8 costs about as much as coding the picture with JPEG, which an
-    encoder-side pre-filter must not.
+    encoder-side pre-filter must not); ``levels``, a :func:`pyramid` of ``image`` at least
+    that deep, lets the points of one image share the averaging down.
     Below sigma 0.87 it is the plain Gaussian.
     """
-    import math
-
     import cv2
-    import numpy as np
 
     if sigma <= 0:
         return image.copy()
-    f = max(2, 1 << math.floor(math.log2(sigma))) if sigma >= 0.87 else 1
+    f = _factor(sigma)
     h, w = image.shape[:2]
+    depth = f.bit_length() - 1
+    if levels is None or len(levels) <= depth:
+        levels = pyramid(image, depth)
+    small = levels[depth]
     small_var = (sigma * sigma - (f * f - 1) / 4) / (f * f)
-    small = cv2.resize(image, (-(-w // f), -(-h // f)), interpolation=cv2.INTER_AREA) \
-        if f > 1 else np.ascontiguousarray(image)
     if small_var > 0.01:
         small = cv2.GaussianBlur(small, (0, 0), sigmaX=math.sqrt(small_var),
                                  borderType=cv2.BORDER_REPLICATE)
+    elif f == 1:
+        small = small.copy()
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if f > 1 else small
 
 
 def simplify_background(image: np.ndarray, roi: np.ndarray | None, sigma: float,
-                        keep_px: int = KEEP_PX, keep: np.ndarray | None = None) -> np.ndarray:
+                        keep_px: int = KEEP_PX, keep: np.ndarray | None = None,
+                        levels: list[np.ndarray] | None = None) -> np.ndarray:
     """``image`` with everything farther than ``keep_px`` from the ROI low-passed
     (:func:`low_pass` of ``sigma``).
 
     ROI pixels (and the margin) are returned unchanged, bit for bit. With no ROI (None or
-    empty) the whole picture is background. ``keep`` may pass :func:`keep_mask`'s result.
+    empty) the whole picture is background. ``keep`` may pass :func:`keep_mask`'s result and
+    ``levels`` a :func:`pyramid` of ``image`` (both made once for all of an image's points).
     """
     import cv2
     import numpy as np
@@ -112,7 +160,7 @@ def simplify_background(image: np.ndarray, roi: np.ndarray | None, sigma: float,
     if keep.all():
         return image.copy()
     image = np.ascontiguousarray(image)
-    out = low_pass(image, sigma)
+    out = low_pass(image, sigma, levels)
     cv2.copyTo(image, keep.view(np.uint8), out)  # kept pixels back, bit for bit
     return out
 
@@ -136,7 +184,9 @@ class PrefilteredCodec(Codec):
                                strict=True))
         self.qualities = tuple(f"{q}-b{s:g}" for q, s in self.sigmas.items())
         self._inner_quality = dict(zip(self.qualities, inner.qualities, strict=True))
-        self._roi = self._keep = None  # the last ROI seen and its keep mask
+        # the last image and ROI seen, their keep mask and the image's pyramid
+        self._image = self._roi = self._keep = self._levels = None
+        self._depth = max(_factor(s) for s in self.sigmas.values()).bit_length() - 1
 
     @property
     def last_command(self):  # the wrapped codec's external program, when it has one
@@ -150,7 +200,7 @@ class PrefilteredCodec(Codec):
         sigmas = ",".join(f"{s:g}" for s in self.sigmas.values())
         roi = f"roi-pred-{self.roi_source}" if self.roi_source else "roi-gt"
         return (f"{self.inner.version()}/{roi}-prefilter-{self.method} sigma={sigmas} "
-                f"{LOW_PASS} keep={KEEP_PX}px")
+                f"{LOW_PASS} keep={KEEP_PX}px {KEEP}")
 
     def availability(self) -> str | None:
         return self.inner.availability()
@@ -163,10 +213,14 @@ class PrefilteredCodec(Codec):
     def encode(self, image: np.ndarray, roi: np.ndarray | None, quality: str) -> bytes:
         check_image(image)
         inner_quality = self._inner_quality[self.check_quality(quality)]
-        # the harness passes one ROI object for all of an image's points: grow it once
+        # the harness passes the same image and ROI objects for all of an image's points:
+        # grow the ROI and average the image down once
         if roi is not self._roi or self._keep is None or self._keep.shape != image.shape[:2]:
             self._roi, self._keep = roi, keep_mask(roi, image.shape[:2])
-        filtered = simplify_background(image, roi, self.sigmas[inner_quality], keep=self._keep)
+        if image is not self._image or self._levels is None:
+            self._image, self._levels = image, pyramid(image, self._depth)
+        filtered = simplify_background(image, roi, self.sigmas[inner_quality], keep=self._keep,
+                                       levels=self._levels)
         return self.inner.encode(filtered, roi, inner_quality)
 
     def decode(self, data: bytes) -> np.ndarray:

@@ -37,6 +37,37 @@ def test_the_prefilter_never_changes_a_pixel_inside_the_roi():
     assert not np.array_equal(out[60:, 60:], image[60:, 60:])
 
 
+def test_keep_mask_holds_every_pixel_within_the_margin_and_few_more():
+    """The half-resolution keep mask is a superset of the exact Euclidean dilation by
+    KEEP_PX and inside the dilation by KEEP_PX + 3, for odd and even sizes."""
+    from bench.roi_pred import dilate
+    from bench.roi_prefilter import keep_mask
+
+    for shape in ((96, 128), (97, 131), (61, 40)):
+        roi = np.zeros(shape, bool)
+        roi[20:31, 17:26] = True  # a block, a lone pixel at an odd position, a corner
+        roi[shape[0] - 4, shape[1] - 2] = roi[0, 0] = True
+        keep = keep_mask(roi, shape)
+        assert keep.shape == shape and keep.dtype == bool
+        assert not (dilate(roi, KEEP_PX) & ~keep).any()
+        assert not (keep & ~dilate(roi, KEEP_PX + 3)).any()
+        assert (keep & ~dilate(roi, KEEP_PX)).any()  # the superset is not exact by chance
+    assert not keep_mask(None, (8, 9)).any() and not keep_mask(np.zeros((8, 9), bool), (8, 9)).any()
+
+
+def test_codec_shares_the_keep_mask_and_pyramid_across_points_without_changing_pixels(
+        coco_root):
+    """The ROI variant grows the ROI and averages the image down once per image: each point
+    it codes is the bitstream of the freshly pre-filtered picture."""
+    sample = next(iter(CocoDataset(coco_root, "val2017", limit=1)))
+    codec, inner = create_codec("jpeg", roi_method="blur"), create_codec("jpeg")
+    for quality in codec.qualities[::3]:
+        sigma = codec.sigmas[codec._inner_quality[quality]]
+        fresh = simplify_background(sample.image, sample.roi, sigma)
+        assert codec.encode(sample.image, sample.roi, quality) == \
+            inner.encode(fresh, None, codec._inner_quality[quality])
+
+
 def test_grid_pairs_each_point_with_a_weaker_blur_towards_high_rate():
     codec = create_codec("jpeg", roi_method="blur")
     assert isinstance(codec, PrefilteredCodec) and codec.uses_roi and codec.name == "jpeg"
