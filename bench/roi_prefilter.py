@@ -1,15 +1,15 @@
 """ROI by background simplification: any codec spends fewer bits outside the objects.
 
 The encoder-side pre-filter keeps the ROI, grown by at least :data:`KEEP_PX` pixels
-(:func:`keep_mask`), exactly as it is and replaces the rest of the picture by a low-passed copy (:func:`low_pass`: a blur of a
-given Gaussian-equivalent sigma made by down-sampling, a small Gaussian and up-sampling)
-before the unchanged codec codes it. Blurred background has little high-frequency content,
-so every transform codec spends less on it; the decoder is the codec's own and needs nothing
-extra, so bpp stays honest. This is the classical ROI baseline of coding-for-machines papers
-when an encoder has no spatial rate control of its own, and it needs no line of
-codec-specific code: :class:`PrefilteredCodec` wraps any registered codec, third-party ones
-included (``bench run --roi-method blur``; :func:`bench.registry.create_codec` with
-``roi_method="blur"``).
+(:func:`keep_mask`), exactly as it is and replaces the rest of the picture by a low-passed
+copy (:func:`low_pass`: a blur of a given Gaussian-equivalent sigma made by down-sampling, a
+small Gaussian and up-sampling) before the unchanged codec codes it. Blurred background has
+little high-frequency content, so every transform codec spends less on it; the decoder is
+the codec's own and needs nothing extra, so bpp stays honest. This is the classical ROI
+baseline of coding-for-machines papers when an encoder has no spatial rate control of its
+own, and it needs no line of codec-specific code: :class:`PrefilteredCodec` wraps any
+registered codec, third-party ones included (``bench run --roi-method blur``;
+:func:`bench.registry.create_codec` with ``roi_method="blur"``).
 
 The blur strength is part of the quality grid: each point of the wrapped codec's grid is
 paired with a blur sigma (:func:`sigma_schedule`), strongest at the lowest rate, so the grid

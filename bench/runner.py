@@ -412,21 +412,22 @@ _RAY_ENV_PREFIXES = ("BENCH_", "YOLO_", "IMAGEIO_FFMPEG_EXE", "MPLCONFIGDIR")
 
 
 @contextmanager
-def _local_worker_niceness(niceness: int | None):
-    """Start a local Ray instance whose workers run at ``niceness`` (the driver's).
+def _local_worker_niceness(local: bool):
+    """Start a local Ray instance (``local``) whose workers run at the driver's niceness.
 
     Ray runs its workers at nice 15 by default (``RAY_worker_niceness``) so that its own
     daemons stay responsive; on a shared machine that makes every other process, even a
     niced background job, take the CPU before them (measured here beside a nice-10 training
-    run: detection 4.3x and decoding 2.3x slower than in the local pool). A local instance
-    started for one run gets the driver's niceness, as the local pool's workers have, unless
+    run: detection 4.3x and decoding 2.3x slower than in the local pool). The setting is an
+    increment over the raylet's niceness, which a local instance inherits from the driver,
+    so 0 gives the workers the driver's niceness, as the local pool's workers have, unless
     ``RAY_worker_niceness`` is set; a cluster keeps what ``ray start`` was given.
     """
     key = "RAY_worker_niceness"
-    if niceness is None or key in os.environ:
+    if not local or key in os.environ:
         yield
         return
-    os.environ[key] = str(niceness)
+    os.environ[key] = "0"
     try:
         yield
     finally:
@@ -452,7 +453,7 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
     if started:  # a local instance inherits this environment; a cluster's workers get it
         options = {"address": address, "runtime_env": {"env_vars": env}} if address else {
             "num_cpus": jobs}
-        with _local_worker_niceness(None if address else os.nice(0)):
+        with _local_worker_niceness(not address):
             ray.init(**options, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
     try:
