@@ -95,7 +95,8 @@ def _rate_psnrs(codec, samples, quality):
     return bits / pixels, float(np.mean(roi_psnr)), float(np.mean(bg_psnr))
 
 
-@pytest.mark.parametrize("name", ["jpeg", "webp", "hevc"])
+@pytest.mark.parametrize("name", ["jpeg", "webp", "hevc",
+                                  pytest.param("vvc", marks=pytest.mark.slow)])
 def test_roi_variant_beats_uniform_on_the_roi_at_equal_rate(coco_root, name):
     """At one grid point the blur variant's ROI-PSNR is above the uniform codec's at the same
     rate (log-rate interpolation between uniform grid points) and its background PSNR below."""
