@@ -12,31 +12,19 @@ Run: ``python benchmarks/executor_row_times.py [--limit 12]``.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from _bench_run import add_run_arguments, run_command, timed_run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--limit", type=int, default=12)
-    ap.add_argument("--data-root", default=os.environ.get("BENCH_DATA_ROOT")
-                    or str(SHARED / "data" / "coco"))
-    ap.add_argument("--model", default=str(Path(os.environ.get("BENCH_MODELS_DIR")
-                                                or SHARED / "models")
-                                           / "yolov8n_integer_quant.tflite"))
+    add_run_arguments(ap, limit=12)
     args = ap.parse_args()
-    base = [sys.executable, "-m", "bench", "run", "--no-progress", "--limit", str(args.limit),
-            "--metrics", "psnr", "--task", "detection", "--model", args.model,
-            "--data-root", args.data_root, "--codec", "jpeg", "--codec", "vvc",
-            "--quality", "qp37", "--quality", "qp27", "--quality", "q50", "--quality", "q10"]
+    base = run_command(args, ["jpeg", "vvc"], ["qp37", "qp27", "q50", "q10"])
     setups = {"local --jobs 2": ["--executor", "local", "--jobs", "2"],
               "ray --jobs 2": ["--executor", "ray", "--jobs", "2"]}
     print(f"{'executor':>15} {'wall s':>7} {'rows':>5} {'encode s':>9} {'decode s':>9} "
@@ -44,10 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-row-times-") as tmp:
         for name, extra in setups.items():
             run_dir = Path(tmp) / name.replace(" ", "_")
-            t0 = time.perf_counter()
-            subprocess.run([*base, *extra, "--run-dir", str(run_dir)], check=True,
-                           stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - t0
+            wall = timed_run(base, extra, run_dir)
             db = sqlite3.connect(run_dir / "results.sqlite")
             try:
                 enc, dec, rows = db.execute(

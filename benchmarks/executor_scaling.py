@@ -14,15 +14,11 @@ Run: ``python benchmarks/executor_scaling.py [--limit 24] [--codecs jpeg,vvc] [-
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from _bench_run import add_run_arguments, run_command, timed_run
 
 
 def digests(run_dir: Path) -> list[tuple]:
@@ -36,23 +32,12 @@ def digests(run_dir: Path) -> list[tuple]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--limit", type=int, default=24)
+    add_run_arguments(ap, limit=24)
     ap.add_argument("--codecs", default="jpeg,vvc")
     ap.add_argument("--quality", action="append", default=None,
                     help="quality points to run (repeatable; default: whole grids)")
-    ap.add_argument("--data-root", default=os.environ.get("BENCH_DATA_ROOT")
-                    or str(SHARED / "data" / "coco"))
-    ap.add_argument("--model", default=str(Path(os.environ.get("BENCH_MODELS_DIR")
-                                                or SHARED / "models")
-                                           / "yolov8n_integer_quant.tflite"))
     args = ap.parse_args()
-    base = [sys.executable, "-m", "bench", "run", "--no-progress", "--limit", str(args.limit),
-            "--metrics", "psnr", "--task", "detection", "--model", args.model,
-            "--data-root", args.data_root]
-    for codec in args.codecs.split(","):
-        base += ["--codec", codec]
-    for quality in args.quality or []:
-        base += ["--quality", quality]
+    base = run_command(args, args.codecs.split(","), args.quality or [])
     setups = {
         "local --jobs 1": ["--executor", "local", "--jobs", "1"],
         "local --jobs 2": ["--executor", "local", "--jobs", "2"],
@@ -63,10 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         for name, extra in setups.items():
             run_dir = Path(tmp) / name.split()[0] / extra[-1]
-            t0 = time.perf_counter()
-            subprocess.run([*base, *extra, "--run-dir", str(run_dir)], check=True,
-                           stdout=subprocess.DEVNULL)
-            seconds[name] = time.perf_counter() - t0
+            seconds[name] = timed_run(base, extra, run_dir)
             stores[name] = digests(run_dir)
             print(f"{name:>16}: {seconds[name]:8.1f} s")
     same = all(s == stores["local --jobs 1"] for s in stores.values())
