@@ -10,11 +10,17 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.learned.checkpoint import export_model, load_model
+from bench.learned.checkpoint import (
+    SNAPSHOT_FORMAT,
+    export_model,
+    export_snapshot,
+    load,
+    load_model,
+)
 from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch, make_pack
 from bench.learned.network import RoiHyperprior
 from bench.learned.recipe import RECIPES, Recipe
-from bench.learned.train import TrainConfig, Trainer
+from bench.learned.train import TrainConfig, Trainer, warm_start_source
 from tests.conftest import natural_image
 
 TINY = {"N": 16, "M": 24, "C": 8}
@@ -184,6 +190,63 @@ def test_a_release_of_the_same_recipe_continues_its_schedule(image_dir, tmp_path
     assert second.warm_start["from"] == "r1.pt"
     assert [r["step"] for r in second.run()] == [3, 4, 5]
     assert second.budget()["crops_seen"] == 10 and len(second.sessions) == 2
+
+
+def test_a_campaign_snapshot_carries_the_run_to_a_new_machine(image_dir, tmp_path):
+    recipe = _recipe(steps=5, gains=3, warm_start=True, ema=0.9)
+    torch.manual_seed(0)
+    export_model(RoiHyperprior("ggm", gains=3, **TINY), tmp_path / "release.pt", {})
+    first = _trainer(image_dir, tmp_path / "a", recipe,
+                     warm_start_from=str(tmp_path / "release.pt"), stop_at=2)
+    first.run()
+    snap = tmp_path / "campaign" / "ggm.pt"
+    card = first.snapshot(snap)
+    release = first.export(tmp_path / "full.pt")
+    assert card["budget"]["steps"] == 2 and card["checkpoint_bytes"] < release["checkpoint_bytes"]
+    stored = load(snap)
+    assert stored["format"] == SNAPSHOT_FORMAT
+    assert stored["state_dict"]["s_convs.0.weight"].dtype == torch.float16
+    assert stored["state_dict"]["log_gain"].dtype == torch.float32  # small tensors stay exact
+    # the state folder is gone: of the release (step 0, no recipe) and the snapshot, the
+    # snapshot is further along, so the run goes on from its step with its weights
+    assert warm_start_source("ggm", recipe.name, [tmp_path / "release.pt", snap]) == snap
+    second = _trainer(image_dir, tmp_path / "b", recipe, warm_start_from=str(snap))
+    assert second.step == 2 and second.warm_start["resumed_snapshot"] == "ggm.pt"
+    assert second.warm_start["from"] == "release.pt"
+    expected = first.release_state()
+    for name, value in second.model.state_dict().items():
+        if value.is_floating_point() and value.numel():
+            torch.testing.assert_close(value, expected[name].float(), rtol=1e-3, atol=1e-4)
+    assert [r["step"] for r in second.run()] == [3, 4, 5]
+    assert second.budget()["crops_seen"] == 10 and len(second.sessions) == 2
+
+
+def test_warm_start_source_prefers_the_release_unless_a_snapshot_is_further(tmp_path):
+    torch.manual_seed(0)
+    model = RoiHyperprior("ggm", **TINY)
+    release, other, behind = tmp_path / "r.pt", tmp_path / "o.pt", tmp_path / "b.pt"
+    export_model(model, release, {"recipe": {"name": "custom"}, "budget": {"steps": 4}})
+    export_snapshot(model.state_dict(), model.config(),
+                    {"recipe": {"name": "other"}, "budget": {"steps": 9}}, other)
+    export_snapshot(model.state_dict(), model.config(),
+                    {"recipe": {"name": "custom"}, "budget": {"steps": 4}}, behind)
+    assert warm_start_source("ggm", "custom", [release, other]) == release  # another recipe
+    assert warm_start_source("ggm", "custom", [release, behind]) == release  # a tie
+    assert warm_start_source("ggm", "custom", [release, tmp_path / "absent.pt"]) == release
+    assert warm_start_source("ggm", "none", [release, other]) == release  # nothing matches
+
+
+def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp_path, capsys):
+    from bench.cli import main
+
+    common = ["train", "--recipe", "release-2", "--out", str(tmp_path / "empty"),
+              "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
+              "--no-progress"]
+    assert main(common + ["--snapshot", str(tmp_path / "s.pt"), "--export-only"]) == 2
+    assert "one at a time" in capsys.readouterr().err
+    assert main(common + ["--snapshot", str(tmp_path / "s.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()
 
 
 def test_missing_warm_start_is_a_clear_error(image_dir, tmp_path):

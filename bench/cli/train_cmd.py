@@ -6,9 +6,11 @@ rate schedule (from the planned total), λ range, quality-map mix, network and p
 With a recipe the run lives in a state folder outside the work tree
 ($BENCH_TRAIN_DIR/RECIPE/ENTROPY, default ~/.cache/bench/train/RECIPE/ENTROPY) and the same
 command continues it from its last checkpoint; --steps then only says where this invocation
-stops, never moves the schedule. With no checkpoint there, a recipe that warm-starts begins
-from the codec's released weights. Without --recipe, a custom run is built from the flags
-(--steps is then its planned total, stored in the checkpoint).
+stops, never moves the schedule. With no checkpoint there (a new machine), a recipe that
+warm-starts begins from the codec's committed campaign snapshot (bench/learned/campaign/,
+written by --snapshot) or its released weights, whichever is further along the recipe.
+Without --recipe, a custom run is built from the flags (--steps is then its planned total,
+stored in the checkpoint).
 
 Loss = bpp + 255²·mean(λ(q)·(x − x̂)²). Checkpoints go to OUT/last.pt (every
 --checkpoint-every minutes and at the end), a per-step log to OUT/train.log.jsonl. --export
@@ -19,6 +21,7 @@ Examples:
   bench train --recipe release-2 --entropy ggm --threads 1 --compile  # the CPU campaign
   bench train --recipe release-2 --entropy ggm --steps 20000         # stop at step 20000
   bench train --recipe release-2 --entropy ggm --export-only         # release its snapshot
+  bench train --recipe release-2 --entropy both --snapshot     # carry it over to a new machine
   bench train --make-pack pack.npz                    # ≤ 60 MiB of crops for a GPU machine
   bench train --recipe release-2 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
       --out gpu-state                     # both codecs, equal steps, on a GPU machine
@@ -76,8 +79,9 @@ def register(sub) -> None:
                    help="custom run: continue from OUT/last.pt (or CKPT) if it exists "
                         "(a recipe run always continues)")
     p.add_argument("--warm-start", default=None, metavar="MODEL",
-                   help="released model a warm-starting recipe begins from (default: the "
-                        "package's weights of the codec)")
+                   help="released model or campaign snapshot a warm-starting recipe begins "
+                        "from when its state folder is empty (default: the codec's campaign "
+                        "snapshot or released weights, whichever is further along)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop cleanly after this many minutes, with a checkpoint")
     p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",
@@ -95,6 +99,12 @@ def register(sub) -> None:
                         "both: a folder; default: the package's weights)")
     p.add_argument("--export-only", action="store_true",
                    help="export the checkpoint in OUT without training")
+    p.add_argument("--snapshot", nargs="?", const="", default=None, metavar="PATH",
+                   help="write a campaign snapshot of the checkpoint in OUT and exit, no "
+                        "training: the weights (float16 where large, no optimizer state, "
+                        "about 6 MiB) and the budget, to commit so that a new machine goes on "
+                        "from this step (default PATH: bench/learned/campaign/<codec>.pt; "
+                        "with --entropy both, a folder)")
     p.add_argument("--rd-images", type=int, default=4,
                    help="images per set for the model card's RD numbers (0: none; default 4)")
     p.add_argument("--kodak", default=None, help="Kodak folder (default: shared)")
@@ -139,6 +149,11 @@ def main(args: argparse.Namespace) -> int:
     if len(kinds) > 1 and args.warm_start:
         return _fail("--warm-start names one model; with --entropy both each codec warm-starts "
                      "from its own released weights (or train them one at a time)")
+    if args.snapshot is not None and (args.export is not None or args.export_only):
+        return _fail("--snapshot writes a campaign snapshot, --export a release: one at a time")
+    if len(kinds) > 1 and args.snapshot and Path(args.snapshot).suffix:
+        return _fail("with --entropy both, --snapshot takes a folder (it writes ggm.pt and "
+                     "gaussian-roi.pt there) or nothing (the package's campaign folder)")
     if len(kinds) > 1 and args.export and Path(args.export).suffix:
         return _fail("with --entropy both, --export takes a folder (it writes ggm.pt and "
                      "gaussian-roi.pt there) or nothing (the package's weights)")
@@ -171,8 +186,21 @@ def main(args: argparse.Namespace) -> int:
         trainer = trainers[kind]
         if args.export_only and trainer.step == 0:
             return _fail(f"no checkpoint in {cfg.out} to export")
+        if args.snapshot is not None and not (Path(cfg.out) / "last.pt").is_file():
+            return _fail(f"no checkpoint in {cfg.out} to snapshot (train first)")
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
               f"{trainer.step} on {cfg.device}; state in {cfg.out}", file=sys.stderr)
+    if args.snapshot is not None:
+        from bench.learned import CODEC_NAMES
+
+        for kind, trainer in trainers.items():
+            path = args.snapshot or None
+            if path and len(kinds) > 1:
+                path = Path(path) / f"{CODEC_NAMES[kind]}.pt"
+            card = trainer.snapshot(path)
+            print(f"snapshot of {card['codec']} at step {trainer.step}: "
+                  f"{card['checkpoint_bytes'] / 2**20:.1f} MiB")
+        return 0
     if not args.export_only:
         if len(trainers) == 1:
             trainer.run()

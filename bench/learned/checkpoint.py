@@ -1,11 +1,16 @@
 """Checkpoints as plain dictionaries of tensors and numbers: ``torch.load(weights_only=True)``.
 
-Two kinds:
+Three kinds:
 
 * training checkpoints (``<out>/last.pt``): model, optimizers, step and budget, for resuming;
 * released models (``bench/learned/weights/<codec>.pt``): configuration, state dict with the
   CDF tables already built (so the decoder needs no table computation of its own) and the
-  model card (data, budget, RD numbers), also written next to it as ``<codec>.json``.
+  model card (data, budget, RD numbers), also written next to it as ``<codec>.json``;
+* campaign snapshots (``bench/learned/campaign/<codec>.pt``): the weights a campaign has
+  reached, committed so that a new machine (whose state folder is empty) continues the
+  campaign from there instead of from the last release. Half the size of a release (the
+  large weight tensors in float16, no CDF tables, no optimizer state): a warm start, not a
+  codec, and never loaded by one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from bench.learned import WEIGHTS_DIR as _WEIGHTS_DIR
 from bench.learned.network import RoiHyperprior
 
 MODEL_FORMAT = "bench-learned-roi-v1"
+SNAPSHOT_FORMAT = "bench-learned-roi-snapshot-v1"
 WEIGHTS_DIR = _WEIGHTS_DIR  # re-exported: the trainer writes releases there
+#: Where the committed campaign snapshots live (``<codec>.pt``/``.json``).
+CAMPAIGN_DIR = _WEIGHTS_DIR.parent / "campaign"
+#: Tensors with more elements than this are stored in float16 in a snapshot; the small ones
+#: (biases, gains, GDN and entropy-model parameters, the bottleneck's quantiles) stay float32.
+SNAPSHOT_HALF_ABOVE = 4096
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
@@ -76,6 +87,34 @@ def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> d
     card = dict(card, checkpoint_bytes=size)
     Path(path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def export_snapshot(state: dict, config: dict, card: dict,
+                    path: str | os.PathLike) -> dict:
+    """Write a campaign snapshot of ``state`` (see the module doc) and its card beside it."""
+    compact = {}
+    for name, value in state.items():
+        value = value.detach().cpu().contiguous()
+        if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
+            value = value.half()
+        compact[name] = value
+    card = json.loads(json.dumps(card, default=str))
+    atomic_save({"format": SNAPSHOT_FORMAT, "config": config, "state_dict": compact,
+                 "card": card}, path)
+    card = dict(card, checkpoint_bytes=Path(path).stat().st_size)
+    Path(path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def steps_of(path: str | os.PathLike, recipe: str) -> int:
+    """How far along ``recipe`` the release or snapshot at ``path`` is, by the card inside it
+    (-1: no file, or not a model of that recipe)."""
+    if not Path(path).is_file():
+        return -1
+    card = load(path).get("card", {})
+    if card.get("recipe", {}).get("name") != recipe:
+        return -1
+    return int(card.get("budget", {}).get("steps", -1))
 
 
 def load_model(path: str | os.PathLike) -> tuple[RoiHyperprior, dict]:

@@ -35,7 +35,17 @@ import numpy as np
 import torch
 
 from bench.learned import CODEC_NAMES
-from bench.learned.checkpoint import MODEL_FORMAT, WEIGHTS_DIR, atomic_save, export_model, load
+from bench.learned.checkpoint import (
+    CAMPAIGN_DIR,
+    MODEL_FORMAT,
+    SNAPSHOT_FORMAT,
+    WEIGHTS_DIR,
+    atomic_save,
+    export_model,
+    export_snapshot,
+    load,
+    steps_of,
+)
 from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch
 from bench.learned.network import RoiHyperprior, count_parameters
 from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_of_q
@@ -63,11 +73,24 @@ class TrainConfig:
     checkpoint_every_min: float = 10.0
     log_every: int = 10
     progress: bool = True
-    #: released model to warm-start from when the recipe asks for it (default: the package's)
+    #: released model or campaign snapshot to warm-start from when the recipe asks for it
+    #: (default: :func:`warm_start_source`)
     warm_start_from: str | None = None
     #: ``torch.compile`` the training forward pass (about 1.3× faster steps on this CPU after
     #: a compilation of a minute or two; the weights and checkpoints are the same module's)
     compile: bool = False
+
+
+def warm_start_source(entropy: str, recipe: str,
+                      candidates: list[Path] | None = None) -> Path:
+    """The model a warm-starting recipe begins from when its state folder is empty: of the
+    codec's committed campaign snapshot and its release, the one furthest along ``recipe``
+    (the first candidate, the release, on a tie or when none is a model of that recipe)."""
+    codec = CODEC_NAMES[entropy]
+    if candidates is None:
+        candidates = [WEIGHTS_DIR / f"{codec}.pt", CAMPAIGN_DIR / f"{codec}.pt"]
+    steps = [steps_of(p, recipe) for p in candidates]
+    return candidates[steps.index(max(steps))]
 
 
 def _noise_seed(seed: int, step: int) -> int:
@@ -163,7 +186,7 @@ class Trainer:
             self._load(blob)
         elif recipe.warm_start:
             self._warm_start(Path(config.warm_start_from) if config.warm_start_from else
-                             WEIGHTS_DIR / f"{CODEC_NAMES[config.entropy]}.pt")
+                             warm_start_source(config.entropy, recipe.name))
         self.forward = torch.compile(self.model) if config.compile else self.model
         #: steps since the moving average started, for its bias correction (old: corrected)
         self._ema_start = -10**9
@@ -212,14 +235,18 @@ class Trainer:
         self.ema = blob.get("ema")
 
     def _warm_start(self, path: Path) -> None:
-        """Initialize from a released model; parameters it lacks (gains) keep their init."""
+        """Initialize from a released model or a campaign snapshot; parameters it lacks
+        (gains) keep their init. The optimizers start afresh (neither file holds them)."""
         if not path.is_file():
             raise FileNotFoundError(f"recipe {self.recipe.name} warm-starts from {path}, which "
                                     f"does not exist; pass --warm-start PATH or use --out with "
                                     f"a checkpoint")
         blob = load(path)
-        if blob.get("format") != MODEL_FORMAT or blob["config"]["entropy"] != self.cfg.entropy:
-            raise ValueError(f"{path} is not a released {self.cfg.entropy} model")
+        snapshot = blob.get("format") == SNAPSHOT_FORMAT
+        if blob.get("format") not in (MODEL_FORMAT, SNAPSHOT_FORMAT) \
+                or blob["config"]["entropy"] != self.cfg.entropy:
+            raise ValueError(f"{path} is not a released {self.cfg.entropy} model or a "
+                             f"campaign snapshot of one")
         own = self.model.state_dict()
         state = {k: v for k, v in blob["state_dict"].items() if k in own}
         missing = sorted(set(own) - set(state))
@@ -238,7 +265,8 @@ class Trainer:
             self.wall_s = float(budget.get("wall_time_s", 0.0))
             self.sessions = list(budget.get("sessions", []))
             self.warm_start = card.get("warm_start", self.warm_start)
-            self.warm_start = dict(self.warm_start or {}, resumed_release=path.name)
+            key = "resumed_snapshot" if snapshot else "resumed_release"
+            self.warm_start = dict(self.warm_start or {}, **{key: path.name})
 
     def save(self, name: str = "last.pt") -> Path:
         """Write a checkpoint atomically; never one with non-finite weights (the previous
@@ -433,6 +461,13 @@ class Trainer:
             card["train_last"] = {k: float(np.mean([rec[k] for rec in recent]))
                                   for k in ("loss", "bpp", "psnr")}
         return card
+
+    def snapshot(self, path: str | os.PathLike | None = None) -> dict:
+        """Write the campaign snapshot (default: the package's campaign folder) that a new
+        machine continues this run from (:func:`warm_start_source`)."""
+        path = Path(path) if path else CAMPAIGN_DIR / f"{CODEC_NAMES[self.cfg.entropy]}.pt"
+        return export_snapshot(self.release_state(), self.model.config(), self.model_card(),
+                               path)
 
     def release_model(self) -> RoiHyperprior:
         """A CPU copy of the network with the weights to release (see :meth:`release_state`)."""
