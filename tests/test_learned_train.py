@@ -207,6 +207,8 @@ def test_a_campaign_snapshot_carries_the_run_to_a_new_machine(image_dir, tmp_pat
     assert stored["format"] == SNAPSHOT_FORMAT
     assert stored["state_dict"]["s_convs.0.weight"].dtype == torch.float16
     assert stored["state_dict"]["log_gain"].dtype == torch.float32  # small tensors stay exact
+    assert "conditional._quantized_cdf" in first.model.state_dict()
+    assert not any(k.endswith("_quantized_cdf") for k in stored["state_dict"])  # no tables
     # the state folder is gone: of the release (step 0, no recipe) and the snapshot, the
     # snapshot is further along, so the run goes on from its step with its weights
     assert warm_start_source("ggm", recipe.name, [tmp_path / "release.pt", snap]) == snap

@@ -8,9 +8,9 @@ Three kinds:
   model card (data, budget, RD numbers), also written next to it as ``<codec>.json``;
 * campaign snapshots (``bench/learned/campaign/<codec>.pt``): the weights a campaign has
   reached, committed so that a new machine (whose state folder is empty) continues the
-  campaign from there instead of from the last release. Half the size of a release (the
-  large weight tensors in float16, no CDF tables, no optimizer state): a warm start, not a
-  codec, and never loaded by one.
+  campaign from there instead of from the last release. Half the size of a release or less
+  (the large weight tensors in float16, no CDF tables, no optimizer state): a warm start,
+  not a codec, and never loaded by one.
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ CAMPAIGN_DIR = _WEIGHTS_DIR.parent / "campaign"
 #: Tensors with more elements than this are stored in float16 in a snapshot; the small ones
 #: (biases, gains, GDN and entropy-model parameters, the bottleneck's quantiles) stay float32.
 SNAPSHOT_HALF_ABOVE = 4096
+#: Buffers of the entropy models' coding tables: built by ``update()`` for coding, unused in
+#: training, so a snapshot leaves them out (the GGM's alone are 1.7 MB).
+TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "_cdf_start", "scale_table")
+
+
+def is_table(name: str) -> bool:
+    """Whether state-dict entry ``name`` is one of the coding tables (:data:`TABLE_BUFFERS`)."""
+    return name.rsplit(".", 1)[-1] in TABLE_BUFFERS
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
@@ -94,6 +102,8 @@ def export_snapshot(state: dict, config: dict, card: dict,
     """Write a campaign snapshot of ``state`` (see the module doc) and its card beside it."""
     compact = {}
     for name, value in state.items():
+        if is_table(name):
+            continue
         value = value.detach().cpu().contiguous()
         if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
             value = value.half()

@@ -43,6 +43,7 @@ from bench.learned.checkpoint import (
     atomic_save,
     export_model,
     export_snapshot,
+    is_table,
     load,
     steps_of,
 )
@@ -249,7 +250,9 @@ class Trainer:
                              f"campaign snapshot of one")
         own = self.model.state_dict()
         state = {k: v for k, v in blob["state_dict"].items() if k in own}
-        missing = sorted(set(own) - set(state))
+        missing = sorted(k for k in set(own) - set(state) if not is_table(k))
+        # a snapshot has no coding tables: the model keeps its own (training needs none)
+        state.update({k: v for k, v in own.items() if is_table(k) and k not in state})
         result = self.model.load_state_dict(state, strict=False)
         allowed = {"log_gain", "log_inv_gain"}
         if set(result.missing_keys) - allowed:
