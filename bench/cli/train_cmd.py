@@ -102,7 +102,7 @@ def register(sub) -> None:
     p.add_argument("--snapshot", nargs="?", const="", default=None, metavar="PATH",
                    help="write a campaign snapshot of the checkpoint in OUT and exit, no "
                         "training: the weights (float16 where large, no optimizer state, "
-                        "about 7 MiB) and the budget, to commit so that a new machine goes on "
+                        "about 6 MiB) and the budget, to commit so that a new machine goes on "
                         "from this step (default PATH: bench/learned/campaign/<codec>.pt; "
                         "with --entropy both, a folder)")
     p.add_argument("--rd-images", type=int, default=4,
