@@ -73,13 +73,14 @@ def test_training_generators():
     assert np.unique(grad).size > 4
 
 
+@pytest.mark.parametrize("map_coding", ["zlib", "context"])
 @pytest.mark.parametrize("levels", [[40], [10, 70], [0, 30, 100]])
-def test_bitstream_round_trip(levels):
+def test_bitstream_round_trip(levels, map_coding):
     rng = np.random.default_rng(1)
     h, w = latent_size(70, 90)
     codes = np.array(levels, np.uint8)[rng.integers(0, len(levels), (h, w))]
     p = Payload("gaussian", 70, 90, codes, b"zz\x00z", b"yyyy\x01")
-    data = pack(p)
+    data = pack(p, map_coding=map_coding)
     q = unpack(data)
     assert (q.entropy, q.height, q.width, q.z, q.y) == ("gaussian", 70, 90, p.z, p.y)
     assert np.array_equal(q.codes, codes)
