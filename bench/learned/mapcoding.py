@@ -1,13 +1,13 @@
 """Lossless coding of a two-level latent quality map with compressai's rANS coder.
 
 An ROI map at latent resolution (one bit per 16×16 block: ROI level or background level) is
-mostly long runs with a few object outlines, which a general-purpose compressor codes badly:
-zlib spends about 67 bytes on a COCO picture's map, a quarter of a kilobit more than the map
-holds. Here each block is coded with a fixed probability chosen by its causal neighbourhood
-(left, upper, upper-left and upper-right block; 0 outside the map), the context modelling
-of JBIG (ITU-T T.82) in its simplest form, through compressai's rANS coder with one CDF per
-context. On the 77 two-level maps of the shared val2017 images this costs 21.4 bytes of
-information per map (and the coder's flush), against 66.8 for zlib.
+mostly long runs with a few object outlines, which a general-purpose compressor codes badly.
+Here each block is coded with a fixed probability chosen by its causal neighbourhood (left,
+upper, upper-left and upper-right block; 0 outside the map), the context modelling of JBIG
+(ITU-T T.82) in its simplest form, through compressai's rANS coder with one CDF per context.
+On the 77 two-level maps of the shared val2017 pictures: 21.4 bytes of information per map,
+27.5 bytes as rANS strings (the coder's final state and word alignment), against 66.8 bytes
+for zlib (``benchmarks/map_coding.py``).
 
 The probabilities are counts over the 288 shared COCO train2017 pictures' GT ROI maps
 (``python benchmarks/map_coding.py --fit`` measures them again; never val2017), fixed here
