@@ -10,12 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.learned import CODEC_NAMES
 from bench.learned.checkpoint import (
+    CAMPAIGN_DIR,
     SNAPSHOT_FORMAT,
+    WEIGHTS_DIR,
     export_model,
     export_snapshot,
     load,
     load_model,
+    steps_of,
 )
 from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch, make_pack
 from bench.learned.network import RoiHyperprior
@@ -236,6 +240,24 @@ def test_warm_start_source_prefers_the_release_unless_a_snapshot_is_further(tmp_
     assert warm_start_source("ggm", "custom", [release, behind]) == release  # a tie
     assert warm_start_source("ggm", "custom", [release, tmp_path / "absent.pt"]) == release
     assert warm_start_source("ggm", "none", [release, other]) == release  # nothing matches
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_committed_campaign_snapshots_are_sound_and_not_behind_the_release(entropy):
+    codec = CODEC_NAMES[entropy]
+    snap, release = CAMPAIGN_DIR / f"{codec}.pt", WEIGHTS_DIR / f"{codec}.pt"
+    if not snap.is_file():
+        pytest.skip(f"no campaign snapshot committed at {snap}")
+    blob, released = load(snap), load(release)
+    assert blob["format"] == SNAPSHOT_FORMAT and blob["config"] == released["config"]
+    assert snap.stat().st_size <= 16_000_000
+    recipe = blob["card"]["recipe"]["name"]
+    beside = json.loads(snap.with_suffix(".json").read_text())
+    assert beside["budget"] == blob["card"]["budget"]
+    # a snapshot behind the release is stale: refresh it (--snapshot) or delete it
+    assert steps_of(snap, recipe) >= steps_of(release, recipe)
+    if steps_of(snap, recipe) > steps_of(release, recipe):
+        assert warm_start_source(entropy, recipe) == snap
 
 
 def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp_path, capsys):
