@@ -194,10 +194,7 @@ def main(args: argparse.Namespace) -> int:
         from bench.learned import CODEC_NAMES
 
         for kind, trainer in trainers.items():
-            path = args.snapshot or None
-            if path and len(kinds) > 1:
-                path = Path(path) / f"{CODEC_NAMES[kind]}.pt"
-            card = trainer.snapshot(path)
+            card = trainer.snapshot(_codec_path(args.snapshot, CODEC_NAMES[kind], len(kinds) > 1))
             print(f"snapshot of {card['codec']} at step {trainer.step}: "
                   f"{card['checkpoint_bytes'] / 2**20:.1f} MiB")
         return 0
@@ -217,12 +214,17 @@ def main(args: argparse.Namespace) -> int:
 
         for kind, trainer in trainers.items():
             rd = _rd(trainer, args, shared_root()) if args.rd_images > 0 else None
-            path = args.export or None
-            if path and len(kinds) > 1:
-                path = Path(path) / f"{CODEC_NAMES[kind]}.pt"
-            card = trainer.export(path, rd)
+            card = trainer.export(_codec_path(args.export, CODEC_NAMES[kind], len(kinds) > 1), rd)
             print(f"exported {card['codec']}: {card['checkpoint_bytes'] / 2**20:.1f} MiB")
     return 0
+
+
+def _codec_path(arg: str | None, codec: str, several: bool) -> Path | None:
+    """Where --export/--snapshot ARG writes ``codec``: ARG, or ARG/<codec>.pt when several
+    codecs are written; None (the package's own folder) for the bare flag."""
+    if not arg:
+        return None
+    return Path(arg) / f"{codec}.pt" if several else Path(arg)
 
 
 def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> None:

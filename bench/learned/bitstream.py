@@ -138,9 +138,10 @@ def unpack(data: bytes) -> Payload:
             if len(body) != length:
                 raise BitstreamError("truncated quality map")
             pos += length
-            if method not in MAP_METHODS.values() or (method == 2 and n != 2):
+            context = method == MAP_METHODS["context"]
+            if method not in MAP_METHODS.values() or (context and n != 2):
                 raise BitstreamError(f"invalid quality map coding {method} for {n} levels")
-            if method == 2:
+            if context:
                 index = decode_binary_map(body, h, w).ravel()
             else:
                 raw = zlib.decompress(body) if method == 1 else body

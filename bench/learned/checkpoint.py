@@ -87,12 +87,17 @@ def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> d
     """Build the CDF tables and write the released model (and its card as JSON beside it)."""
     model = model.to("cpu").eval()
     model.update(force=True)
-    card = json.loads(json.dumps(card, default=str))  # plain types only (weights_only loads)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_save({"format": MODEL_FORMAT, "config": model.config(), "state_dict": state,
-                 "card": card}, path)
-    size = Path(path).stat().st_size
-    card = dict(card, checkpoint_bytes=size)
+    return _save_with_card(MODEL_FORMAT, model.config(), state, card, path)
+
+
+def _save_with_card(fmt: str, config: dict, state: dict, card: dict,
+                    path: str | os.PathLike) -> dict:
+    """Write ``{format, config, state_dict, card}`` atomically and the card as JSON beside
+    it; return the card with the file's size."""
+    card = json.loads(json.dumps(card, default=str))  # plain types only (weights_only loads)
+    atomic_save({"format": fmt, "config": config, "state_dict": state, "card": card}, path)
+    card = dict(card, checkpoint_bytes=Path(path).stat().st_size)
     Path(path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
@@ -108,12 +113,7 @@ def export_snapshot(state: dict, config: dict, card: dict,
         if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
             value = value.half()
         compact[name] = value
-    card = json.loads(json.dumps(card, default=str))
-    atomic_save({"format": SNAPSHOT_FORMAT, "config": config, "state_dict": compact,
-                 "card": card}, path)
-    card = dict(card, checkpoint_bytes=Path(path).stat().st_size)
-    Path(path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return _save_with_card(SNAPSHOT_FORMAT, config, compact, card, path)
 
 
 def steps_of(path: str | os.PathLike, recipe: str) -> int:

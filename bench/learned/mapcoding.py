@@ -16,6 +16,8 @@ because the decoder must have exactly the encoder's tables.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: Counts of (background, ROI) blocks per context ``left | up << 1 | up-left << 2 |
@@ -29,7 +31,9 @@ CONTEXT_COUNTS = (
 PRECISION = 16
 
 
-def _tables() -> tuple[list[list[int]], list[int], list[int]]:
+@functools.cache
+def tables() -> tuple[list[list[int]], list[int], list[int]]:
+    """(CDFs, CDF lengths, offsets) of the contexts, built once."""
     from compressai._CXX import pmf_to_quantized_cdf
 
     cdfs = []
@@ -39,17 +43,6 @@ def _tables() -> tuple[list[list[int]], list[int], list[int]]:
         cdfs.append(pmf_to_quantized_cdf([(zeros + 0.5) / total, (ones + 0.5) / total, 1e-9],
                                          PRECISION))
     return cdfs, [len(c) for c in cdfs], [0] * len(cdfs)
-
-
-_TABLES: tuple | None = None
-
-
-def tables() -> tuple[list[list[int]], list[int], list[int]]:
-    """(CDFs, CDF lengths, offsets) of the contexts, built once."""
-    global _TABLES
-    if _TABLES is None:
-        _TABLES = _tables()
-    return _TABLES
 
 
 def contexts(bits: np.ndarray) -> np.ndarray:

@@ -363,9 +363,8 @@ class Trainer:
         n = self.step - self._ema_start
         decay = min(self.recipe.ema, (1 + n) / (10 + n))
         # one lerp over all tensors: 1 ms against 5 ms for a loop of mul_/add_ per tensor
-        names = [name for name, _ in self.model.named_parameters()]
-        params = [p.detach().float() for _, p in self.model.named_parameters()]
-        torch._foreach_lerp_([self.ema[name] for name in names], params, 1 - decay)
+        pairs = [(self.ema[name], p.detach().float()) for name, p in self.model.named_parameters()]
+        torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1 - decay)
 
     def release_state(self) -> dict:
         """The weights to release: the moving average where the recipe keeps one."""
