@@ -5,8 +5,10 @@ Side by side, on the same COCO val2017 images with their GT ROI:
 * **actual vs estimated rate**, per grid point: the estimate is ``-log2`` of the model's
   likelihoods of the hard-quantized latents (``y`` and ``z``, evaluation mode, the
   unquantized entropy parameters); "payload" is the length of the two rANS strings; "file" is
-  the whole bitstream (header, latent quality map, string lengths), the bytes bpp counts.
-  Ratios are Σactual / Σestimated over the images.
+  the whole bitstream (header, latent quality map, string lengths), the bytes bpp counts;
+  "file 2" the whole bitstream in format 2 (map, z and y in one rANS string,
+  :mod:`bench.learned.stream`), the next release's. Ratios are Σactual / Σestimated over the
+  images.
 * **encode + decode time** per image at 640×480 (images of exactly that size; one thread, as
   the codecs run), repeats interleaved between the two codecs, medians reported.
 
@@ -46,17 +48,21 @@ def rate_table(models: dict, samples) -> list[dict]:
     for name, model in models.items():
         for quality in GRID_NAMES:
             point = grid_point(quality)
-            est = payload = file_bits = pixels = 0.0
+            est = payload = file_bits = file2_bits = pixels = 0.0
             for s in samples:
                 ey, ez = estimated_bits(model, s.image, s.roi, point)
-                data, out = encode_image(model, s.image, s.roi, point, "gt", return_details=True)
+                data, out = encode_image(model, s.image, s.roi, point, "gt", return_details=True,
+                                         stream_format=1)
+                file2_bits += 8 * len(encode_image(model, s.image, s.roi, point, "gt",
+                                                   stream_format=2))
                 est += ey + ez
                 payload += 8 * (len(out["y"]) + len(out["z"]))
                 file_bits += 8 * len(data)
                 pixels += s.image.shape[0] * s.image.shape[1]
             rows.append({"codec": name, "quality": quality, "est_bpp": est / pixels,
                          "payload_bpp": payload / pixels, "file_bpp": file_bits / pixels,
-                         "payload_ratio": payload / est, "file_ratio": file_bits / est})
+                         "payload_ratio": payload / est, "file_ratio": file_bits / est,
+                         "file2_ratio": file2_bits / est})
     return rows
 
 
@@ -111,15 +117,18 @@ def main() -> None:
 
 def print_rates(rows: list[dict], models: dict) -> None:
     print(f"{'codec':<13}{'quality':<8}{'est bpp':>9}{'payload':>9}{'file':>9}"
-          f"{'payload/est':>13}{'file/est':>10}")
+          f"{'payload/est':>13}{'file/est':>10}{'file 2/est':>12}")
     for r in rows:
         print(f"{r['codec']:<13}{r['quality']:<8}{r['est_bpp']:>9.4f}{r['payload_bpp']:>9.4f}"
-              f"{r['file_bpp']:>9.4f}{r['payload_ratio']:>13.4f}{r['file_ratio']:>10.4f}")
+              f"{r['file_bpp']:>9.4f}{r['payload_ratio']:>13.4f}{r['file_ratio']:>10.4f}"
+              f"{r['file2_ratio']:>12.4f}")
     for name in models:
         mine = [r for r in rows if r["codec"] == name]
         worst = max(mine, key=lambda r: abs(r["file_ratio"] - 1))
         worst_payload = max(mine, key=lambda r: abs(r["payload_ratio"] - 1))
+        worst2 = max(mine, key=lambda r: abs(r["file2_ratio"] - 1))
         print(f"{name}: worst file/est {worst['file_ratio']:.4f} at {worst['quality']}; "
+              f"format 2 {worst2['file2_ratio']:.4f} at {worst2['quality']}; "
               f"worst payload/est {worst_payload['payload_ratio']:.4f} "
               f"at {worst_payload['quality']}")
 

@@ -45,12 +45,15 @@ def _roi(h, w):
     return roi
 
 
+@pytest.mark.parametrize("fmt", [1, 2])
 @pytest.mark.parametrize("gains", [0, 5])
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
-def test_round_trip_is_exact_in_process(entropy, gains):
+def test_round_trip_is_exact_in_process(entropy, gains, fmt):
     model = _tiny(entropy, spread=True, gains=gains)
     image = natural_image(37, 53, seed=2)
-    data, enc = encode_image(model, image, _roi(37, 53), grid_point("q5"), return_details=True)
+    data, enc = encode_image(model, image, _roi(37, 53), grid_point("q5"), return_details=True,
+                             stream_format=fmt)
+    assert data[0] >> 4 == fmt
     recon, dec = decode_image(model, data, return_details=True)
     assert recon.shape == image.shape and recon.dtype == np.uint8
     assert torch.equal(enc["y_hat"], dec["y_hat"])
@@ -74,9 +77,14 @@ def test_actual_rate_matches_estimate(entropy, gains):
     assert est_y > 2000
     assert abs(8 * len(enc["y"]) - est_y) / est_y < 0.02  # nearest table scale: was 3 %
     assert abs(8 * len(data) - est) / est < 0.05  # header, map and coder flushes included
+    # format 2: the same symbols in one string, so one coder flush and no length less
+    one = encode_image(model, image, None, point, stream_format=2)
+    assert len(data) - 8 - 2 <= len(one) < len(data), (len(one), len(data))
+    assert np.array_equal(decode_image(model, one), decode_image(model, data))
 
 
-def test_decode_in_another_process(tmp_path):
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_decode_in_another_process(tmp_path, fmt):
     model = _tiny("ggm", seed=3, spread=True, gains=5)
     ckpt = tmp_path / "ggm.pt"
     export_model(model, ckpt, {"note": "test"})
@@ -85,7 +93,7 @@ def test_decode_in_another_process(tmp_path):
     assert loaded.gains == 5 and torch.equal(loaded.log_gain, model.log_gain)
     image = natural_image(37, 53, seed=4)
     data, enc = encode_image(loaded, image, _roi(37, 53), grid_point("q3"),
-                             return_details=True)
+                             return_details=True, stream_format=fmt)
     expected = decode_image(loaded, data)
     (tmp_path / "bits").write_bytes(data)
     script = (
@@ -267,8 +275,9 @@ def test_latent_analysis_compares_shapes_within_the_network():
     assert "own_beta2_bpe" not in plain and fit_regions(plain) == {}
 
 
+@pytest.mark.parametrize("fmt", [1, 2])
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
-def test_corrupt_streams_fail_cleanly_without_allocating(name):
+def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):
     """A header must fit its payload: a 17-byte stream claiming 65536×65536 (or a short one
     claiming 2000×2000) is refused before any allocation; truncated or garbled streams never
     crash the process (compressai's rANS decoder reads past a string's end unless padded)."""
@@ -281,21 +290,27 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name):
     if codec.availability():
         pytest.skip(codec.availability())
     model = codec.model
-    huge = pack(Payload(model.entropy, 65536, 65536, np.zeros((4096, 4096), np.uint8),
-                        b"\0" * 4, b"\0" * 4))
-    assert len(huge) == 17
+
+    def payload(height, width, codes, z, y):
+        if fmt == 1:
+            return Payload(model.entropy, height, width, codes, z, y)
+        return Payload(model.entropy, height, width, codes, stream=z + y)
+
+    huge = pack(payload(65536, 65536, np.zeros((4096, 4096), np.uint8), b"\0" * 4, b"\0" * 4))
+    assert len(huge) == 17 - (fmt == 2)
     tracemalloc.start()
     with pytest.raises(CodecError, match="65536×65536"):
         codec.decode(huge)
     assert tracemalloc.get_traced_memory()[1] < 64 << 20
     tracemalloc.stop()
-    short = pack(Payload(model.entropy, 2000, 2000, np.zeros((125, 125), np.uint8),
-                         b"\1" * 4, b"\1" * 6))
+    short = pack(payload(2000, 2000, np.zeros((125, 125), np.uint8), b"\1" * 4, b"\1" * 6))
     with pytest.raises(CodecError, match="truncated or corrupt"):
         codec.decode(short)
 
     image = natural_image(48, 64, seed=11)
-    data = codec.encode(image, _roi(48, 64), codec.qualities[-1])
+    data = encode_image(model, image, _roi(48, 64), grid_point(codec.qualities[-1]),
+                        stream_format=fmt)
+    assert data[0] >> 4 == fmt
     rng = np.random.default_rng(0)
     garbled = [data[:n] for n in (1, 3, 5, 8, len(data) // 2, len(data) - 1)]
     for _ in range(8):

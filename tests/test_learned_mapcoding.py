@@ -58,24 +58,45 @@ def test_real_roi_maps_round_trip_in_less_than_half_of_zlib(coco_root):
     assert ctx < 0.5 * zl, (ctx, zl)
 
 
-def test_context_coded_maps_in_the_container(coco_root):
+def test_format_2_leaves_a_two_level_map_to_the_stream(coco_root):
     bits = _roi_maps(coco_root, "val2017", limit=3)[0]
     h, w = bits.shape
     codes = np.where(bits == 1, 56, 11).astype(np.uint8)
-    p = Payload("ggm", 16 * h, 16 * w, codes, b"zzzz", b"yyyyy")
-    assert latent_size(p.height, p.width) == codes.shape
-    small, old = pack(p, map_coding="context"), pack(p, map_coding="zlib")
-    assert len(small) < len(old)
-    for data in (small, old):  # the decoder reads both
-        q = unpack(data)
-        assert np.array_equal(q.codes, codes) and (q.z, q.y) == (p.z, p.y)
-    with pytest.raises(BitstreamError, match="truncated"):
-        unpack(small[:12])  # the map's string cut short
-    three = Payload("ggm", 32, 32, np.array([[0, 1], [2, 1]], np.uint8), b"zzzz", b"y")
-    with pytest.raises(ValueError, match="map_coding"):
-        pack(three, map_coding="lzma")
-    # more than two levels: the context coder does not apply, zlib or raw bytes do
-    assert unpack(pack(three, map_coding="context")).codes.tolist() == [[0, 1], [2, 1]]
+    p2 = Payload("ggm", 16 * h, 16 * w, codes, stream=b"ssssss")
+    p1 = Payload("ggm", 16 * h, 16 * w, codes, b"zzzz", b"yyyyy")
+    assert latent_size(p2.height, p2.width) == codes.shape
+    data2, data1 = pack(p2), pack(p1)
+    # format 2 header: byte 0, H, W (2 varint bytes each), n, 2 levels, then the stream
+    assert data2 == data2[:8] + p2.stream and len(data2) == 8 + len(p2.stream)
+    q2 = unpack(data2)
+    assert q2.format == 2 and q2.codes is None and q2.levels == (11, 56) and q2.map_in_stream
+    assert q2.stream == p2.stream
+    q1 = unpack(data1)  # format 1 keeps its zlib body
+    assert q1.format == 1 and np.array_equal(q1.codes, codes) and (q1.z, q1.y) == (p1.z, p1.y)
+    with pytest.raises(BitstreamError, match="levels"):
+        unpack(data2[:6] + bytes([56, 11]) + p2.stream)  # levels not ascending
+    # more than two levels: the map stays a zlib or raw body in the header
+    three = Payload("ggm", 32, 32, np.array([[0, 1], [2, 1]], np.uint8), stream=b"s" * 8)
+    q3 = unpack(pack(three))
+    assert q3.codes.tolist() == [[0, 1], [2, 1]] and q3.stream == three.stream
+    assert not q3.map_in_stream
+
+
+def test_maps_share_one_stream_with_other_symbols():
+    from compressai.ans import BufferedRansEncoder, RansDecoder
+
+    from bench.learned.mapcoding import read_binary_map, tables, write_binary_map
+
+    rng = np.random.default_rng(3)
+    bits = (rng.random((9, 13)) < 0.3).astype(np.uint8)
+    cdfs, lengths, offsets = tables()
+    encoder = BufferedRansEncoder()
+    write_binary_map(encoder, bits)
+    encoder.encode_with_indexes([1, 0, 1], [15, 0, 3], cdfs, lengths, offsets)
+    decoder = RansDecoder()
+    decoder.set_stream(encoder.flush())
+    assert np.array_equal(read_binary_map(decoder, 9, 13), bits)
+    assert decoder.decode_stream([15, 0, 3], cdfs, lengths, offsets) == [1, 0, 1]
 
 
 def test_too_short_strings_are_refused():

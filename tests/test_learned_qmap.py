@@ -73,19 +73,26 @@ def test_training_generators():
     assert np.unique(grad).size > 4
 
 
-@pytest.mark.parametrize("map_coding", ["zlib", "context"])
+@pytest.mark.parametrize("fmt", [1, 2])
 @pytest.mark.parametrize("levels", [[40], [10, 70], [0, 30, 100]])
-def test_bitstream_round_trip(levels, map_coding):
+def test_bitstream_round_trip(levels, fmt):
     rng = np.random.default_rng(1)
     h, w = latent_size(70, 90)
     codes = np.array(levels, np.uint8)[rng.integers(0, len(levels), (h, w))]
-    p = Payload("gaussian", 70, 90, codes, b"zz\x00z", b"yyyy\x01")
-    data = pack(p, map_coding=map_coding)
+    if fmt == 1:
+        p = Payload("gaussian", 70, 90, codes, b"zz\x00z", b"yyyy\x01")
+    else:
+        p = Payload("gaussian", 70, 90, codes, stream=b"ss\x00sss\x01")
+    data = pack(p)
     q = unpack(data)
-    assert (q.entropy, q.height, q.width, q.z, q.y) == ("gaussian", 70, 90, p.z, p.y)
-    assert np.array_equal(q.codes, codes)
-    if len(levels) == 1:
-        assert len(data) == 1 + 1 + 1 + 1 + 1 + len(p.z) + len(p.y)  # header is 5 bytes
+    assert (q.entropy, q.height, q.width, q.format) == ("gaussian", 70, 90, fmt)
+    assert (q.z, q.y, q.stream) == (p.z, p.y, p.stream)
+    if len(levels) == 2 and fmt == 2:  # the blocks are the stream's first symbols
+        assert q.codes is None and q.levels == tuple(levels)
+    else:
+        assert np.array_equal(q.codes, codes)
+    if len(levels) == 1:  # header: byte 0, H, W, code (and z's length in format 1)
+        assert len(data) == 4 + (1 + len(p.z) + len(p.y) if fmt == 1 else len(p.stream))
     with pytest.raises(BitstreamError):
         unpack(b"\x00" + data[1:])
 

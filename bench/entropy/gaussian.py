@@ -26,3 +26,35 @@ class NearestScaleGaussianConditional(GaussianConditional):
         mids = 0.5 * (log_table[1:] + log_table[:-1])
         index = torch.bucketize(torch.log(scales.detach().double()), mids)
         return index.int()
+
+    def _tables(self) -> tuple[list, list, list]:
+        """The CDF tables, lengths and offsets as the rANS coder takes them."""
+        self._check_cdf_size()
+        self._check_cdf_length()
+        self._check_offsets_size()
+        return (self._quantized_cdf.tolist(), self._cdf_length.reshape(-1).int().tolist(),
+                self._offset.reshape(-1).int().tolist())
+
+    def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None,
+                 encoder: object = None) -> list[bytes] | None:
+        """compressai's ``compress``; with ``encoder`` (a ``BufferedRansEncoder``) the symbols
+        are appended to it instead, for one string shared with other parts (returns None)."""
+        if encoder is None:
+            return super().compress(inputs, indexes, means)
+        if inputs.size() != indexes.size():
+            raise ValueError("`inputs` and `indexes` should have the same size.")
+        symbols = self.quantize(inputs, "symbols", means)
+        encoder.encode_with_indexes(symbols.reshape(-1).tolist(),
+                                    indexes.reshape(-1).int().tolist(), *self._tables())
+        return None
+
+    def decompress(self, strings: list[bytes] | None, indexes: Tensor,
+                   dtype: torch.dtype = torch.float, means: Tensor | None = None,
+                   decoder: object = None) -> Tensor:
+        """compressai's ``decompress``; with ``decoder`` (a ``RansDecoder`` whose stream is
+        set) ``strings`` is ignored and the symbols are the stream's next ones."""
+        if decoder is None:
+            return super().decompress(strings, indexes, dtype, means)
+        values = decoder.decode_stream(indexes.reshape(-1).int().tolist(), *self._tables())
+        symbols = torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+        return self.dequantize(symbols.to(indexes.device), means, dtype)

@@ -237,8 +237,14 @@ class GeneralizedGaussianConditional(EntropyModel):
             )
         return self._rans
 
-    def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None) -> list[bytes]:
-        """Entropy-code ``round(y - mu)`` per batch element; returns one bytes per element."""
+    def compress(
+        self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None, encoder: object = None
+    ) -> list[bytes] | None:
+        """Entropy-code ``round(y - mu)`` per batch element; returns one bytes per element.
+
+        With ``encoder`` (a compressai ``BufferedRansEncoder``) the symbols are appended to it
+        instead, for one string shared with other parts (returns None).
+        """
         if inputs.dim() < 2:
             raise ValueError("Invalid `inputs` size. Expected a tensor with at least 2 dimensions.")
         if inputs.shape != indexes.shape:
@@ -248,12 +254,13 @@ class GeneralizedGaussianConditional(EntropyModel):
         if not max_abs <= MAX_ABS_SYMBOL:  # also catches NaN and inf
             raise ValueError(f"symbols must be finite with |y - mu| <= {MAX_ABS_SYMBOL}")
         symbols = centred.int().reshape(inputs.size(0), -1)
-        return self._coder_tables().encode(
-            self.entropy_coder._encoder,
+        strings = self._coder_tables().encode(
+            encoder or self.entropy_coder._encoder,
             symbols,
             indexes.reshape(inputs.size(0), -1),
             max_abs_symbol=int(max_abs),
         )
+        return None if encoder is not None else strings
 
     def decompress(
         self,
@@ -261,8 +268,16 @@ class GeneralizedGaussianConditional(EntropyModel):
         indexes: Tensor,
         dtype: torch.dtype = torch.float,
         means: Tensor | None = None,
+        decoder: object = None,
     ) -> Tensor:
-        """Decode ``strings`` with the same ``indexes`` (and ``means``) as the encoder."""
+        """Decode ``strings`` with the same ``indexes`` (and ``means``) as the encoder.
+
+        With ``decoder`` (a compressai ``RansDecoder`` whose stream is set) ``strings`` is
+        ignored and the symbols are the stream's next ones.
+        """
+        if decoder is not None:
+            symbols = self._coder_tables().read(decoder, indexes)
+            return self.dequantize(symbols.to(indexes.device), means, dtype)
         if not isinstance(strings, (tuple, list)) or len(strings) != indexes.size(0):
             raise ValueError("Invalid strings or indexes parameters")
         if indexes.dim() < 2:

@@ -122,6 +122,15 @@ class RansTables:
             )
         return strings
 
+    def read(self, decoder: object, indexes: Tensor) -> Tensor:
+        """The next ``indexes.numel()`` symbols (int32, shaped like ``indexes``) from a
+        decoder whose stream is set (``RansDecoder.set_stream``), coded with these tables."""
+        local, cdfs, sizes, offsets = self.subset(indexes.cpu())
+        values = decoder.decode_stream(local.reshape(-1).numpy().tolist(), cdfs, sizes, offsets)
+        return torch.from_numpy(
+            np.fromiter(values, dtype=np.int32, count=len(values))
+        ).reshape(indexes.shape)
+
     def decode(self, decoder: object, strings: list[bytes], indexes: Tensor) -> Tensor:
         """Decode one stream per row of ``indexes`` (``N x M``) into int32 symbols."""
         local, cdfs, sizes, offsets = self.subset(indexes.cpu())

@@ -2,27 +2,32 @@
 
 Layout (all integers unsigned; ``varint`` = LEB128, 7 bits per byte)::
 
-    byte 0        (FORMAT << 4) | (map_kind << 2) | entropy_kind
-                  entropy_kind 0 = ggm, 1 = gaussian; map_kind 0 = uniform, 1 = palette
+    byte 0        (format << 4) | (map_kind << 2) | entropy_kind
+                  format 1 or 2; entropy_kind 0 = ggm, 1 = gaussian; map_kind 0 = uniform,
+                  1 = palette
     varint H, varint W                 original image size (the decoder crops to it)
     uniform:  1 byte                   quality code q (q = code / 100)
-    palette:  1 byte n (2..255), n bytes level codes (ascending),
-              1 byte method (0 = raw, 1 = zlib, 2 = context rANS), varint L, L bytes:
-              the latent-resolution level indexes (h×w, h = ceil(H/16), w = ceil(W/16)),
-              row-major: raw and zlib bit-packed (1 bit) when n == 2 else one byte each;
-              context rANS (n == 2 only) as :mod:`bench.learned.mapcoding` codes them
-    varint Lz, Lz bytes                z string (EntropyBottleneck, rANS)
-    the rest                           y string (GGM or Gaussian conditional, rANS)
+    palette:  1 byte n (2..255), n bytes level codes (ascending), then
+      format 1, or format 2 with n > 2:
+              1 byte method (0 = raw, 1 = zlib), varint L, L bytes: the latent-resolution
+              level indexes (h×w, h = ceil(H/16), w = ceil(W/16)), row-major, bit-packed
+              (1 bit) when n == 2 else one byte each
+      format 2 with n == 2: nothing here; the blocks open the rANS string
+    format 1: varint Lz, Lz bytes      z string (EntropyBottleneck, rANS)
+              the rest                 y string (GGM or Gaussian conditional, rANS)
+    format 2: the rest                 one rANS string: a two-level map's blocks
+                                       (:mod:`bench.learned.mapcoding`'s contexts), then
+                                       z, then y (:mod:`bench.learned.stream`)
 
 The quality map is therefore sent losslessly at latent resolution (the decoder's SFT
-layers and the hyper-decoder's head use nothing else). For ROI coding the map has two
-levels: 10–100 bytes after zlib (67 on average on the shared val2017 pictures), 28 with
-the context-modelled rANS string; a uniform map costs one byte.
+layers and the hyper-decoder's head use nothing else). A two-level (ROI) map costs 10–100
+bytes after zlib in format 1 (67 on average on the shared val2017 pictures) and about 21
+bytes of the shared string in format 2; a uniform map costs one byte.
 
-Release 2's streams code two-level maps with zlib (:data:`MAP_CODING`); every decoder reads
-both methods. The context coder becomes the written default with the next release of the
-learned codecs, whose leaderboard rows are made again then, so that the committed rows stay
-reproducible by the code that made them.
+Release 2's streams are format 1 (:data:`FORMAT_WRITTEN`); every decoder reads both. Format
+2 becomes the written one with the next release of the learned codecs, whose leaderboard
+rows are made again then, so that the committed rows stay reproducible by the code that made
+them.
 """
 
 from __future__ import annotations
@@ -32,15 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.learned.mapcoding import decode_binary_map, encode_binary_map
 from bench.varint import decode_varint, encode_varint
 
-FORMAT = 1
+FORMATS = (1, 2)
+#: The format :func:`bench.learned.coding.encode_image` writes by default.
+FORMAT_WRITTEN = 1
 ENTROPY_IDS = {"ggm": 0, "gaussian": 1}
-#: How :func:`pack` codes a two-level map by default: ``"zlib"`` (the smaller of zlib and raw
-#: bits, release 2's streams) or ``"context"`` (:mod:`bench.learned.mapcoding`).
-MAP_CODING = "zlib"
-MAP_METHODS = {"raw": 0, "zlib": 1, "context": 2}
+MAP_METHODS = {"raw": 0, "zlib": 1}
 
 
 class BitstreamError(ValueError):
@@ -62,60 +65,83 @@ def get_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 @dataclass
 class Payload:
-    """Everything the bitstream carries."""
+    """Everything the bitstream carries.
+
+    Format 1: ``codes`` and the ``z`` and ``y`` strings. Format 2: ``stream`` (one rANS
+    string) and ``codes``; after :func:`unpack` of a two-level map, ``codes`` is None and
+    ``levels`` holds the two level codes: the blocks are the stream's first symbols.
+    """
 
     entropy: str
     height: int
     width: int
-    codes: np.ndarray  # h×w uint8 latent-resolution quality codes
-    z: bytes
-    y: bytes
+    codes: np.ndarray | None  # h×w uint8 latent-resolution quality codes
+    z: bytes = b""
+    y: bytes = b""
+    stream: bytes | None = None
+    levels: tuple[int, ...] = ()
+
+    @property
+    def format(self) -> int:
+        return 1 if self.stream is None else 2
+
+    @property
+    def map_in_stream(self) -> bool:
+        """Whether the quality map's blocks open the rANS string (format 2, two levels)."""
+        return self.format == 2 and map_in_stream(self.codes if self.codes is not None
+                                                  else np.array(self.levels))
+
+
+def map_in_stream(codes: np.ndarray) -> bool:
+    """Whether format 2 codes this map in the rANS string: exactly two levels."""
+    return len(np.unique(codes)) == 2
 
 
 def latent_size(height: int, width: int, stride: int = 16) -> tuple[int, int]:
     return -(-height // stride), -(-width // stride)
 
 
-def pack(p: Payload, map_coding: str | None = None) -> bytes:
-    """The bitstream of ``p``; ``map_coding`` (default :data:`MAP_CODING`) says how a
-    two-level quality map is coded (maps of more levels: zlib or raw)."""
-    map_coding = map_coding or MAP_CODING
-    if map_coding not in ("zlib", "context"):
-        raise ValueError(f"map_coding must be 'zlib' or 'context', got {map_coding!r}")
+def pack(p: Payload) -> bytes:
+    """The bitstream of ``p``: format 1 when it has ``z``/``y`` strings, format 2 when it has
+    a ``stream`` (the caller has put a two-level map's blocks at its start)."""
+    if p.codes is None or p.codes.shape != latent_size(p.height, p.width):
+        shape = None if p.codes is None else p.codes.shape
+        raise ValueError(f"code map {shape} does not match image {p.height}×{p.width}")
     levels = np.unique(p.codes)
-    if p.codes.shape != latent_size(p.height, p.width):
-        raise ValueError(f"code map {p.codes.shape} does not match image {p.height}×{p.width}")
     if len(levels) > 255:
         raise ValueError("at most 255 quality levels")
     uniform = len(levels) == 1
-    out = bytearray([(FORMAT << 4) | ((0 if uniform else 1) << 2) | ENTROPY_IDS[p.entropy]])
+    out = bytearray([(p.format << 4) | ((0 if uniform else 1) << 2) | ENTROPY_IDS[p.entropy]])
     out += put_varint(p.height) + put_varint(p.width)
     if uniform:
         out.append(int(levels[0]))
     else:
         out.append(len(levels))
         out += bytes(int(v) for v in levels)
-        index = np.searchsorted(levels, p.codes).astype(np.uint8)
-        if len(levels) == 2 and map_coding == "context":
-            method, body = MAP_METHODS["context"], encode_binary_map(index)
-        else:
-            index = index.ravel()
+        if not p.map_in_stream:
+            index = np.searchsorted(levels, p.codes).astype(np.uint8).ravel()
             raw = np.packbits(index).tobytes() if len(levels) == 2 else index.tobytes()
             packed = zlib.compress(raw, 9)
             method, body = (1, packed) if len(packed) < len(raw) else (0, raw)
-        out.append(method)
-        out += put_varint(len(body)) + body
-    out += put_varint(len(p.z)) + p.z
-    out += p.y
+            out.append(method)
+            out += put_varint(len(body)) + body
+    if p.format == 1:
+        out += put_varint(len(p.z)) + p.z
+        out += p.y
+    else:
+        out += p.stream
     return bytes(out)
 
 
 def unpack(data: bytes) -> Payload:
+    """The :class:`Payload` of a bitstream (either format); :class:`BitstreamError` if the
+    bytes are not one."""
     if len(data) < 4:
         raise BitstreamError("bitstream too short")
     head = data[0]
-    if head >> 4 != FORMAT:
-        raise BitstreamError(f"unknown bitstream format {head >> 4} (expected {FORMAT})")
+    fmt = head >> 4
+    if fmt not in FORMATS:
+        raise BitstreamError(f"unknown bitstream format {fmt} (this bench reads {FORMATS})")
     kinds = {v: k for k, v in ENTROPY_IDS.items()}
     if head & 3 not in kinds or (head >> 2) & 3 > 1:
         raise BitstreamError("invalid header byte")
@@ -125,39 +151,51 @@ def unpack(data: bytes) -> Payload:
     if not (0 < height <= 1 << 16 and 0 < width <= 1 << 16):
         raise BitstreamError(f"invalid image size {height}×{width}")
     h, w = latent_size(height, width)
+    levels: tuple[int, ...] = ()
     try:
         if uniform:
             codes = np.full((h, w), data[pos], np.uint8)
             pos += 1
         else:
             n = data[pos]
-            levels = np.frombuffer(data[pos + 1: pos + 1 + n], np.uint8)
-            method = data[pos + 1 + n]
-            length, pos = get_varint(data, pos + 2 + n)
-            body = data[pos: pos + length]
-            if len(body) != length:
-                raise BitstreamError("truncated quality map")
-            pos += length
-            context = method == MAP_METHODS["context"]
-            if method not in MAP_METHODS.values() or (context and n != 2):
-                raise BitstreamError(f"invalid quality map coding {method} for {n} levels")
-            if context:
-                index = decode_binary_map(body, h, w).ravel()
+            levels_array = np.frombuffer(data[pos + 1: pos + 1 + n], np.uint8)
+            if n < 2 or len(levels_array) != n or np.any(np.diff(levels_array.astype(int)) <= 0):
+                raise BitstreamError("corrupt quality map levels")
+            pos += 1 + n
+            if fmt == 2 and n == 2:
+                codes, levels = None, tuple(int(v) for v in levels_array)
             else:
-                raw = zlib.decompress(body) if method == 1 else body
-                if n == 2:
-                    index = np.unpackbits(np.frombuffer(raw, np.uint8))[: h * w]
-                else:
-                    index = np.frombuffer(raw, np.uint8)[: h * w]
-            if index.size != h * w or len(levels) != n or int(index.max()) >= n:
-                raise BitstreamError("corrupt quality map")
-            codes = levels[index].reshape(h, w)
-        zlen, pos = get_varint(data, pos)
+                codes, pos = _read_map_body(data, pos, levels_array, h, w)
+        if fmt == 1:
+            zlen, pos = get_varint(data, pos)
     except BitstreamError:
         raise
     except (IndexError, ValueError, zlib.error) as exc:
         raise BitstreamError(f"truncated or corrupt bitstream: {exc}") from exc
+    if fmt == 2:
+        return Payload(entropy, height, width, codes, stream=bytes(data[pos:]), levels=levels)
     z = data[pos: pos + zlen]
     if len(z) != zlen:
         raise BitstreamError("truncated z string")
     return Payload(entropy, height, width, codes, bytes(z), bytes(data[pos + zlen:]))
+
+
+def _read_map_body(data: bytes, pos: int, levels: np.ndarray, h: int, w: int
+                   ) -> tuple[np.ndarray, int]:
+    """The code map of a raw or zlib map body at ``data[pos:]`` and the position after it."""
+    n = len(levels)
+    method = data[pos]
+    length, pos = get_varint(data, pos + 1)
+    body = data[pos: pos + length]
+    if len(body) != length:
+        raise BitstreamError("truncated quality map")
+    if method not in MAP_METHODS.values():
+        raise BitstreamError(f"invalid quality map coding {method} for {n} levels")
+    raw = zlib.decompress(body) if method == 1 else body
+    if n == 2:
+        index = np.unpackbits(np.frombuffer(raw, np.uint8))[: h * w]
+    else:
+        index = np.frombuffer(raw, np.uint8)[: h * w]
+    if index.size != h * w or int(index.max()) >= n:
+        raise BitstreamError("corrupt quality map")
+    return levels[index].reshape(h, w), pos + length

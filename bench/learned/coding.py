@@ -3,7 +3,7 @@
 Encoding: the quality grid point gives the ROI and background quality codes
 (:mod:`bench.learned.qmap`); the image and the code map are edge-padded to a multiple of
 16, the decoder's latent-resolution map is the 16×16 block maximum, and the bitstream
-(:mod:`bench.learned.bitstream`) carries the image size, that map, and the two rANS strings.
+(:mod:`bench.learned.bitstream`) carries the image size, that map, and the rANS string(s).
 The decoder crops back to the original size; bpp counts every byte over the original pixels.
 
 Determinism: encode and decode run with one CPU intra-op thread, so the hyper-decoder's
@@ -52,19 +52,42 @@ def model_inputs(image: np.ndarray, roi, point, roi_mode: str = "gt"):
 
 
 def encode_image(
-    model, image: np.ndarray, roi, point, roi_mode: str = "gt", return_details: bool = False
+    model, image: np.ndarray, roi, point, roi_mode: str = "gt", return_details: bool = False,
+    stream_format: int | None = None,
 ):
-    """Encode with a loaded model; with ``return_details`` also the encoder-side tensors."""
+    """Encode with a loaded model; with ``return_details`` also the encoder-side tensors.
+
+    ``stream_format``: bitstream format 1 or 2 (default
+    :data:`bench.learned.bitstream.FORMAT_WRITTEN`).
+    """
     import torch
 
+    from bench.learned import bitstream
     from bench.learned.bitstream import Payload, pack
     from bench.learned.layers import single_thread
 
+    stream_format = stream_format or bitstream.FORMAT_WRITTEN
+    if stream_format not in bitstream.FORMATS:
+        raise ValueError(f"stream_format must be one of {bitstream.FORMATS}, got {stream_format}")
     h, w = image.shape[:2]
     x, q, q_lat, lat_codes = model_inputs(image, roi, point, roi_mode)
-    with single_thread(), torch.inference_mode():
-        out = model.compress(x, q, q_lat)
-    data = pack(Payload(model.entropy, h, w, lat_codes.astype(np.uint8), out["z"], out["y"]))
+    lat_codes = lat_codes.astype(np.uint8)
+    if stream_format == 1:
+        with single_thread(), torch.inference_mode():
+            out = model.compress(x, q, q_lat)
+        payload = Payload(model.entropy, h, w, lat_codes, out["z"], out["y"])
+    else:
+        from compressai.ans import BufferedRansEncoder
+
+        from bench.learned.mapcoding import write_binary_map
+
+        encoder = BufferedRansEncoder()
+        if bitstream.map_in_stream(lat_codes):
+            write_binary_map(encoder, (lat_codes == lat_codes.max()).astype(np.uint8))
+        with single_thread(), torch.inference_mode():
+            out = model.compress(x, q, q_lat, encoder=encoder)
+        payload = Payload(model.entropy, h, w, lat_codes, stream=encoder.flush())
+    data = pack(payload)
     return (data, out) if return_details else data
 
 
@@ -110,14 +133,22 @@ def check_stream_capacity(model, p) -> None:
         floors = model._fewest_bits = (y_bits, z_bits)
     h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
     needs = {"y": model.M * h * w * floors[0], "z": model.N * -(-h // 4) * -(-w // 4) * floors[1]}
+    if p.format == 2:  # one string holds both (and the map, whose blocks may cost ~0 bits)
+        needs = {"rANS": needs["y"] + needs["z"]}
     for name, bits in needs.items():
-        have = 8 * len(getattr(p, name))
+        have = 8 * len(p.stream if p.format == 2 else getattr(p, name))
         if have < bits:
             raise CodecError(
                 f"bitstream claims {p.width}×{p.height}, which needs at least "
                 f"{bits / 8:.0f} bytes of {name} string; it has {have // 8}: the "
                 f"stream is truncated or corrupt"
             )
+
+
+def stream_symbols(model, p) -> int:
+    """Symbols in a format-2 stream of ``p``'s size: the map's blocks, ``z`` and ``y``."""
+    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
+    return h * w * (1 + model.M) + model.N * -(-h // 4) * -(-w // 4)
 
 
 def padded(string: bytes, channels: int, p) -> bytes:
@@ -146,10 +177,29 @@ def decode_image(model, data: bytes, return_details: bool = False):
     if p.entropy != model.entropy:
         raise CodecError(f"bitstream of a {p.entropy} model given to a {model.entropy} decoder")
     check_stream_capacity(model, p)
-    y_string, z_string = padded(p.y, model.M, p), padded(p.z, model.N, p)
-    q_lat = torch.from_numpy(p.codes.astype(np.float32) / Q_STEPS)[None, None]
+    if p.format == 1:
+        y_string, z_string = padded(p.y, model.M, p), padded(p.z, model.N, p)
+        codes, decoder = p.codes, None
+    else:
+        from compressai.ans import RansDecoder
+
+        from bench.learned.mapcoding import read_binary_map
+
+        h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
+        y_string = z_string = None
+        decoder = RansDecoder()
+        # padded per symbol of the whole stream (padded() counts channels × blocks)
+        decoder.set_stream(padded(p.stream, -(-stream_symbols(model, p) // (h * w)), p))
+        codes = p.codes
+        if codes is None:
+            try:
+                bits = read_binary_map(decoder, h, w)
+            except ValueError as exc:
+                raise CodecError(f"corrupt bitstream: {exc}") from exc
+            codes = np.asarray(p.levels, np.uint8)[bits]
+    q_lat = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
     with single_thread(), torch.inference_mode():
-        out = model.decompress(y_string, z_string, q_lat)
+        out = model.decompress(y_string, z_string, q_lat, decoder=decoder)
     x_hat = out["x_hat"][0, :, : p.height, : p.width].clamp(0, 1).mul(255).round()
     image = x_hat.permute(1, 2, 0).to(torch.uint8).numpy().copy()
     return (image, out) if return_details else image

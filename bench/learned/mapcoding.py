@@ -6,8 +6,10 @@ Here each block is coded with a fixed probability chosen by its causal neighbour
 upper, upper-left and upper-right block; 0 outside the map), the context modelling of JBIG
 (ITU-T T.82) in its simplest form, through compressai's rANS coder with one CDF per context.
 On the 77 two-level maps of the shared val2017 pictures: 21.4 bytes of information per map,
-27.5 bytes as rANS strings (the coder's final state and word alignment), against 66.8 bytes
-for zlib (``benchmarks/map_coding.py``).
+27.5 bytes as rANS strings of their own (the coder's final state and word alignment), against
+66.8 bytes for zlib (``benchmarks/map_coding.py``). Bitstream format 2 puts the blocks at the
+start of the picture's one rANS string (:func:`write_binary_map`, :func:`read_binary_map`),
+where they cost their information and no final state of their own.
 
 The probabilities are counts over the 288 shared COCO train2017 pictures' GT ROI maps
 (``python benchmarks/map_coding.py --fit`` measures them again; never val2017), fixed here
@@ -62,34 +64,26 @@ def count_contexts(maps) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in counts)
 
 
-def encode_binary_map(bits: np.ndarray) -> bytes:
-    """The rANS string of a 0/1 map (raster order; the decoder must know its shape)."""
-    from compressai.ans import RansEncoder
-
+def write_binary_map(encoder, bits: np.ndarray) -> None:
+    """Append a 0/1 map (raster order) to a compressai ``BufferedRansEncoder``; the decoder
+    reads it back with :func:`read_binary_map`, given the shape."""
     bits = np.asarray(bits, np.uint8)
     if bits.ndim != 2 or bits.size == 0 or int(bits.max()) > 1:
         raise ValueError(f"want a non-empty 2-D map of 0 and 1, got shape {bits.shape}")
     cdfs, lengths, offsets = tables()
     symbols = bits.ravel().astype(np.int32).tolist()
     indexes = contexts(bits).ravel().astype(np.int32).tolist()
-    if len(symbols) == 1:  # compressai 1.2.8's encoder corrupts its heap on one symbol: pad
-        symbols, indexes = symbols + [0], indexes + [0]  # (the decoder reads h×w, not this)
-    return RansEncoder().encode_with_indexes(symbols, indexes, cdfs, lengths, offsets)
+    encoder.encode_with_indexes(symbols, indexes, cdfs, lengths, offsets)
 
 
-def decode_binary_map(data: bytes, height: int, width: int) -> np.ndarray:
-    """The 0/1 map (``height``×``width``, uint8) of :func:`encode_binary_map`'s string.
+def read_binary_map(decoder, height: int, width: int) -> np.ndarray:
+    """The next ``height``×``width`` 0/1 map (uint8) from a compressai ``RansDecoder`` whose
+    stream is set, as :func:`write_binary_map` wrote it.
 
     Block by block, since each context depends on the blocks decoded before it. Raises
-    ``ValueError`` when the string yields anything but 0 and 1 (a corrupt stream).
+    ``ValueError`` when the stream yields anything but 0 and 1 (a corrupt stream).
     """
-    from compressai.ans import RansDecoder
-
-    if len(data) < 4:  # a rANS string holds at least the coder's 32-bit final state
-        raise ValueError(f"quality map string of {len(data)} bytes is too short")
     cdfs, lengths, offsets = tables()
-    decoder = RansDecoder()
-    decoder.set_stream(bytes(data))
     pad = np.zeros((height + 1, width + 2), np.int32)
     for i in range(height):
         up, row = pad[i], pad[i + 1]
@@ -100,3 +94,25 @@ def decode_binary_map(data: bytes, height: int, width: int) -> np.ndarray:
                 raise ValueError("corrupt quality map string")
             row[j + 1] = value
     return pad[1:, 1:-1].astype(np.uint8)
+
+
+def encode_binary_map(bits: np.ndarray) -> bytes:
+    """The map alone as one rANS string (the decoder must know its shape)."""
+    from compressai.ans import BufferedRansEncoder
+
+    encoder = BufferedRansEncoder()
+    write_binary_map(encoder, bits)
+    if np.asarray(bits).size == 1:  # compressai 1.2.8's encoder corrupts its heap on one
+        encoder.encode_with_indexes([0], [0], *tables())  # symbol: pad (the decoder reads h×w)
+    return encoder.flush()
+
+
+def decode_binary_map(data: bytes, height: int, width: int) -> np.ndarray:
+    """The 0/1 map (``height``×``width``, uint8) of :func:`encode_binary_map`'s string."""
+    from compressai.ans import RansDecoder
+
+    if len(data) < 4:  # a rANS string holds at least the coder's 32-bit final state
+        raise ValueError(f"quality map string of {len(data)} bytes is too short")
+    decoder = RansDecoder()
+    decoder.set_stream(bytes(data))
+    return read_binary_map(decoder, height, width)

@@ -68,6 +68,7 @@ from bench.learned.layers import (
     single_thread,
 )
 from bench.learned.qmap import LATENT_STRIDE
+from bench.learned.stream import read_bottleneck, write_bottleneck
 
 
 class RoiHyperprior(CompressionModel):
@@ -224,40 +225,54 @@ class RoiHyperprior(CompressionModel):
         return self.conditional.build_indexes(params[1])
 
     @torch.no_grad()
-    def compress(self, x: Tensor, q: Tensor, q_lat: Tensor) -> dict:
+    def compress(self, x: Tensor, q: Tensor, q_lat: Tensor, encoder=None) -> dict:
         """Code one image (1×3×H×W in [0, 1], H, W multiples of 16) with its quality maps.
 
         Returns the ``z`` and ``y`` strings, ``y_hat`` exactly as the decoder will have it,
-        and the reconstruction ``x_hat`` (float, unclamped).
+        and the reconstruction ``x_hat`` (float, unclamped). With ``encoder`` (a compressai
+        ``BufferedRansEncoder``) the symbols of ``z`` and then ``y`` are appended to it
+        instead (bitstream format 2, :mod:`bench.learned.stream`) and the strings are None.
         """
         y = self.g_a(x, q)
         z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
+        z_string = None
+        if encoder is None:
+            z_string = self.entropy_bottleneck.compress(z)[0]
         with single_thread():
             gains = self.gain_maps(q_lat)
-            z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+            if encoder is None:
+                z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
+            else:
+                z_hat = write_bottleneck(encoder, self.entropy_bottleneck, z)
             c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
             indexes = self._indexes(params)
         if gains:
             y = y * gains[0]
         mu = params[0]
-        y_strings = self.conditional.compress(y, indexes, means=mu)
+        y_strings = self.conditional.compress(y, indexes, means=mu, encoder=encoder)
         y_hat = torch.round(y - mu) + mu
-        return {"z": z_strings[0], "y": y_strings[0], "y_hat": y_hat,
+        return {"z": z_string, "y": y_strings[0] if y_strings else None, "y_hat": y_hat,
                 "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat),
                 "z_shape": tuple(z.shape[-2:])}
 
     @torch.no_grad()
-    def decompress(self, y_string: bytes, z_string: bytes, q_lat: Tensor) -> dict:
-        """Decode from the two strings and the latent quality map (1×1×h×w)."""
+    def decompress(self, y_string: bytes | None, z_string: bytes | None, q_lat: Tensor,
+                   decoder=None) -> dict:
+        """Decode from the two strings and the latent quality map (1×1×h×w), or, with
+        ``decoder`` (a compressai ``RansDecoder`` whose stream is set), from the stream's
+        next symbols (bitstream format 2; the strings are then ignored)."""
         h, w = q_lat.shape[-2:]
         z_shape = (-(-h // 4), -(-w // 4))
         with single_thread():
             gains = self.gain_maps(q_lat)
-            z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+            if decoder is None:
+                z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
+            else:
+                z_hat = read_bottleneck(decoder, self.entropy_bottleneck,
+                                        (1, self.entropy_bottleneck.channels, *z_shape))
             c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
             indexes = self._indexes(params)
-        y_hat = self.conditional.decompress([y_string], indexes, means=params[0])
+        y_hat = self.conditional.decompress([y_string], indexes, means=params[0], decoder=decoder)
         return {"y_hat": y_hat, "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat)}
 
     def config(self) -> dict:
