@@ -41,11 +41,9 @@ def passes(model, image: np.ndarray, code: int) -> dict:
     h, w = image.shape[:2]
     x, q, q_lat, _ = model_inputs(image, None, GridPoint(f"u{code}", code, code, code), "none")
     with single_thread(), torch.inference_mode():
-        out = model(x, q, q_lat)
+        out = model(x, q, q_lat)  # out["y"]: the gained latent, before rounding
         gains = model.gain_maps(q_lat)
-        y = model.g_a(x, q)
-        if gains:
-            y = y * gains[0] * gains[1]
+        y = out["y"] * gains[1] if gains else out["y"]
         free = model.g_s(y, model.lat_cond(q_lat))
         bits = {k: float(-torch.log2(v).sum()) for k, v in out["likelihoods"].items()}
         per_position = (-torch.log2(out["likelihoods"]["y"])).mean(dim=(0, 2, 3))

@@ -13,6 +13,8 @@ import torch
 from compressai.entropy_models import GaussianConditional
 from torch import Tensor
 
+from bench.entropy.rans import compressai_tables, read_symbols, write_symbols
+
 __all__ = ["NearestScaleGaussianConditional"]
 
 
@@ -27,14 +29,6 @@ class NearestScaleGaussianConditional(GaussianConditional):
         index = torch.bucketize(torch.log(scales.detach().double()), mids)
         return index.int()
 
-    def _tables(self) -> tuple[list, list, list]:
-        """The CDF tables, lengths and offsets as the rANS coder takes them."""
-        self._check_cdf_size()
-        self._check_cdf_length()
-        self._check_offsets_size()
-        return (self._quantized_cdf.tolist(), self._cdf_length.reshape(-1).int().tolist(),
-                self._offset.reshape(-1).int().tolist())
-
     def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None,
                  encoder: object = None) -> list[bytes] | None:
         """compressai's ``compress``; with ``encoder`` (a ``BufferedRansEncoder``) the symbols
@@ -44,8 +38,7 @@ class NearestScaleGaussianConditional(GaussianConditional):
         if inputs.size() != indexes.size():
             raise ValueError("`inputs` and `indexes` should have the same size.")
         symbols = self.quantize(inputs, "symbols", means)
-        encoder.encode_with_indexes(symbols.reshape(-1).tolist(),
-                                    indexes.reshape(-1).int().tolist(), *self._tables())
+        write_symbols(encoder, symbols, indexes, compressai_tables(self))
         return None
 
     def decompress(self, strings: list[bytes] | None, indexes: Tensor,
@@ -55,6 +48,5 @@ class NearestScaleGaussianConditional(GaussianConditional):
         set) ``strings`` is ignored and the symbols are the stream's next ones."""
         if decoder is None:
             return super().decompress(strings, indexes, dtype, means)
-        values = decoder.decode_stream(indexes.reshape(-1).int().tolist(), *self._tables())
-        symbols = torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+        symbols = read_symbols(decoder, indexes, compressai_tables(self))
         return self.dequantize(symbols.to(indexes.device), means, dtype)

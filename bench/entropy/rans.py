@@ -18,7 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MAX_ABS_SYMBOL", "RansTables", "check_escape_budget"]
+__all__ = [
+    "MAX_ABS_SYMBOL",
+    "RansTables",
+    "check_escape_budget",
+    "compressai_tables",
+    "read_symbols",
+    "write_symbols",
+]
 
 #: Largest |centred symbol| accepted; escapes compute ``2 * value`` in int32.
 MAX_ABS_SYMBOL = 2**29
@@ -52,6 +59,32 @@ def check_escape_budget(symbols: Tensor, offset: Tensor, max_value: Tensor) -> N
             "too many/too large out-of-table values for compressai's rANS output buffer "
             f"(up to {needed:.0f} bits needed, {32 * symbols.numel()} available)"
         )
+
+
+def compressai_tables(module) -> tuple[list, list, list]:
+    """(CDFs, CDF lengths, offsets) of a compressai ``EntropyModel`` (one table per row of
+    ``_quantized_cdf``) as the rANS coder takes them, after its own size checks."""
+    module._check_cdf_size()
+    module._check_cdf_length()
+    module._check_offsets_size()
+    return (module._quantized_cdf.tolist(), module._cdf_length.reshape(-1).int().tolist(),
+            module._offset.reshape(-1).int().tolist())
+
+
+def write_symbols(encoder: object, symbols: Tensor, indexes: Tensor, tables: tuple) -> None:
+    """Append ``symbols`` (coded with the tables ``indexes`` name) to a compressai
+    ``BufferedRansEncoder``; ``tables`` is (CDFs, lengths, offsets)."""
+    encoder.encode_with_indexes(symbols.reshape(-1).int().tolist(),
+                                indexes.reshape(-1).int().tolist(), *tables)
+
+
+def read_symbols(decoder: object, indexes: Tensor, tables: tuple) -> Tensor:
+    """The next ``indexes.numel()`` symbols (int32, shaped like ``indexes``) from a
+    compressai ``RansDecoder`` whose stream is set, as :func:`write_symbols` wrote them."""
+    values = decoder.decode_stream(indexes.reshape(-1).int().tolist(), *tables)
+    return torch.from_numpy(
+        np.fromiter(values, dtype=np.int32, count=len(values))
+    ).reshape(indexes.shape)
 
 
 class RansTables:
@@ -126,10 +159,7 @@ class RansTables:
         """The next ``indexes.numel()`` symbols (int32, shaped like ``indexes``) from a
         decoder whose stream is set (``RansDecoder.set_stream``), coded with these tables."""
         local, cdfs, sizes, offsets = self.subset(indexes.cpu())
-        values = decoder.decode_stream(local.reshape(-1).numpy().tolist(), cdfs, sizes, offsets)
-        return torch.from_numpy(
-            np.fromiter(values, dtype=np.int32, count=len(values))
-        ).reshape(indexes.shape)
+        return read_symbols(decoder, local, (cdfs, sizes, offsets))
 
     def decode(self, decoder: object, strings: list[bytes], indexes: Tensor) -> Tensor:
         """Decode one stream per row of ``indexes`` (``N x M``) into int32 symbols."""

@@ -131,8 +131,8 @@ def check_stream_capacity(model, p) -> None:
             cond._quantized_cdf, cond._cdf_length, starts if flat else None
         )
         floors = model._fewest_bits = (y_bits, z_bits)
-    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
-    needs = {"y": model.M * h * w * floors[0], "z": model.N * -(-h // 4) * -(-w // 4) * floors[1]}
+    _, _, n_y, n_z = symbol_counts(model, p)
+    needs = {"y": n_y * floors[0], "z": n_z * floors[1]}
     if p.format == 2:  # one string holds both (and the map, whose blocks may cost ~0 bits)
         needs = {"rANS": needs["y"] + needs["z"]}
     for name, bits in needs.items():
@@ -145,13 +145,16 @@ def check_stream_capacity(model, p) -> None:
             )
 
 
-def stream_symbols(model, p) -> int:
-    """Symbols in a format-2 stream of ``p``'s size: the map's blocks, ``z`` and ``y``."""
-    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
-    return h * w * (1 + model.M) + model.N * -(-h // 4) * -(-w // 4)
+def symbol_counts(model, p) -> tuple[int, int, int, int]:
+    """``(h, w, y symbols, z symbols)`` of a picture of ``p``'s size: the latent-resolution
+    map is h×w blocks (also the map's symbols in format 2)."""
+    from bench.learned.bitstream import latent_size
+
+    h, w = latent_size(p.height, p.width, LATENT_STRIDE)
+    return h, w, model.M * h * w, model.N * -(-h // 4) * -(-w // 4)
 
 
-def padded(string: bytes, channels: int, p) -> bytes:
+def padded(string: bytes, symbols: int) -> bytes:
     """``string`` followed by zero bytes, so that a corrupt rANS string cannot make
     compressai's decoder read past its end (it does not check bounds and crashes the process).
 
@@ -159,8 +162,6 @@ def padded(string: bytes, channels: int, p) -> bytes:
     the lowest symbol with at most one 32-bit read per symbol, plus the bypass reads its
     garbage can ask for (at most 15 per nibble of garbage, 8 nibbles per read).
     """
-    h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
-    symbols = channels * h * w
     return string + bytes(4 * (symbols + 64) + 16 * len(string))
 
 
@@ -177,19 +178,18 @@ def decode_image(model, data: bytes, return_details: bool = False):
     if p.entropy != model.entropy:
         raise CodecError(f"bitstream of a {p.entropy} model given to a {model.entropy} decoder")
     check_stream_capacity(model, p)
-    if p.format == 1:
-        y_string, z_string = padded(p.y, model.M, p), padded(p.z, model.N, p)
+    h, w, n_y, n_z = symbol_counts(model, p)
+    if p.format == 1:  # z padded as generously as y (N·h·w symbols)
+        y_string, z_string = padded(p.y, n_y), padded(p.z, model.N * h * w)
         codes, decoder = p.codes, None
     else:
         from compressai.ans import RansDecoder
 
         from bench.learned.mapcoding import read_binary_map
 
-        h, w = -(-p.height // LATENT_STRIDE), -(-p.width // LATENT_STRIDE)
         y_string = z_string = None
         decoder = RansDecoder()
-        # padded per symbol of the whole stream (padded() counts channels × blocks)
-        decoder.set_stream(padded(p.stream, -(-stream_symbols(model, p) // (h * w)), p))
+        decoder.set_stream(padded(p.stream, h * w + n_y + n_z))  # map blocks, y, z
         codes = p.codes
         if codes is None:
             try:

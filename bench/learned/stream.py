@@ -15,20 +15,18 @@ conditionals take ``encoder=``/``decoder=`` themselves and the map is
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+from bench.entropy.rans import compressai_tables, read_symbols, write_symbols
 
 
 def _bottleneck_coding(eb, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, tuple]:
     """Table index and median per element of a ``z`` of ``shape`` (B×C×h×w), and the
     tables as the rANS coder takes them: exactly what compressai's ``EntropyBottleneck``
     uses in ``compress``/``decompress``."""
-    if eb._offset.numel() == 0:
-        raise ValueError("Uninitialized CDFs. Run update() first")
+    tables = compressai_tables(eb)
     indexes = eb._build_indexes(shape)
     medians = eb._get_medians().detach().reshape(1, -1, 1, 1).expand(shape)
-    tables = (eb._quantized_cdf.tolist(), eb._cdf_length.reshape(-1).int().tolist(),
-              eb._offset.reshape(-1).int().tolist())
     return indexes, medians, tables
 
 
@@ -37,14 +35,11 @@ def write_bottleneck(encoder, eb, z: Tensor) -> Tensor:
     the decoder's values."""
     indexes, medians, tables = _bottleneck_coding(eb, tuple(z.shape))
     symbols = eb.quantize(z, "symbols", medians)
-    encoder.encode_with_indexes(symbols.reshape(-1).tolist(),
-                                indexes.reshape(-1).int().tolist(), *tables)
+    write_symbols(encoder, symbols, indexes, tables)
     return eb.dequantize(symbols, medians)
 
 
 def read_bottleneck(decoder, eb, shape: tuple[int, ...]) -> Tensor:
     """``z_hat`` of ``shape`` from the stream's next symbols."""
     indexes, medians, tables = _bottleneck_coding(eb, tuple(shape))
-    values = decoder.decode_stream(indexes.reshape(-1).int().tolist(), *tables)
-    symbols = torch.tensor(values, dtype=torch.int32).reshape(shape)
-    return eb.dequantize(symbols, medians)
+    return eb.dequantize(read_symbols(decoder, indexes, tables), medians)
