@@ -8,7 +8,11 @@ Side by side, on the same COCO val2017 images with their GT ROI:
   the whole bitstream (header, latent quality map, string lengths), the bytes bpp counts;
   "file 2" the whole bitstream in format 2 (map, z and y in one rANS string,
   :mod:`bench.learned.stream`), the next release's. Ratios are Σactual / Σestimated over the
-  images.
+  images. Format 2's excess over the estimate is then split, in bytes per picture, into the
+  header (everything before the rANS string), the ROI map's information under its context
+  model (:func:`bench.learned.mapcoding.information_bits`) and the rest, the coder's
+  (its final state and word alignment, and the tables' rounding of the model's
+  probabilities).
 * **encode + decode time** per image at 640×480 (images of exactly that size; one thread, as
   the codecs run), repeats interleaved between the two codecs, medians reported.
 
@@ -26,8 +30,10 @@ import torch
 
 from bench.codecs.base import CodecUnavailable
 from bench.data.coco import CocoDataset
+from bench.learned.bitstream import map_in_stream, unpack
 from bench.learned.coding import decode_image, encode_image, model_inputs
 from bench.learned.layers import single_thread
+from bench.learned.mapcoding import information_bits
 from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.registry import CODECS
 
@@ -48,13 +54,17 @@ def rate_table(models: dict, samples) -> list[dict]:
     for name, model in models.items():
         for quality in GRID_NAMES:
             point = grid_point(quality)
-            est = payload = file_bits = file2_bits = pixels = 0.0
+            est = payload = file_bits = file2_bits = header2 = map_bits = pixels = 0.0
             for s in samples:
                 ey, ez = estimated_bits(model, s.image, s.roi, point)
                 data, out = encode_image(model, s.image, s.roi, point, "gt", return_details=True,
                                          stream_format=1)
-                file2_bits += 8 * len(encode_image(model, s.image, s.roi, point, "gt",
-                                                   stream_format=2))
+                data2 = encode_image(model, s.image, s.roi, point, "gt", stream_format=2)
+                file2_bits += 8 * len(data2)
+                header2 += 8 * (len(data2) - len(unpack(data2).stream))
+                codes = model_inputs(s.image, s.roi, point, "gt")[3]
+                if map_in_stream(codes):
+                    map_bits += information_bits((codes == codes.max()).astype(np.uint8))
                 est += ey + ez
                 payload += 8 * (len(out["y"]) + len(out["z"]))
                 file_bits += 8 * len(data)
@@ -62,7 +72,10 @@ def rate_table(models: dict, samples) -> list[dict]:
             rows.append({"codec": name, "quality": quality, "est_bpp": est / pixels,
                          "payload_bpp": payload / pixels, "file_bpp": file_bits / pixels,
                          "payload_ratio": payload / est, "file_ratio": file_bits / est,
-                         "file2_ratio": file2_bits / est})
+                         "file2_ratio": file2_bits / est, "est_B": est / 8 / len(samples),
+                         "header2_B": header2 / 8 / len(samples),
+                         "map2_B": map_bits / 8 / len(samples),
+                         "coder2_B": (file2_bits - header2 - map_bits - est) / 8 / len(samples)})
     return rows
 
 
@@ -122,6 +135,11 @@ def print_rates(rows: list[dict], models: dict) -> None:
         print(f"{r['codec']:<13}{r['quality']:<8}{r['est_bpp']:>9.4f}{r['payload_bpp']:>9.4f}"
               f"{r['file_bpp']:>9.4f}{r['payload_ratio']:>13.4f}{r['file_ratio']:>10.4f}"
               f"{r['file2_ratio']:>12.4f}")
+    print("format 2 over the estimate, bytes per picture:")
+    print(f"{'codec':<13}{'quality':<8}{'est':>9}{'header':>8}{'map':>7}{'coder':>7}")
+    for r in rows:
+        print(f"{r['codec']:<13}{r['quality']:<8}{r['est_B']:>9.1f}{r['header2_B']:>8.1f}"
+              f"{r['map2_B']:>7.1f}{r['coder2_B']:>7.1f}")
     for name in models:
         mine = [r for r in rows if r["codec"] == name]
         worst = max(mine, key=lambda r: abs(r["file_ratio"] - 1))

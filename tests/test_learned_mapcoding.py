@@ -18,6 +18,8 @@ from bench.learned.mapcoding import (
     count_contexts,
     decode_binary_map,
     encode_binary_map,
+    information_bits,
+    tables,
 )
 from bench.learned.qmap import GRID
 
@@ -97,6 +99,19 @@ def test_maps_share_one_stream_with_other_symbols():
     decoder.set_stream(encoder.flush())
     assert np.array_equal(read_binary_map(decoder, 9, 13), bits)
     assert decoder.decode_stream([15, 0, 3], cdfs, lengths, offsets) == [1, 0, 1]
+
+
+def test_information_is_what_the_string_costs_but_its_final_state(coco_root):
+    cdfs = tables()[0]
+    zero_in_context_0 = cdfs[0][1] - cdfs[0][0]
+    assert information_bits(np.zeros((1, 1), np.uint8)) == pytest.approx(
+        -np.log2(zero_in_context_0 / 65536))
+    for bits in _roi_maps(coco_root, "val2017", limit=6):
+        info = information_bits(bits)
+        # a string of its own adds what the coder's 64-bit final state holds beyond the
+        # symbols: its initial 31 bits, which carry nothing, and up to 32 bits of word
+        # alignment (41-63 bits on these maps)
+        assert 24 < 8 * len(encode_binary_map(bits)) - info <= 31 + 32 + 8, info
 
 
 def test_too_short_strings_are_refused():

@@ -64,6 +64,16 @@ def count_contexts(maps) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in counts)
 
 
+def information_bits(bits: np.ndarray) -> float:
+    """What a 0/1 map costs under the coder's own tables: the sum of ``-log2`` of each
+    block's quantized probability in its context. A string of the map alone adds the rANS
+    final state and word alignment; inside format 2's shared string the map costs this."""
+    cdfs, _, _ = tables()
+    bits = np.asarray(bits, np.uint8)
+    freq = np.array([[c[1] - c[0], c[2] - c[1]] for c in cdfs], np.float64)
+    return float(-np.log2(freq[contexts(bits), bits] / (1 << PRECISION)).sum())
+
+
 def write_binary_map(encoder, bits: np.ndarray) -> None:
     """Append a 0/1 map (raster order) to a compressai ``BufferedRansEncoder``; the decoder
     reads it back with :func:`read_binary_map`, given the shape."""
