@@ -10,7 +10,10 @@ with real bitstreams (every byte counted):
 * **ROI** (``--roi gt``) on the same images: bpp, ROI-PSNR and background PSNR per point, and
   the *ROI gain*: BD-rate of ROI mode against the same model's uniform mode, on ROI-PSNR
   (pchip, pooled bpp), the figure ``bench report --anchor ggm@roi-none`` gives on a run;
-* optionally Kodak (``--kodak N``), uniform.
+* optionally Kodak (``--kodak N``), uniform;
+* with several models, the BD-rate of each against the first (pchip, pooled bpp) on uniform
+  PSNR and on ROI-mode ROI-PSNR: how much less rate a snapshot needs than the release for
+  the same quality.
 
 Training is judged by these numbers, not by its loss. Run:
 ``python benchmarks/learned_rd.py --model bench/learned/weights/ggm.pt --model snap.pt
@@ -103,9 +106,9 @@ def main() -> None:
         lo, hi = GRID[0].uniform / Q_STEPS, GRID[-1].uniform / Q_STEPS
         doublings = (hi - lo) * math.log2(lam_max / lam_min)
         slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / doublings
-        gain = bd(Curve(tuple(u["bpp"] for u in uniform), tuple(u["roi_psnr"] for u in uniform)),
-                  Curve(tuple(r["bpp"] for r in roi), tuple(r["roi_psnr"] for r in roi)))
+        gain = bd(_curve(uniform, "roi_psnr"), _curve(roi, "roi_psnr"))
         line = {"model": name, "slope": slope, "top": uniform[-1]["psnr"],
+                "uniform": _curve(uniform, "psnr"), "roi": _curve(roi, "roi_psnr"),
                 "top_bpp": uniform[-1]["bpp"], "roi_gain": gain.bd_rate,
                 "roi_overlap": gain.rate_overlap, "bpp_range": (roi[0]["bpp"], roi[-1]["bpp"])}
         if kodak:
@@ -120,6 +123,16 @@ def main() -> None:
               f"{s['top']:.2f} dB at {s['top_bpp']:.3f} bpp; ROI gain (BD-rate gt vs none, "
               f"ROI-PSNR) {s['roi_gain']:+.1f} % (overlap {s['roi_overlap']:.0f} %); ROI-mode "
               f"bpp {s['bpp_range'][0]:.3f}–{s['bpp_range'][1]:.3f}")
+    first = summary[0]
+    for s in summary[1:]:
+        uni, roi = bd(first["uniform"], s["uniform"]), bd(first["roi"], s["roi"])
+        print(f"  {s['model']} against {first['model']}: BD-rate {uni.bd_rate:+.1f} % on uniform "
+              f"PSNR (overlap {uni.rate_overlap:.0f} %), {roi.bd_rate:+.1f} % on ROI-mode "
+              f"ROI-PSNR (overlap {roi.rate_overlap:.0f} %)")
+
+
+def _curve(rows: list[dict], metric: str) -> Curve:
+    return Curve(tuple(r["bpp"] for r in rows), tuple(r[metric] for r in rows))
 
 
 if __name__ == "__main__":
