@@ -40,9 +40,10 @@ from bench.registry import CODECS
 CODEC_NAMES = ("ggm", "gaussian-roi")
 
 
-def estimated_bits(model, image: np.ndarray, roi, point) -> tuple[float, float]:
-    """Model-estimated bits of ``y`` and of ``z`` for one image, as the encoder would code it."""
-    x, q, q_lat, _ = model_inputs(image, roi, point, "gt")
+def estimated_bits(model, inputs) -> tuple[float, float]:
+    """Model-estimated bits of ``y`` and of ``z`` for one image, as the encoder would code it
+    (``inputs``: :func:`bench.learned.coding.model_inputs`)."""
+    x, q, q_lat, _ = inputs
     with single_thread(), torch.inference_mode():
         out = model(x, q, q_lat)
     lik = out["likelihoods"]
@@ -56,13 +57,14 @@ def rate_table(models: dict, samples) -> list[dict]:
             point = grid_point(quality)
             est = payload = file_bits = file2_bits = header2 = map_bits = pixels = 0.0
             for s in samples:
-                ey, ez = estimated_bits(model, s.image, s.roi, point)
+                inputs = model_inputs(s.image, s.roi, point, "gt")
+                ey, ez = estimated_bits(model, inputs)
                 data, out = encode_image(model, s.image, s.roi, point, "gt", return_details=True,
                                          stream_format=1)
                 data2 = encode_image(model, s.image, s.roi, point, "gt", stream_format=2)
                 file2_bits += 8 * len(data2)
                 header2 += 8 * (len(data2) - len(unpack(data2).stream))
-                codes = model_inputs(s.image, s.roi, point, "gt")[3]
+                codes = inputs[3]
                 if map_in_stream(codes):
                     map_bits += information_bits((codes == codes.max()).astype(np.uint8))
                 est += ey + ez
@@ -75,7 +77,8 @@ def rate_table(models: dict, samples) -> list[dict]:
                          "file2_ratio": file2_bits / est, "est_B": est / 8 / len(samples),
                          "header2_B": header2 / 8 / len(samples),
                          "map2_B": map_bits / 8 / len(samples),
-                         "coder2_B": (file2_bits - header2 - map_bits - est) / 8 / len(samples)})
+                         "coder2_B": (file2_bits - header2 - map_bits - est) / 8 / len(samples),
+                         "file2_map_ratio": file2_bits / (est + map_bits)})
     return rows
 
 
@@ -140,10 +143,8 @@ def print_rates(rows: list[dict], models: dict) -> None:
     print(f"{'codec':<13}{'quality':<8}{'est':>9}{'header':>8}{'map':>7}{'coder':>7}"
           f"{'file 2/est+map':>16}")
     for r in rows:
-        est_map = r["est_B"] + r["map2_B"]
-        file2 = est_map + r["header2_B"] + r["coder2_B"]
         print(f"{r['codec']:<13}{r['quality']:<8}{r['est_B']:>9.1f}{r['header2_B']:>8.1f}"
-              f"{r['map2_B']:>7.1f}{r['coder2_B']:>7.1f}{file2 / est_map:>16.4f}")
+              f"{r['map2_B']:>7.1f}{r['coder2_B']:>7.1f}{r['file2_map_ratio']:>16.4f}")
     for name in models:
         mine = [r for r in rows if r["codec"] == name]
         worst = max(mine, key=lambda r: abs(r["file_ratio"] - 1))

@@ -106,9 +106,10 @@ def main() -> None:
         lo, hi = GRID[0].uniform / Q_STEPS, GRID[-1].uniform / Q_STEPS
         doublings = (hi - lo) * math.log2(lam_max / lam_min)
         slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / doublings
-        gain = bd(_curve(uniform, "roi_psnr"), _curve(roi, "roi_psnr"))
+        roi_curve = _curve(roi, "roi_psnr")
+        gain = bd(_curve(uniform, "roi_psnr"), roi_curve)
         line = {"model": name, "slope": slope, "top": uniform[-1]["psnr"],
-                "uniform": _curve(uniform, "psnr"), "roi": _curve(roi, "roi_psnr"),
+                "uniform": _curve(uniform, "psnr"), "roi": roi_curve,
                 "top_bpp": uniform[-1]["bpp"], "roi_gain": gain.bd_rate,
                 "roi_overlap": gain.rate_overlap, "bpp_range": (roi[0]["bpp"], roi[-1]["bpp"])}
         if kodak:
