@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 
 from bench.learned.qmap import DEFAULT_WEIGHTS
 
+#: the smallest crop that bfloat16 autocast trains correctly (see ``Recipe.__post_init__``)
+MIN_AUTOCAST_CROP = 64
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -57,6 +60,16 @@ class Recipe:
     #: when the state folder is empty, start from the package's released weights
     warm_start: bool = False
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.autocast and self.crop < MIN_AUTOCAST_CROP:
+            # measured with torch 2.14 on CPU: the weight gradient of a bfloat16 5×5 stride-2
+            # conv over a 1×1 input reads memory it never wrote (a different, often non-finite,
+            # gradient on every call); hyper-analysis's last conv sees crop/32 pixels a side
+            raise ValueError(f"recipe {self.name}: bfloat16 autocast needs crops of at least "
+                             f"{MIN_AUTOCAST_CROP}² (got {self.crop}²): smaller crops give the "
+                             f"hyper-analysis 1×1 inputs, whose bfloat16 weight gradients are "
+                             f"garbage on CPU; use larger crops or autocast=False")
 
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``, from the planned total only."""
