@@ -164,11 +164,14 @@ with external.work_dir("vvc") as tmp:
 
 
 @linux_only
-def test_a_killed_parent_takes_its_program_and_leaves_a_folder_that_is_swept():
+def test_a_killed_parent_takes_its_program_and_leaves_a_folder_that_is_swept(tmp_path):
     """SIGKILL the Python process while ffmpeg runs: the kernel kills ffmpeg too."""
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    # a temp folder of its own: in the shared one, any other process's first external call
+    # (another test worker's) would sweep the dead parent's folder before this test looks
     parent = subprocess.Popen([sys.executable, "-c", CHILD, ffmpeg], cwd=REPO,
+                              env={**os.environ, "TMPDIR": str(tmp_path)},
                               stdout=subprocess.PIPE, text=True)
     try:
         work = Path(parent.stdout.readline().strip())
@@ -187,6 +190,7 @@ def test_a_killed_parent_takes_its_program_and_leaves_a_folder_that_is_swept():
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+    assert work.parent == tmp_path
     assert work.is_dir() and work.name.startswith(f"bench-{parent.pid}-vvc-")
     assert work in external.sweep_stale_dirs(work.parent)
     assert not work.exists()

@@ -30,6 +30,14 @@ from tests.conftest import natural_image
 TINY = {"N": 16, "M": 24, "C": 8}
 
 
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """A Trainer sets torch's thread count (``--threads``); later tests keep their own."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def image_dir(tmp_path):
     d = tmp_path / "imgs"
