@@ -83,11 +83,29 @@ def build_model(config: dict) -> RoiHyperprior:
                          config.get("gains", 0))
 
 
+def half_rounded(value: torch.Tensor) -> torch.Tensor:
+    """``value`` rounded to float16 and back when it is a large floating tensor (more than
+    :data:`SNAPSHOT_HALF_ABOVE` elements), else itself."""
+    if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
+        return value.half().to(value.dtype)
+    return value
+
+
 def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> dict:
-    """Build the CDF tables and write the released model (and its card as JSON beside it)."""
+    """Build the CDF tables and write the released model (and its card as JSON beside it).
+
+    A large float tensor whose values are all exact in float16 (the weights of a recipe with
+    ``half_weights``) is stored in float16: half the bytes, and the same float32 values when
+    ``load_model`` copies it into the network, so decoding is unchanged."""
     model = model.to("cpu").eval()
     model.update(force=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {}
+    for name, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if not is_table(name) and torch.equal(half_rounded(value), value) \
+                and value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
+            value = value.half()
+        state[name] = value
     return _save_with_card(MODEL_FORMAT, model.config(), state, card, path)
 
 

@@ -10,7 +10,8 @@ from wherever it stopped with the same schedule, and a release says how it was m
 ``release-2`` is the campaign of the second release: gain-vector rate control, 256² crops
 (the hyper-latent gets 4×4 positions), a λ range reaching lower rates, more two-level
 object-aligned quality maps, bfloat16 transforms, an exponential moving average of the
-weights (what is exported), and a warm start from the released weights.
+weights (what is exported), and a warm start from the released weights. ``release-3`` is
+the same schedule on a wider network, warm-started from release-2's finished weights.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ class Recipe:
     ema: float = 0.0
     #: ``"memory"`` (images decoded once), ``"files"`` (read per crop) or ``"pack"``
     source: str = "files"
-    #: when the state folder is empty, start from the package's released weights
+    #: when the state folder is empty, start from the package's released weights (widened
+    #: when the recipe's network is wider: :mod:`bench.learned.widen`)
     warm_start: bool = False
+    #: release the large weight tensors rounded to float16 (a network too large for a
+    #: 16 MB checkpoint in float32); the codec computes in float32 from the rounded values
+    half_weights: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +133,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                          "blobs": 0.2},
            gains=9, autocast=True, channels_last=True, ema=0.999, source="memory",
            warm_start=True),
+    # release-2's finished network widened to compressai's low-rate hyperprior width
+    # (N = 128, M = 192; 5.4 M parameters against 3.0 M): at its end the transforms bound the
+    # top end (benchmarks/learned_ceiling.py: ~33 dB with unquantized latents). Warm-starts
+    # from the release by function-preserving widening, then release-2's schedule again.
+    Recipe("release-3", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
+           decay="cosine", decay_start=0.7, final_lr_factor=0.1,
+           lambda_min=0.0003, lambda_max=0.1,
+           qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1, "gradient": 0.05,
+                         "blobs": 0.2},
+           N=128, M=192, gains=9, autocast=True, channels_last=True, ema=0.999,
+           source="memory", warm_start=True, half_weights=True),
 )}
 
 

@@ -43,6 +43,7 @@ from bench.learned.checkpoint import (
     atomic_save,
     export_model,
     export_snapshot,
+    half_rounded,
     is_table,
     load,
     steps_of,
@@ -51,6 +52,7 @@ from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make
 from bench.learned.network import RoiHyperprior, count_parameters
 from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_of_q
 from bench.learned.recipe import Recipe
+from bench.learned.widen import WIDENABLE, widen_state
 
 TRAIN_FORMAT = "bench-learned-train-v2"
 #: consecutive non-finite gradients after which a run stops (the weights stay as they were)
@@ -253,7 +255,15 @@ class Trainer:
             raise ValueError(f"{path} is not a released {self.cfg.entropy} model or a "
                              f"campaign snapshot of one")
         own = self.model.state_dict()
-        state = {k: v for k, v in blob["state_dict"].items() if k in own}
+        widened = None
+        source_state = blob["state_dict"]
+        if {k: blob["config"].get(k) for k in WIDENABLE} != \
+                {k: self.model.config()[k] for k in WIDENABLE}:
+            # a wider recipe: the old weights in the leading channels (bench.learned.widen)
+            widened = {k: blob["config"][k] for k in WIDENABLE}
+            source_state = widen_state({k: v for k, v in source_state.items() if not is_table(k)},
+                                       blob["config"], self.model)
+        state = {k: v for k, v in source_state.items() if k in own}
         missing = sorted(k for k in set(own) - set(state) if not is_table(k))
         # a snapshot has no coding tables: the model keeps its own (training needs none)
         state.update({k: v for k, v in own.items() if is_table(k) and k not in state})
@@ -265,6 +275,8 @@ class Trainer:
         self.warm_start = {"from": path.name, "card_recipe": card.get("recipe", {}).get("name"),
                            "card_steps": card.get("budget", {}).get("steps"),
                            "initialized": missing}
+        if widened:
+            self.warm_start["widened_from"] = widened
         if card.get("recipe", {}).get("name") == self.recipe.name:
             # the release is a snapshot of this very recipe: continue its schedule and budget
             budget = card["budget"]
@@ -480,7 +492,10 @@ class Trainer:
     def release_model(self) -> RoiHyperprior:
         """A CPU copy of the network with the weights to release (see :meth:`release_state`)."""
         model = RoiHyperprior(self.cfg.entropy, **self.recipe.network())
-        model.load_state_dict(self.release_state())
+        state = self.release_state()
+        if self.recipe.half_weights:
+            state = {k: half_rounded(v) for k, v in state.items()}
+        model.load_state_dict(state)
         return model
 
     def export(self, path: str | os.PathLike | None = None, rd: dict | None = None) -> dict:
