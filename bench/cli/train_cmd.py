@@ -47,8 +47,10 @@ def state_dir(recipe: str, entropy: str) -> Path:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the learned ROI codecs (ggm, gaussian-roi)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench.learned.recipe import RECIPES
+
     p.add_argument("--recipe", default=None,
-                   help="named training recipe (release-1, release-2); default: a custom run "
+                   help=f"named training recipe ({', '.join(RECIPES)}); default: a custom run "
                         "from the flags below")
     p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default="ggm",
                    help="latent entropy model: ggm (codec ggm), gaussian (codec gaussian-roi), "
