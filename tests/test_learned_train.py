@@ -160,6 +160,12 @@ def test_named_recipes_plan_their_budget():
         Recipe.from_json(r2.to_json()[:-1] + ', "future": 1}')
 
 
+def test_train_help_names_every_recipe():
+    from bench.cli.train_cmd import RECIPE_NAMES
+
+    assert RECIPE_NAMES.split(", ") == list(RECIPES)
+
+
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
     with pytest.raises(ValueError, match="at least 64"):
         _recipe(autocast=True, crop=32)

@@ -36,6 +36,9 @@ import os
 import sys
 from pathlib import Path
 
+#: the names of ``bench.learned.recipe.RECIPES``, for ``--help``
+RECIPE_NAMES = "release-1, release-2, release-3"
+
 
 def state_dir(recipe: str, entropy: str) -> Path:
     """Where a recipe's run keeps its checkpoints: outside the work tree, per user."""
@@ -47,10 +50,10 @@ def state_dir(recipe: str, entropy: str) -> Path:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the learned ROI codecs (ggm, gaussian-roi)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from bench.learned.recipe import RECIPES
-
+    # named by hand: importing bench.learned.recipe would load numpy for every --help
+    # (tests/test_learned_train.py checks that this names every recipe)
     p.add_argument("--recipe", default=None,
-                   help=f"named training recipe ({', '.join(RECIPES)}); default: a custom run "
+                   help=f"named training recipe ({RECIPE_NAMES}); default: a custom run "
                         "from the flags below")
     p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default="ggm",
                    help="latent entropy model: ggm (codec ggm), gaussian (codec gaussian-roi), "
