@@ -74,7 +74,8 @@ class LearnedRoiCodec(Codec):
     def version(self) -> str:
         ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
         roi = f"roi-pred-{self.roi_source}" if self.roi_mode == "pred" else f"roi-{self.roi_mode}"
-        return f"{self.name}-v1/{ckpt}/{roi}/{grid_description()}"
+        # v1: bitstream format 1 (release 1, release 2 at step 10,000); v2: format 2
+        return f"{self.name}-v2/{ckpt}/{roi}/{grid_description()}"
 
     def load(self) -> None:
         """Load the checkpoint now (the ``model`` property would on the first encode)."""

@@ -24,10 +24,9 @@ layers and the hyper-decoder's head use nothing else). A two-level (ROI) map cos
 bytes after zlib in format 1 (67 on average on the shared val2017 pictures) and about 21
 bytes of the shared string in format 2; a uniform map costs one byte.
 
-Release 2's streams are format 1 (:data:`FORMAT_WRITTEN`); every decoder reads both. Format
-2 becomes the written one with the next release of the learned codecs, whose leaderboard
-rows are made again then, so that the committed rows stay reproducible by the code that made
-them.
+Release 2 final (the release-2 recipe's 48,000 steps) writes format 2
+(:data:`FORMAT_WRITTEN`); releases 1 and 2 at step 10,000 wrote format 1, and every decoder
+reads both.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from bench.varint import decode_varint, encode_varint
 
 FORMATS = (1, 2)
 #: The format :func:`bench.learned.coding.encode_image` writes by default.
-FORMAT_WRITTEN = 1
+FORMAT_WRITTEN = 2
 ENTROPY_IDS = {"ggm": 0, "gaussian": 1}
 MAP_METHODS = {"raw": 0, "zlib": 1}
 
