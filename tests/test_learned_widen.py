@@ -85,9 +85,8 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
         Image.fromarray(natural_image(h, w, seed=i)).save(images / f"{i}.png")
     narrow = _trained_looking("ggm")
     export_model(narrow, tmp_path / "narrow.pt", {"budget": {"steps": 9}})
-    wide = {k: v for k, v in WIDE.items()}
     recipe = Recipe(name="custom", steps=2, batch_size=2, crop=64, lr=1e-3, seed=7,
-                    warm_start=True, half_weights=True, ema=0.9, **wide)
+                    warm_start=True, half_weights=True, ema=0.9, **WIDE)
     config = TrainConfig(entropy="ggm", out=str(tmp_path / "w"),
                          coco_root=str(images / "no-coco"), extra_dirs=[str(images)],
                          progress=False, threads=1, warm_start_from=str(tmp_path / "narrow.pt"))

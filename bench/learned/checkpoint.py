@@ -83,12 +83,15 @@ def build_model(config: dict) -> RoiHyperprior:
                          config.get("gains", 0))
 
 
+def _large_float(value: torch.Tensor) -> bool:
+    """Whether ``value`` is one of the tensors that may be kept in float16: floating, with more
+    than :data:`SNAPSHOT_HALF_ABOVE` elements."""
+    return value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE
+
+
 def half_rounded(value: torch.Tensor) -> torch.Tensor:
-    """``value`` rounded to float16 and back when it is a large floating tensor (more than
-    :data:`SNAPSHOT_HALF_ABOVE` elements), else itself."""
-    if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
-        return value.half().to(value.dtype)
-    return value
+    """``value`` rounded to float16 and back when it is a large floating tensor, else itself."""
+    return value.half().to(value.dtype) if _large_float(value) else value
 
 
 def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> dict:
@@ -102,8 +105,7 @@ def export_model(model: RoiHyperprior, path: str | os.PathLike, card: dict) -> d
     state = {}
     for name, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
-        if not is_table(name) and torch.equal(half_rounded(value), value) \
-                and value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
+        if not is_table(name) and _large_float(value) and torch.equal(half_rounded(value), value):
             value = value.half()
         state[name] = value
     return _save_with_card(MODEL_FORMAT, model.config(), state, card, path)
@@ -128,7 +130,7 @@ def export_snapshot(state: dict, config: dict, card: dict,
         if is_table(name):
             continue
         value = value.detach().cpu().contiguous()
-        if value.is_floating_point() and value.numel() > SNAPSHOT_HALF_ABOVE:
+        if _large_float(value):
             value = value.half()
         compact[name] = value
     return _save_with_card(SNAPSHOT_FORMAT, config, compact, card, path)

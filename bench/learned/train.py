@@ -257,10 +257,10 @@ class Trainer:
         own = self.model.state_dict()
         widened = None
         source_state = blob["state_dict"]
-        if {k: blob["config"].get(k) for k in WIDENABLE} != \
-                {k: self.model.config()[k] for k in WIDENABLE}:
+        width = {k: blob["config"].get(k) for k in WIDENABLE}
+        if width != {k: self.model.config()[k] for k in WIDENABLE}:
             # a wider recipe: the old weights in the leading channels (bench.learned.widen)
-            widened = {k: blob["config"][k] for k in WIDENABLE}
+            widened = width
             source_state = widen_state({k: v for k, v in source_state.items() if not is_table(k)},
                                        blob["config"], self.model)
         state = {k: v for k, v in source_state.items() if k in own}
