@@ -184,6 +184,7 @@ def test_warm_start_from_a_release_1_model_keeps_its_weights_and_adds_gains(imag
     assert trainer.step == 0  # another recipe's release: its schedule starts anew
     assert trainer.warm_start["initialized"] == ["log_gain", "log_inv_gain"]
     assert trainer.warm_start["card_steps"] == 11
+    assert trainer.describe_warm_start() == "warm-started from old.pt (unnamed recipe, 11 steps)"
     state = trainer.model.state_dict()
     for name, value in old.state_dict().items():
         if not name.startswith(("entropy_bottleneck._", "conditional._")):
@@ -214,6 +215,7 @@ def test_a_release_of_the_same_recipe_continues_its_schedule(image_dir, tmp_path
     second = _trainer(image_dir, tmp_path / "b", recipe,
                       warm_start_from=str(tmp_path / "snapshot.pt"))
     assert second.step == 2 and second.warm_start["resumed_release"] == "snapshot.pt"
+    assert second.describe_warm_start().endswith(", continuing release snapshot.pt")
     assert second.warm_start["from"] == "r1.pt"
     assert [r["step"] for r in second.run()] == [3, 4, 5]
     assert second.budget()["crops_seen"] == 10 and len(second.sessions) == 2

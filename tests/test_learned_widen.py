@@ -92,6 +92,9 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
                          progress=False, threads=1, warm_start_from=str(tmp_path / "narrow.pt"))
     trainer = Trainer(recipe, config)
     assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24}
+    assert trainer.describe_warm_start() == (
+        f"warm-started from narrow.pt (unnamed recipe, 9 steps), widened from N=16, M=24 to "
+        f"N={WIDE['N']}, M={WIDE['M']}")
     x, q = _inputs()
     trainer.model.eval()
     with torch.no_grad():

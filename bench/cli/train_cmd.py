@@ -193,8 +193,10 @@ def main(args: argparse.Namespace) -> int:
             return _fail(f"no checkpoint in {cfg.out} to export")
         if args.snapshot is not None and not (Path(cfg.out) / "last.pt").is_file():
             return _fail(f"no checkpoint in {cfg.out} to snapshot (train first)")
+        origin = trainer.describe_warm_start()
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
-              f"{trainer.step} on {cfg.device}; state in {cfg.out}", file=sys.stderr)
+              f"{trainer.step} on {cfg.device}{'; ' + origin if origin else ''}; state in "
+              f"{cfg.out}", file=sys.stderr)
     if args.snapshot is not None:
         from bench.learned import CODEC_NAMES
 

@@ -287,6 +287,28 @@ class Trainer:
             key = "resumed_snapshot" if snapshot else "resumed_release"
             self.warm_start = dict(self.warm_start or {}, **{key: path.name})
 
+    def describe_warm_start(self) -> str:
+        """One line on where the weights came from, for the log ("" when trained from
+        scratch), so a run that should have been widened or resumed can be checked at once."""
+        ws = self.warm_start
+        if not ws:
+            return ""
+        text = f"warm-started from {ws['from']}"
+        if ws.get("card_recipe") or ws.get("card_steps") is not None:
+            what = [str(ws.get("card_recipe") or "unnamed recipe")]
+            if ws.get("card_steps") is not None:
+                what.append(f"{ws['card_steps']} steps")
+            text += f" ({', '.join(what)})"
+        if ws.get("widened_from"):
+            old = ", ".join(f"{k}={v}" for k, v in ws["widened_from"].items())
+            new = ", ".join(f"{k}={self.model.config()[k]}" for k in ws["widened_from"])
+            text += f", widened from {old} to {new}"
+        for key, verb in (("resumed_release", "continuing release"),
+                          ("resumed_snapshot", "continuing snapshot")):
+            if ws.get(key):
+                text += f", {verb} {ws[key]}"
+        return text
+
     def save(self, name: str = "last.pt") -> Path:
         """Write a checkpoint atomically; never one with non-finite weights (the previous
         checkpoint stays, so a run that went wrong resumes from before it)."""
