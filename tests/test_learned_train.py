@@ -329,7 +329,16 @@ def test_cli_trains_both_codecs_to_the_same_step(image_dir, tmp_path):
     for kind in ("ggm", "gaussian"):
         blob = torch.load(tmp_path / "both" / kind / "last.pt", weights_only=True)
         assert blob["step"] == 3 and len(json.loads(blob["sessions"])) == 1
+        assert json.loads(blob["sessions"])[0]["stopped"] == "steps"
         assert Recipe.from_json(blob["recipe"]).steps == 3
+    # a time budget that runs out between turns is what the sessions record, not "steps"
+    # (a budget of 0 still trains one turn, as a single model trains one step)
+    budget = [a if a != str(tmp_path / "both") else str(tmp_path / "budget") for a in argv]
+    assert main(budget[:-1] + ["--steps", "6", "--time-budget", "0", "--no-progress"]) == 0
+    for kind in ("ggm", "gaussian"):
+        blob = torch.load(tmp_path / "budget" / kind / "last.pt", weights_only=True)
+        assert blob["step"] == 2
+        assert [s["stopped"] for s in json.loads(blob["sessions"])] == ["time budget"]
     assert main(["train", "--entropy", "both", "--export", "x.pt", "--out", str(tmp_path)]) == 2
     # the GPU command's ending: both snapshots exported into one folder, no RD measurement
     assert main(argv[:-1] + ["--export-only", "--export", str(tmp_path / "snap"),

@@ -237,12 +237,13 @@ def _codec_path(arg: str | None, codec: str, several: bool) -> Path | None:
 def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> None:
     """Train several models in turns of ``chunk`` steps, so that they stop at the same step.
 
-    The one behind catches up first; a turn starts only if the time budget leaves room for it
-    (judged by the last turn's duration), so the budget holds to within one turn.
+    The one behind catches up first; after the first turn, a turn starts only if the time
+    budget leaves room for it (judged by the last turn's duration), so the budget holds to
+    within one turn.
     """
     import time
 
-    deadline = time.monotonic() + 60 * time_budget_min if time_budget_min else None
+    deadline = None if time_budget_min is None else time.monotonic() + 60 * time_budget_min
     target = min(t.recipe.steps if t.cfg.stop_at is None else min(t.recipe.steps, t.cfg.stop_at)
                  for t in trainers)
     last_turn = 0.0
@@ -250,8 +251,10 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
         low = min(t.step for t in trainers)
         if low >= target:
             break
-        if deadline is not None and time.monotonic() + last_turn > deadline:
+        if deadline is not None and last_turn and time.monotonic() + last_turn > deadline:
             print(f"stopped at step {low}: time budget", file=sys.stderr)
+            for trainer in trainers:
+                trainer.mark_stopped("time budget")
             break
         t0 = time.monotonic()
         goal = min(target, low + chunk)

@@ -481,6 +481,13 @@ class Trainer:
                   file=sys.stderr)
         return records
 
+    def mark_stopped(self, reason: str) -> None:
+        """Record why a run driven from outside in turns of steps (``--entropy both``) ended,
+        in its session and checkpoint: each turn itself ends on ``steps``."""
+        if self._session is not None and self._session.get("stopped") != reason:
+            self._session["stopped"] = reason
+            self.save()
+
     # ------------------------------------------------------------------ release
     def model_card(self) -> dict:
         recent = self.history[-200:]
