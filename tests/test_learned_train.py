@@ -288,6 +288,20 @@ def test_committed_campaign_snapshots_are_sound_and_not_behind_the_release(entro
         assert warm_start_source(entropy, recipe) == snap
 
 
+def test_gpu_script_explains_its_arguments_and_a_missing_pack(tmp_path):
+    """The GPU lease's script fails at once, saying what to do, rather than after the machine
+    has started training nothing."""
+    import subprocess
+
+    script = str(CAMPAIGN_DIR / "gpu.sh")
+    usage = subprocess.run(["bash", script], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    missing = subprocess.run(["bash", script, "release-3", "1", str(tmp_path / "out"),
+                              str(tmp_path / "no-pack.npz")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--make-pack" in missing.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp_path, capsys):
     from bench.cli import main
 
