@@ -384,10 +384,11 @@ class Trainer:
             self.aux_opt.step()
         self._update_ema()
         self.step += 1
-        mse = terms["mse"].detach().item()
-        return {"step": self.step, "loss": terms["loss"].detach().item(), "skipped": skipped,
-                "bpp": terms["bpp"].detach().item(), "lr": lr,
-                "psnr": 10 * math.log10(1.0 / max(mse, 1e-12)), "aux": aux.detach().item()}
+        # one device-to-host copy for the log, not four (each is a GPU sync)
+        loss, bpp, mse, aux_value = torch.stack(
+            [t.detach().float() for t in (terms["loss"], terms["bpp"], terms["mse"], aux)]).tolist()
+        return {"step": self.step, "loss": loss, "skipped": skipped, "bpp": bpp, "lr": lr,
+                "psnr": 10 * math.log10(1.0 / max(mse, 1e-12)), "aux": aux_value}
 
     @torch.no_grad()
     def _update_ema(self) -> None:
