@@ -4,11 +4,11 @@
 #   bash bench/learned/campaign/gpu.sh RECIPE MINUTES OUTDIR [PACK]
 #
 # Trains ggm and gaussian-roi side by side, one process each (a batch of 4 crops of 256² keeps
-# an H200 waiting on kernel launches, so a second process fills its idle time), for MINUTES
-# from the committed campaign snapshots (or from STATE, default /tmp/state, when a previous
-# call on the same machine left checkpoints there), then writes both campaign snapshots and
-# the logs into OUTDIR: 6 files, inside the device tool's 8. Each process first tries
-# `--compile`; one that fails before training restarts without it for the time left.
+# an H200 waiting on the host's kernel launches, so a second process fills its idle time),
+# for MINUTES from the committed campaign snapshots (or from STATE, default /tmp/state, when
+# a previous call on the same machine left checkpoints there), then writes both campaign
+# snapshots and the logs into OUTDIR: 6 files, inside the device tool's 8. Each process first tries
+# `--compile`; one that fails restarts without it, from its checkpoint, for the time left.
 # Budgets stay equal where it matters: the recipe fixes every codec's total steps.
 # Environment: PYTHON (python3), DEVICE (cuda; cpu only to try the script), STATE.
 set -u
@@ -25,22 +25,24 @@ fi
 mkdir -p "$out" "$state"
 start=$(date +%s)
 
-train() {  # entropy: --compile first, eager for the rest of the budget if that fails early
+bench_train() {  # bench train on this lease's recipe, pack and device
+    "$py" -m bench train --recipe "$recipe" --pack "$pack" --device "$device" "$@"
+}
+
+train() {  # entropy: --compile first, eager for the rest of the budget if that fails
     local e=$1 log=$out/$1.log
-    "$py" -m bench train --recipe "$recipe" --entropy "$e" --pack "$pack" --device "$device" \
-        --time-budget "$minutes" --out "$state/$e" --no-progress --compile >"$log" 2>&1
+    bench_train --entropy "$e" --out "$state/$e" --no-progress --time-budget "$minutes" \
+        --compile >"$log" 2>&1
     local rc=$? left
     [ $rc -eq 0 ] && return 0
     left=$("$py" -c "print(round(max(0.0, $minutes - ($(date +%s) - $start) / 60 - 0.5), 2))")
     echo "== --compile failed (rc $rc); eager for $left more minutes" >>"$log"
-    "$py" -m bench train --recipe "$recipe" --entropy "$e" --pack "$pack" --device "$device" \
-        --time-budget "$left" --out "$state/$e" --no-progress >>"$log" 2>&1
+    bench_train --entropy "$e" --out "$state/$e" --no-progress --time-budget "$left" >>"$log" 2>&1
 }
 
 train ggm &
 train gaussian &
 wait
 for e in ggm gaussian; do tail -n 3 "$out/$e.log"; done
-"$py" -m bench train --recipe "$recipe" --entropy both --pack "$pack" --device "$device" \
-    --out "$state" --snapshot "$out" 2>&1 | tail -n 2
+bench_train --entropy both --out "$state" --snapshot "$out" 2>&1 | tail -n 2
 echo "gpu.sh: $(( $(date +%s) - start )) s in all"
