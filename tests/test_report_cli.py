@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import shutil
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.report.points import build_points
+from bench.report.points import build_points, image_set
 from bench.store import ImageResult, ResultsStore
 from tests.conftest import DETECTOR, FAST_SEGMENTER, shared_model
 
@@ -246,3 +247,98 @@ def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
     md = (board / "leaderboard.md").read_text()
     assert "| rank | codec |" in md and det.name in md
     assert "bench report --run-dir runs/leaderboard --leaderboard results/" in md
+
+
+# ------------------------------------------------------------------ --with-points
+def test_with_points_ranks_a_new_run_against_published_points(made_run, tmp_path, capsys):
+    """A run of webp alone, reported with jpeg's points from a points file, gives the BD
+    table of the run that held both; a codec in both comes from the run."""
+    board = tmp_path / "board"
+    assert report("--run-dir", str(made_run), "--anchor", "jpeg", "--leaderboard",
+                  str(board), "--format", "csv") == 0
+    both = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec")
+    published = board / "leaderboard_points.csv"
+    assert set(pd.read_csv(published)["image_set"]) == {image_set([1, 2])}
+    alone = tmp_path / "alone"
+    with ResultsStore(alone) as store:
+        webp = {q: (JPEG[jq][0] // 2, JPEG[jq][1]) for q, jq in zip(WEBP, JPEG, strict=True)}
+        put(store, "webp", webp)
+    assert report("--run-dir", str(alone), "--with-points", str(published), "--anchor",
+                  "jpeg", "--format", "csv") == 0
+    cap = capsys.readouterr()
+    merged = pd.read_csv(io.StringIO(cap.out)).set_index("codec")
+    assert merged.loc["webp", "bd_rate"] == pytest.approx(both.loc["webp", "bd_rate"])
+    assert merged.loc["webp", "bd_rate"] == pytest.approx(-50.0, abs=1e-9)
+    assert f"jpeg: points from {published}" in cap.err
+    assert f"webp: this run's points, not those of {published}" in cap.err
+    # the leaderboard made from the run plus the points file is the one made from both
+    again = tmp_path / "again"
+    assert report("--run-dir", str(alone), "--with-points", str(published), "--anchor", "jpeg",
+                  "--leaderboard", str(again)) == 0
+    first, second = (pd.read_csv(d / "leaderboard.csv") for d in (board, again))
+    pd.testing.assert_frame_equal(first, second)
+    assert f"--with-points {published}" in (again / "leaderboard.md").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(published),
+                                  pd.read_csv(again / "leaderboard_points.csv"))
+
+
+def test_with_points_refuses_what_cannot_be_compared(made_run, tmp_path, capsys):
+    points = tmp_path / "jpeg.csv"
+    assert report("--run-dir", str(made_run), "--codec", "jpeg", "--points", "--format", "csv",
+                  "--output", str(points)) == 0
+    other = tmp_path / "other"  # webp on images 1 and 3: another image set
+    with ResultsStore(other) as store:
+        put(store, "webp", WEBP, ids=(1, 3))
+    capsys.readouterr()
+    assert report("--run-dir", str(other), "--with-points", str(points)) == 2
+    err = capsys.readouterr().err
+    assert "its points are over the image set 2:" in err and "the same images" in err
+    assert report("--run-dir", str(made_run), "--with-points", str(tmp_path / "no.csv")) == 2
+    assert "no.csv: no such file" in capsys.readouterr().err
+    bd = tmp_path / "bd.csv"  # a BD table is not a points file
+    assert report("--run-dir", str(made_run), "--anchor", "jpeg", "--format", "csv",
+                  "--output", str(bd)) == 0
+    capsys.readouterr()
+    assert report("--run-dir", str(made_run), "--with-points", str(bd)) == 2
+    assert "not a points CSV with image set (missing column(s)" in capsys.readouterr().err
+    for extra in (["--html", str(tmp_path / "h")], ["--images", "all"]):
+        assert report("--run-dir", str(made_run), "--with-points", str(points), *extra) == 2
+        assert "--with-points" in capsys.readouterr().err
+    assert report("--run-dir", str(made_run), "--with-points", str(points), "--codec",
+                  "av1") == 2
+    assert "none of --codec av1 is in" in capsys.readouterr().err
+    assert report("--run-dir", str(made_run), "--with-points", str(points), "--codec",
+                  "webp", "--codec", "vvc") == 2
+    assert "codec(s) vvc neither in" in capsys.readouterr().err
+
+
+def test_with_points_checks_the_task_models(real_run, tmp_path, capsys):
+    """Real detections: jpeg's points from a file rank webp exactly as the store does; a
+    file scored by another model is refused."""
+    rd, det, _ = real_run
+    points = tmp_path / "jpeg.csv"
+    assert report("--run-dir", str(rd), "--codec", "jpeg", "--points", "--format", "csv",
+                  "--output", str(points)) == 0
+    capsys.readouterr()
+    assert report("--run-dir", str(rd), "--codec", "webp", "--codec", "jpeg", "--anchor",
+                  "jpeg", "--metric", "det-ap", "--format", "csv") == 0
+    direct = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec")
+    assert not math.isnan(direct.loc["webp", "bd_rate"])
+    webp_only = tmp_path / "webp-only"  # the same run without jpeg's rows
+    shutil.copytree(rd, webp_only)
+    with ResultsStore(webp_only) as store:
+        for table in ("results", "predictions"):
+            store.db.execute(f"DELETE FROM {table} WHERE codec != 'webp'")
+        store.db.commit()
+    assert report("--run-dir", str(webp_only), "--with-points", str(points), "--anchor",
+                  "jpeg", "--metric", "det-ap", "--format", "csv") == 0
+    merged = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec")
+    assert merged.loc["webp", "bd_rate"] == pytest.approx(direct.loc["webp", "bd_rate"])
+    tampered = tmp_path / "tampered.csv"
+    frame = pd.read_csv(points, dtype=str, keep_default_na=False)
+    frame.loc[frame["task"] == "detection", "model_sha256"] = "0" * 64
+    frame.to_csv(tampered, index=False)
+    assert report("--run-dir", str(webp_only), "--with-points", str(tampered), "--metric",
+                  "det-ap") == 2
+    err = capsys.readouterr().err
+    assert "detection is scored by" in err and "000000000000" in err and det.name in err

@@ -15,6 +15,13 @@ Examples:
   bench report --run-dir runs/r --plot figures/ --plot-style paper --metric det-ap
   bench report --run-dir runs/r --html report/        # open report/index.html
   bench report --run-dir runs/leaderboard --leaderboard results/
+  bench report --run-dir runs/mine --with-points results/leaderboard_points.csv \
+      --anchor vvc --metric det-ap      # your codec against the leaderboard's, no re-run
+
+--with-points adds the codecs of a points file (`--points --format csv`, or the leaderboard's
+results/leaderboard_points.csv) measured on the same images with the same task models, so a
+new codec can be ranked against the published curves by running only the new codec; a codec
+in both is taken from the run.
 
 --points, --plot and --html need no anchor: without one (none named, none of the default
 ones in the store) the BD table is left out and said so, e.g. for a run of a single codec.
@@ -104,7 +111,14 @@ def register(sub) -> None:
                    help="gallery rate: each codec shows its grid point nearest BPP "
                    "(repeatable; default: 0.3)")
     p.add_argument("--leaderboard", default=None, metavar="DIR",
-                   help="also write DIR/leaderboard.csv and DIR/leaderboard.md")
+                   help="also write DIR/leaderboard.csv, DIR/leaderboard.md and "
+                   "DIR/leaderboard_points.csv (the points it ranks, for --with-points)")
+    p.add_argument("--with-points", action="append", metavar="FILE",
+                   help="also report the codecs of a points CSV (from --points --format csv, "
+                   "or a leaderboard_points.csv) over the same images and task models; a "
+                   "codec in the store is taken from the store (repeatable: an earlier file "
+                   "wins); not with --html (its gallery needs every codec's bitstreams) or "
+                   "--images all")
     p.add_argument("--data-root", default=None,
                    help="COCO root for task scores not cached in the store (default: "
                    "$BENCH_DATA_ROOT, else ~/.cache/bench/coco)")
@@ -145,11 +159,11 @@ def render_points(points, fmt: str) -> str:
     """The points table in a format: CSV long (one row per codec, quality, task, model) with
     every provenance column; the others wide (one row per codec and quality) with codec
     versions and model hashes listed under it."""
-    from bench.report.points import is_ceiling, wide, wide_columns
-    from bench.report.tables import render, to_csv
+    from bench.report.points import is_ceiling, points_csv, wide, wide_columns
+    from bench.report.tables import render
 
     if fmt == "csv":
-        return to_csv(points.frame)
+        return points_csv(points)
     frame, task_columns = wide(points)
     text = render(frame, wide_columns(task_columns), fmt,
                   title=f"Rate and quality per point, {len(points.image_ids)} images",
@@ -174,6 +188,8 @@ def leaderboard_command(args: argparse.Namespace) -> str:
     argv = ["bench", "report", "--run-dir", str(args.run_dir)]
     for name in args.codec or []:
         argv += ["--codec", name]
+    for path in args.with_points or []:
+        argv += ["--with-points", str(path)]
     for flag, value, default in (("--anchor", args.anchor, None), ("--method", args.method,
                                  "pchip"), ("--rate", args.rate, "pooled"),
                                  ("--images", args.images, "common"),
@@ -215,23 +231,46 @@ def _html_dataset(args):
         return None, f"{exc} (pass the run's --data-root)"
 
 
+def _points(store, args: argparse.Namespace, coco):
+    """The points of the store's codecs (``--codec``), plus those of ``--with-points``."""
+    from bench.report.points import ReportError, build_points, latest_versions, with_points
+
+    if not args.with_points:
+        return build_points(store, codecs=args.codec, images=args.images, coco=coco)
+    codecs = args.codec
+    if codecs is not None:
+        stored = latest_versions(store)[0]
+        codecs = [c for c in codecs if c in stored]
+        if not codecs:
+            raise ReportError(f"none of --codec {', '.join(args.codec)} is in {store.path} "
+                              f"(it has: {', '.join(stored) or 'nothing'}); a report with "
+                              "--with-points needs one of the run's codecs")
+    points = build_points(store, codecs=codecs, images=args.images, coco=coco)
+    for path in args.with_points:
+        points = with_points(points, path, codecs=args.codec)
+    missing = [c for c in args.codec or [] if c not in points.versions]
+    if missing:
+        raise ReportError(f"codec(s) {', '.join(missing)} neither in {store.path} nor in "
+                          f"{', '.join(args.with_points)}")
+    return points
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``bench report``; returns the exit status (0, or 2 on bad input)."""
     from bench.report.bd import DEFAULT_ANCHORS, default_anchor
-    from bench.report.points import (
-        METRICS,
-        LazyCoco,
-        ReportError,
-        build_points,
-        coco_loader,
-        metric_models,
-    )
+    from bench.report.points import METRICS, LazyCoco, ReportError, coco_loader, metric_models
     from bench.store import DB_NAME, ResultsStore, StoreError
 
     db = Path(args.run_dir) / DB_NAME
     if not db.is_file():
         return _fail(f"no results store at {db}; run `bench run --run-dir {args.run_dir}` "
                      "first or pass --run-dir")
+    if args.with_points and args.html:
+        return _fail("--html with --with-points: the HTML report's gallery decodes every "
+                     "codec's stored bitstreams, which a points file does not hold; drop one")
+    if args.with_points and args.images != "common":
+        return _fail("--with-points needs --images common: a points file holds points over "
+                     "one image set")
     images = None
     if args.html:
         from bench.report.gallery import parse_images
@@ -251,7 +290,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     with store:
         try:
-            points = build_points(store, codecs=args.codec, images=args.images, coco=coco)
+            points = _points(store, args, coco)
         except (ReportError, StoreError, ValueError) as exc:
             return _fail(str(exc))
         for note in points.notes:

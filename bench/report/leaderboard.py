@@ -18,7 +18,14 @@ import math
 from pathlib import Path
 
 from bench.report.bd import LOW_OVERLAP, bd_table, overlap_flag
-from bench.report.points import METRICS, RATES, Points, is_ceiling, metric_models
+from bench.report.points import (
+    METRICS,
+    RATES,
+    Points,
+    is_ceiling,
+    metric_models,
+    points_csv,
+)
 from bench.report.tables import Column, to_csv, to_markdown
 
 #: The standard run and the report that turns it into the committed leaderboard.
@@ -46,6 +53,8 @@ COMMANDS = (
     "--data-root ../shared/data/coco --run-dir runs/leaderboard --jobs 2",
     "bench report --run-dir runs/leaderboard --leaderboard results/",
 )
+#: The points file written beside the leaderboard (``bench report --with-points`` reads it).
+POINTS_FILE = "leaderboard_points.csv"
 #: Axes of the leaderboard, in column order.
 AXES = ("det-ap", "seg-ap", "psnr", "roi-psnr", "ms-ssim")
 
@@ -159,7 +168,9 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
 def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
                       method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
                       command: str = "") -> list[Path]:
-    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``; return the paths.
+    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard_points.csv`` (the
+    points ranked, which ``bench report --with-points`` reads back) into ``out_dir``; return
+    the paths.
 
     ``command`` is the command line that made them, recorded in the Markdown when it is not
     the standard one.
@@ -169,7 +180,9 @@ def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
+    points_path = out / POINTS_FILE
     csv_path.write_text(to_csv(frame))
     md_path.write_text(markdown(frame, axes, points, anchor=anchor, method=method, rate=rate,
                                 command=command))
-    return [csv_path, md_path]
+    points_path.write_text(points_csv(points))
+    return [csv_path, md_path, points_path]

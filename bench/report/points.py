@@ -15,6 +15,11 @@ Codecs are compared over the same images: by default only the images every selec
 under one label the most recently written is used. Task scores come from the store's cache when they
 were computed on exactly these predictions, else they are computed with pycocotools (which
 needs the COCO annotations) and cached.
+
+A points table also travels as a CSV (:func:`points_csv`; the leaderboard writes one beside
+itself) that names its image set by a digest, so that another run over the same images and
+task models can be reported together with it (:func:`with_points`) without re-running the
+codecs it holds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.labels import codec_name
@@ -411,3 +417,128 @@ def wide_columns(task_columns: list[tuple[str, str]]):
             Column("ms_ssim", "MS-SSIM", "{:.4f}", "max")] + [
         Column(key, head + " (%)", "{:.1f}", "max") for key, head in task_columns] + [
         Column("images", "images", "{:d}")]
+
+
+# ------------------------------------------------------------------ points files
+#: Column of a points CSV that names the images its points were computed over.
+IMAGE_SET = "image_set"
+#: Columns of a points CSV that hold text (the rest are numbers, empty where none).
+_TEXT_COLUMNS = ("codec", "quality", "task", "model", "codec_version", "model_sha256",
+                 "model_key", IMAGE_SET)
+#: Columns of a points CSV that hold counts.
+_COUNT_COLUMNS = ("images", "errors", "grid_index")
+
+
+def image_set(ids: Sequence[int]) -> str:
+    """A short name of a set of image ids, e.g. ``79:4be1c0d2a6f3e1b9`` (count: sha256 prefix).
+
+    Points are comparable only over one image set; a points file carries this name so that
+    ``--with-points`` can check it without listing every id.
+    """
+    import hashlib
+
+    text = ",".join(str(i) for i in sorted(set(int(i) for i in ids)))
+    return f"{len(set(ids))}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def points_csv(points: Points) -> str:
+    """The points table as CSV: one row per (codec, quality, task, model) at full precision,
+    every provenance column, and the image set (:func:`image_set`); the format that
+    ``bench report --with-points`` reads back."""
+    from bench.report.tables import to_csv
+
+    return to_csv(points.frame.assign(**{IMAGE_SET: image_set(points.image_ids)}))
+
+
+def read_points_csv(path: str | Path) -> pd.DataFrame:
+    """A points CSV written by :func:`points_csv`, checked; raises :class:`ReportError`."""
+    import pandas as pd
+
+    path = Path(path)
+    how = ("write one with `bench report --run-dir RUN --points --format csv --output FILE`, "
+           "or use the leaderboard's results/leaderboard_points.csv")
+    if not path.is_file():
+        raise ReportError(f"--with-points {path}: no such file; {how}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ReportError(f"--with-points {path}: not a points CSV ({exc}); {how}") from exc
+    missing = [c for c in (*COLUMNS, IMAGE_SET) if c not in frame.columns]
+    if missing:
+        raise ReportError(f"--with-points {path}: not a points CSV with image set (missing "
+                          f"column(s) {', '.join(missing)}); {how}")
+    if frame.empty:
+        raise ReportError(f"--with-points {path}: no points in it; {how}")
+    for col in COLUMNS:
+        if col in _TEXT_COLUMNS:
+            continue
+        try:
+            values = pd.to_numeric(frame[col].replace("", math.nan))
+        except ValueError as exc:
+            raise ReportError(f"--with-points {path}: column {col}: {exc}") from exc
+        frame[col] = values.astype(int) if col in _COUNT_COLUMNS else values.astype(float)
+    return frame
+
+
+def with_points(points: Points, path: str | Path,
+                codecs: Sequence[str] | None = None) -> Points:
+    """``points`` plus the codec labels of the points CSV at ``path`` that it lacks.
+
+    A label in both keeps ``points``' rows (a run re-measuring one codec replaces it).
+    ``codecs`` limits the labels taken from the file. Both must cover the same images and
+    score each task they share with the same model and settings (model key and sha256),
+    else :class:`ReportError` says what differs.
+    """
+    import pandas as pd
+
+    imported = read_points_csv(path)
+    sets = sorted(set(imported[IMAGE_SET]))
+    ours = image_set(points.image_ids)
+    if len(sets) != 1:
+        raise ReportError(f"--with-points {path}: its points are over {len(sets)} image "
+                          "sets; a points file must come from one run (--images common)")
+    if sets[0] != ours:
+        raise ReportError(
+            f"--with-points {path}: its points are over the image set {sets[0]} "
+            f"(count:digest), this run's over {ours}; compare codecs on the same images "
+            "(the same --data-root, --split and --limit, every image coded without error)")
+    for task in sorted({t for t in imported["task"] if t} & set(points.frame["task"])):
+        theirs = _model_pairs(imported, task)
+        mine = _model_pairs(points.frame, task)
+        if theirs != mine:
+            raise ReportError(
+                f"--with-points {path}: {task} is scored by {_pairs_text(theirs)} there and "
+                f"by {_pairs_text(mine)} in this run; run with the same --model and settings")
+    labels = list(dict.fromkeys(imported["codec"]))
+    if codecs is not None:
+        labels = [c for c in labels if c in codecs]
+    notes = list(points.notes)
+    kept = [c for c in labels if c in points.versions]
+    if kept:
+        notes.append(f"{', '.join(kept)}: this run's points, not those of {path}")
+    added = [c for c in labels if c not in points.versions]
+    if added:
+        notes.append(f"{', '.join(added)}: points from {path}")
+    # the file's order first (a leaderboard regenerated this way changes only its new rows)
+    order = labels + [c for c in points.versions if c not in labels]
+    parts, versions = [], {}
+    for label in order:
+        if label in points.versions:
+            parts.append(points.frame[points.frame["codec"] == label])
+            versions[label] = points.versions[label]
+        else:
+            rows = imported.loc[imported["codec"] == label, list(COLUMNS)]
+            parts.append(rows)
+            found = sorted(set(rows["codec_version"]))
+            versions[label] = found[0] if len(found) == 1 else " | ".join(found)
+    frame = pd.concat(parts, ignore_index=True)
+    return Points(frame, list(points.image_ids), versions, notes)
+
+
+def _model_pairs(frame: pd.DataFrame, task: str) -> set[tuple[str, str]]:
+    rows = frame[frame["task"] == task]
+    return set(rows[["model_key", "model_sha256"]].itertuples(index=False, name=None))
+
+
+def _pairs_text(pairs: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{key} (sha256 {sha[:12]}…)" for key, sha in sorted(pairs)) or "nothing"
