@@ -3,6 +3,7 @@ recipe's schedule survives resumption; warm start, gains and the moving average.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -24,7 +25,7 @@ from bench.learned.checkpoint import (
 from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch, make_pack
 from bench.learned.network import RoiHyperprior
 from bench.learned.recipe import RECIPES, Recipe, get_recipe
-from bench.learned.train import TrainConfig, Trainer, warm_start_source
+from bench.learned.train import TrainConfig, Trainer, cpu_has_native_bf16, warm_start_source
 from tests.conftest import natural_image
 
 TINY = {"N": 16, "M": 24, "C": 8}
@@ -438,3 +439,28 @@ def test_malicious_checkpoints_are_refused_without_running_code(image_dir, tmp_p
                      "--extra-dir", str(image_dir), "--no-progress"]) == 2
         assert main(["analyze-latents", "--weights", str(bad), "--limit", "1"]) == 2
     assert not marker.exists()
+
+
+def test_fp32_trains_a_bf16_recipe_in_float32_and_says_so(image_dir, tmp_path):
+    """--fp32 (for CPUs that emulate bfloat16) computes exactly what the recipe would compute
+    without autocast, and each session records its precision."""
+    bf16 = _recipe(autocast=True, crop=64, steps=1, batch_size=1)
+    runs = {name: _trainer(image_dir, tmp_path / name, recipe, fp32=fp32)
+            for name, recipe, fp32 in (("bf16", bf16, False), ("fp32", bf16, True),
+                                       ("plain", dataclasses.replace(bf16, autocast=False),
+                                        False))}
+    loss = {name: t.run()[0]["loss"] for name, t in runs.items()}
+    assert loss["fp32"] == loss["plain"] and loss["fp32"] != loss["bf16"]
+    assert [t.sessions[0]["precision"] for t in runs.values()] == [
+        "bf16 autocast", "fp32", "fp32"]
+    resumed = _trainer(image_dir, tmp_path / "fp32", _recipe(autocast=True, crop=64, steps=2,
+                                                             batch_size=1), resume=True)
+    resumed.run()
+    assert [s["precision"] for s in resumed.sessions] == ["fp32", "bf16 autocast"]
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16("flags\t: fpu sse amx_bf16 amx_tile\n")
+    assert cpu_has_native_bf16("flags\t: fpu avx avx2 fma sha_ni vaes\n") is False
+    assert cpu_has_native_bf16("processor\t: 0\n") is None

@@ -19,6 +19,7 @@ writes the released model and its card into the package
 
 Examples:
   bench train --recipe release-3 --entropy ggm --threads 1 --compile  # the CPU campaign
+  bench train --recipe release-3 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
   bench train --recipe release-3 --entropy ggm --steps 20000         # stop at step 20000
   bench train --recipe release-3 --entropy ggm --export-only         # release its snapshot
   bench train --recipe release-3 --entropy both --snapshot     # carry it over to a new machine
@@ -80,6 +81,12 @@ def register(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (faster steps after a compilation "
                         "of a minute or two; see benchmarks/train_speed.py)")
+    p.add_argument("--fp32", action="store_true",
+                   help="compute in float32 where the recipe trains under bfloat16 autocast "
+                        "(release-2, release-3): for a CPU without native bfloat16 (no "
+                        "avx512_bf16 or amx_bf16 flag), where autocast is emulated and about "
+                        "7x slower (measured on an AMD EPYC Zen 3); changes speed, not what "
+                        "is learned; each session records its precision")
     p.add_argument("--out", default=None,
                    help="checkpoint/log folder (default: the recipe's state folder, or "
                         "runs/train-ENTROPY for a custom run)")
@@ -168,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.learned.train import TrainConfig, Trainer
+    from bench.learned.train import TrainConfig, Trainer, cpu_has_native_bf16
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail("CUDA is not available here; use --device cpu")
@@ -185,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
             time_budget_min=args.time_budget if len(kinds) == 1 else None,
             checkpoint_every_min=args.checkpoint_every,
             progress=not args.no_progress and len(kinds) == 1, compile=args.compile,
-            warm_start_from=args.warm_start,
+            warm_start_from=args.warm_start, fp32=args.fp32,
         )
         try:
             trainers[kind] = Trainer(recipe, cfg, resume=resume)
@@ -200,6 +207,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
               f"{trainer.step} on {cfg.device}{'; ' + origin if origin else ''}; state in "
               f"{cfg.out}", file=sys.stderr)
+    trains = not (args.export_only or args.snapshot is not None)
+    if (trains and args.device == "cpu" and any(t.autocast for t in trainers.values())
+            and cpu_has_native_bf16() is False):
+        print("bench train: warning: this CPU has no native bfloat16 (no avx512_bf16 or "
+              "amx_bf16 in /proc/cpuinfo), so the recipe's bf16 autocast is emulated, about 7x "
+              "slower than float32 (measured on an AMD EPYC Zen 3); add --fp32 to train in "
+              "float32 here", file=sys.stderr)
     if args.snapshot is not None:
         from bench.learned import CODEC_NAMES
 
