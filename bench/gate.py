@@ -99,7 +99,8 @@ def measure(image_ids: Sequence[int] | int, qualities: dict[str, Sequence[str]],
         out: dict = {}
         for name, codec in codecs.items():
             entry = {"version": codec.version(), "grid": list(grids[name]), "cells": {},
-                     "off_grid": off[name]}
+                     "off_grid": off[name], "cpu_exact": bool(getattr(codec, "cpu_exact",
+                                                                      True))}
             if first is not None and wanted[name]:
                 entry["deterministic"] = is_deterministic(codec, first, wanted[name][0])
             for q in wanted[name]:

@@ -262,3 +262,37 @@ def test_committed_baseline_matches_the_installed_grids():
             f"{name}'s quality grid changed; run `bench check --update` and commit "
             "results/ci_baseline.json")
 
+
+
+def test_cpu_dependent_codec_digests_warn_only_on_another_cpu(task_baseline):
+    """compare() alone: a codec whose bytes depend on the CPU's float kernels (the learned
+    codecs: ``cpu_exact = False``) gets its digest as WARN and its bytes within 1 % on another
+    CPU; on the baseline's CPU, and for every other codec, bytes and digest stay exact."""
+    from bench.codecs.gaussian_roi import GaussianRoiCodec
+    from bench.codecs.ggm import GgmRoiCodec
+    from bench.codecs.jpeg import JpegCodec
+
+    assert not GgmRoiCodec.cpu_exact and not GaussianRoiCodec.cpu_exact and JpegCodec.cpu_exact
+    doc = json.loads(task_baseline.read_text())
+    cell = json.loads(json.dumps(doc["codecs"]["jpeg"]["cells"]["q50"]))
+    flipped = {**cell, "sha256": "f" * 64}
+    grown = {**flipped, "bytes": cell["bytes"] + 3,
+             "image_bytes": {i: b + 3 for i, b in cell["image_bytes"].items()}}
+    far = {**flipped, "bytes": int(cell["bytes"] * 1.02) + 1}
+
+    def findings(new_cell, cpu_exact, same_cpu):
+        measured = {"codecs": {"jpeg": {**doc["codecs"]["jpeg"], "off_grid": [],
+                                        "cpu_exact": cpu_exact, "cells": {"q50": new_cell}}},
+                    "task": doc["task"], "environment": doc["environment"]}
+        base = json.loads(json.dumps(doc))
+        base["codecs"]["jpeg"]["cells"] = {"q50": cell}
+        if not same_cpu:
+            base["environment"]["cpu"]["model"] = "Some Other CPU"
+        return {(f.what, f.status) for f in gate.compare(base, measured)}
+
+    assert findings(flipped, False, False) == {("bitstream sha256", "WARN")}
+    assert findings(grown, False, False) == {("bitstream sha256", "WARN")}
+    assert findings(far, False, False) == {("bytes", "FAIL")}
+    assert findings(flipped, False, True) == {("bitstream sha256", "FAIL")}
+    assert findings(grown, False, True) == {("bytes", "FAIL")}
+    assert findings(flipped, True, False) == {("bitstream sha256", "FAIL")}

@@ -35,6 +35,12 @@ class Codec(ABC):
     name: ClassVar[str] = ""
     qualities: ClassVar[tuple[str, ...]] = ()
     uses_roi: ClassVar[bool] = False
+    #: whether the bitstream is the same on every CPU kind. False for a codec whose encoder
+    #: computes in floating point through kernels the CPU's features choose (a learned
+    #: codec's transforms: AVX2 and AVX-512 sum in different orders, and a latent on a
+    #: rounding boundary flips); ``bench check`` then gates its bytes within 1 % instead of
+    #: exactly, and its bitstream digest as WARN, where the CPU differs from the baseline's.
+    cpu_exact: ClassVar[bool] = True
 
     #: argv of the external program the last ``encode`` ran, or None; the harness keeps it
     #: with each result so a row can be reproduced by hand.

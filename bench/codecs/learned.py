@@ -35,6 +35,7 @@ class LearnedRoiCodec(Codec):
     entropy: ClassVar[str] = ""
     qualities = GRID_NAMES
     uses_roi = True
+    cpu_exact = False  # float32 transforms (see bench.learned.coding, "Determinism")
 
     def __init__(
         self, roi: str = "gt", weights: str | None = None, roi_source: str | None = None
