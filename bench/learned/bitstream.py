@@ -3,21 +3,24 @@
 Layout (all integers unsigned; ``varint`` = LEB128, 7 bits per byte)::
 
     byte 0        (format << 4) | (map_kind << 2) | entropy_kind
-                  format 1 or 2; entropy_kind 0 = ggm, 1 = gaussian; map_kind 0 = uniform,
+                  format 1, 2 or 3; entropy_kind 0 = ggm, 1 = gaussian; map_kind 0 = uniform,
                   1 = palette
     varint H, varint W                 original image size (the decoder crops to it)
     uniform:  1 byte                   quality code q (q = code / 100)
     palette:  1 byte n (2..255), n bytes level codes (ascending), then
-      format 1, or format 2 with n > 2:
+      format 1, or format 2/3 with n > 2:
               1 byte method (0 = raw, 1 = zlib), varint L, L bytes: the latent-resolution
               level indexes (h×w, h = ceil(H/16), w = ceil(W/16)), row-major, bit-packed
               (1 bit) when n == 2 else one byte each
-      format 2 with n == 2: nothing here; the blocks open the rANS string
+      format 2/3 with n == 2: nothing here; the blocks open the rANS string
     format 1: varint Lz, Lz bytes      z string (EntropyBottleneck, rANS)
               the rest                 y string (GGM or Gaussian conditional, rANS)
     format 2: the rest                 one rANS string: a two-level map's blocks
                                        (:mod:`bench.learned.mapcoding`'s contexts), then
                                        z, then y (:mod:`bench.learned.stream`)
+    format 3: as format 2; encoder and decoder compute the entropy parameters in float64
+              (:meth:`bench.learned.network.RoiHyperprior.compress`), so that a decoder on
+              another CPU kind picks the same rANS tables as the encoder
 
 The quality map is therefore sent losslessly at latent resolution (the decoder's SFT
 layers and the hyper-decoder's head use nothing else). A two-level (ROI) map costs 10–100
@@ -26,7 +29,9 @@ bytes of the shared string in format 2; a uniform map costs one byte.
 
 Release 2 final (the release-2 recipe's 48,000 steps) writes format 2
 (:data:`FORMAT_WRITTEN`); releases 1 and 2 at step 10,000 wrote format 1, and every decoder
-reads both.
+reads all three. Format 3 is written from the next release on (its codec version changes
+with it; writing it now would orphan the committed leaderboard's rows): format 2 decodes
+exactly only on the CPU kind that encoded it.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 
 from bench.varint import decode_varint, encode_varint
 
-FORMATS = (1, 2)
+FORMATS = (1, 2, 3)
 #: The format :func:`bench.learned.coding.encode_image` writes by default.
 FORMAT_WRITTEN = 2
 ENTROPY_IDS = {"ggm": 0, "gaussian": 1}
@@ -66,9 +71,10 @@ def get_varint(data: bytes, pos: int) -> tuple[int, int]:
 class Payload:
     """Everything the bitstream carries.
 
-    Format 1: ``codes`` and the ``z`` and ``y`` strings. Format 2: ``stream`` (one rANS
-    string) and ``codes``; after :func:`unpack` of a two-level map, ``codes`` is None and
-    ``levels`` holds the two level codes: the blocks are the stream's first symbols.
+    Format 1: ``codes`` and the ``z`` and ``y`` strings. Formats 2 and 3: ``stream`` (one
+    rANS string) and ``codes``; after :func:`unpack` of a two-level map, ``codes`` is None
+    and ``levels`` holds the two level codes: the blocks are the stream's first symbols.
+    Format 3 is format 2 with ``params64``: entropy parameters computed in float64.
     """
 
     entropy: str
@@ -79,20 +85,23 @@ class Payload:
     y: bytes = b""
     stream: bytes | None = None
     levels: tuple[int, ...] = ()
+    params64: bool = False
 
     @property
     def format(self) -> int:
-        return 1 if self.stream is None else 2
+        if self.stream is None:
+            return 1
+        return 3 if self.params64 else 2
 
     @property
     def map_in_stream(self) -> bool:
-        """Whether the quality map's blocks open the rANS string (format 2, two levels)."""
-        return self.format == 2 and map_in_stream(self.codes if self.codes is not None
+        """Whether the quality map's blocks open the rANS string (format 2/3, two levels)."""
+        return self.format >= 2 and map_in_stream(self.codes if self.codes is not None
                                                   else np.array(self.levels))
 
 
 def map_in_stream(codes: np.ndarray) -> bool:
-    """Whether format 2 codes this map in the rANS string: exactly two levels."""
+    """Whether formats 2 and 3 code this map in the rANS string: exactly two levels."""
     return len(np.unique(codes)) == 2
 
 
@@ -101,8 +110,11 @@ def latent_size(height: int, width: int, stride: int = 16) -> tuple[int, int]:
 
 
 def pack(p: Payload) -> bytes:
-    """The bitstream of ``p``: format 1 when it has ``z``/``y`` strings, format 2 when it has
-    a ``stream`` (the caller has put a two-level map's blocks at its start)."""
+    """The bitstream of ``p``: format 1 when it has ``z``/``y`` strings, format 2 (3 with
+    ``params64``) when it has a ``stream`` (the caller has put a two-level map's blocks at its
+    start)."""
+    if p.params64 and p.stream is None:
+        raise ValueError("params64 (format 3) needs a stream")
     if p.codes is None or p.codes.shape != latent_size(p.height, p.width):
         shape = None if p.codes is None else p.codes.shape
         raise ValueError(f"code map {shape} does not match image {p.height}×{p.width}")
@@ -161,7 +173,7 @@ def unpack(data: bytes) -> Payload:
             if n < 2 or len(levels_array) != n or np.any(np.diff(levels_array.astype(int)) <= 0):
                 raise BitstreamError("corrupt quality map levels")
             pos += 1 + n
-            if fmt == 2 and n == 2:
+            if fmt >= 2 and n == 2:
                 codes, levels = None, tuple(int(v) for v in levels_array)
             else:
                 codes, pos = _read_map_body(data, pos, levels_array, h, w)
@@ -171,8 +183,9 @@ def unpack(data: bytes) -> Payload:
         raise
     except (IndexError, ValueError, zlib.error) as exc:
         raise BitstreamError(f"truncated or corrupt bitstream: {exc}") from exc
-    if fmt == 2:
-        return Payload(entropy, height, width, codes, stream=bytes(data[pos:]), levels=levels)
+    if fmt >= 2:
+        return Payload(entropy, height, width, codes, stream=bytes(data[pos:]), levels=levels,
+                       params64=fmt == 3)
     z = data[pos: pos + zlen]
     if len(z) != zlen:
         raise BitstreamError("truncated z string")

@@ -137,32 +137,45 @@ class RoiHyperprior(CompressionModel):
             h = self.s_sfts[i](self.s_gdns[i](self.s_convs[i](h)), conds[i])
         return self.s_convs[3](h)
 
-    def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor, gain: Tensor | None = None
-                           ) -> tuple[Tensor, list[Tensor]]:
-        """Latent condition features and the entropy parameters (each ``B×M×h×w``, float32).
+    def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor, gain: Tensor | None = None,
+                           dtype: torch.dtype = torch.float32) -> tuple[Tensor, list[Tensor]]:
+        """Latent condition features (float32) and the entropy parameters (each
+        ``B×M×h×w``, in ``dtype``).
 
-        With ``gain``, mean and scale are those of the gained latent ``y·g``.
+        With ``gain``, mean and scale are those of the gained latent ``y·g``. ``dtype``
+        float64 runs the hyper-synthesis, the condition and the head in float64 (bitstream
+        format 3): see :meth:`compress`.
         """
-        c_lat = self.lat_cond(q_lat)
-        h = self.h_s(z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
-        params = [p.float() for p in self.head(torch.cat([h, c_lat], dim=1))
-                  .chunk(self.n_params, dim=1)]
+        if dtype == torch.float64:
+            c_lat = _call64(self.lat_cond, q_lat)
+            h = _call64(self.h_s, z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
+            params = list(_call64(self.head, torch.cat([h, c_lat], dim=1))
+                          .chunk(self.n_params, dim=1))
+            c_lat = c_lat.float()
+        else:
+            c_lat = self.lat_cond(q_lat)
+            h = self.h_s(z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
+            params = [p.float() for p in self.head(torch.cat([h, c_lat], dim=1))
+                      .chunk(self.n_params, dim=1)]
         if gain is not None:
             params[0], params[1] = params[0] * gain, params[1] * gain
         return c_lat, params
 
-    def gain_maps(self, q_lat: Tensor) -> tuple[Tensor, Tensor] | None:
+    def gain_maps(self, q_lat: Tensor, dtype: torch.dtype = torch.float32
+                  ) -> tuple[Tensor, Tensor] | None:
         """``(g, g')`` at every latent position (each ``B×M×h×w``), or None without gains.
 
         Hat-function weights over the ``gains`` anchor levels interpolate the log-gains
-        linearly in ``q``; computed in float32 elementwise, so encoder and decoder agree.
+        linearly in ``q``; computed elementwise in ``dtype`` (float32, or float64 for
+        bitstream format 3), so encoder and decoder agree.
         """
         if not self.gains:
             return None
-        anchors = torch.linspace(0.0, 1.0, self.gains, device=q_lat.device)[None, :, None, None]
-        weights = (1.0 - (q_lat.float() - anchors).abs() * (self.gains - 1)).clamp_min(0.0)
-        gain = torch.einsum("bkhw,km->bmhw", weights, self.log_gain.float()).exp()
-        inv = torch.einsum("bkhw,km->bmhw", weights, self.log_inv_gain.float()).exp()
+        anchors = torch.linspace(0.0, 1.0, self.gains, device=q_lat.device,
+                                 dtype=dtype)[None, :, None, None]
+        weights = (1.0 - (q_lat.to(dtype) - anchors).abs() * (self.gains - 1)).clamp_min(0.0)
+        gain = torch.einsum("bkhw,km->bmhw", weights, self.log_gain.to(dtype)).exp()
+        inv = torch.einsum("bkhw,km->bmhw", weights, self.log_inv_gain.to(dtype)).exp()
         return gain, inv
 
     @staticmethod
@@ -225,26 +238,35 @@ class RoiHyperprior(CompressionModel):
         return self.conditional.build_indexes(params[1])
 
     @torch.no_grad()
-    def compress(self, x: Tensor, q: Tensor, q_lat: Tensor, encoder=None) -> dict:
+    def compress(self, x: Tensor, q: Tensor, q_lat: Tensor, encoder=None,
+                 params64: bool = False) -> dict:
         """Code one image (1×3×H×W in [0, 1], H, W multiples of 16) with its quality maps.
 
         Returns the ``z`` and ``y`` strings, ``y_hat`` exactly as the decoder will have it,
         and the reconstruction ``x_hat`` (float, unclamped). With ``encoder`` (a compressai
         ``BufferedRansEncoder``) the symbols of ``z`` and then ``y`` are appended to it
         instead (bitstream format 2, :mod:`bench.learned.stream`) and the strings are None.
+
+        ``params64`` (bitstream format 3): the gains and the entropy parameters (whose
+        scale and shape pick each latent's rANS table) are computed in float64. In float32
+        the decoder's table choice depends on the CPU's convolution kernels: decoding with
+        other kernels (oneDNN off) lost sync on 4 of 12 shared pictures; in float64 on none
+        of 24 (the rounding differences are ~1e-16 instead of ~1e-7 of a table boundary).
         """
+        dtype = torch.float64 if params64 else torch.float32
         y = self.g_a(x, q)
         z = self.h_a(y)
         z_string = None
         if encoder is None:
             z_string = self.entropy_bottleneck.compress(z)[0]
         with single_thread():
-            gains = self.gain_maps(q_lat)
+            gains = self.gain_maps(q_lat, dtype)
             if encoder is None:
                 z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
             else:
                 z_hat = write_bottleneck(encoder, self.entropy_bottleneck, z)
-            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
+            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None,
+                                                    dtype)
             indexes = self._indexes(params)
         if gains:
             y = y * gains[0]
@@ -252,28 +274,32 @@ class RoiHyperprior(CompressionModel):
         y_strings = self.conditional.compress(y, indexes, means=mu, encoder=encoder)
         y_hat = torch.round(y - mu) + mu
         return {"z": z_string, "y": y_strings[0] if y_strings else None, "y_hat": y_hat,
-                "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat),
+                "x_hat": self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat),
                 "z_shape": tuple(z.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, y_string: bytes | None, z_string: bytes | None, q_lat: Tensor,
-                   decoder=None) -> dict:
+                   decoder=None, params64: bool = False) -> dict:
         """Decode from the two strings and the latent quality map (1×1×h×w), or, with
         ``decoder`` (a compressai ``RansDecoder`` whose stream is set), from the stream's
-        next symbols (bitstream format 2; the strings are then ignored)."""
+        next symbols (bitstream formats 2 and 3; the strings are then ignored).
+        ``params64``: as the encoder's (:meth:`compress`)."""
+        dtype = torch.float64 if params64 else torch.float32
         h, w = q_lat.shape[-2:]
         z_shape = (-(-h // 4), -(-w // 4))
         with single_thread():
-            gains = self.gain_maps(q_lat)
+            gains = self.gain_maps(q_lat, dtype)
             if decoder is None:
                 z_hat = self.entropy_bottleneck.decompress([z_string], z_shape)
             else:
                 z_hat = read_bottleneck(decoder, self.entropy_bottleneck,
                                         (1, self.entropy_bottleneck.channels, *z_shape))
-            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
+            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None,
+                                                    dtype)
             indexes = self._indexes(params)
         y_hat = self.conditional.decompress([y_string], indexes, means=params[0], decoder=decoder)
-        return {"y_hat": y_hat, "x_hat": self.g_s(y_hat * gains[1] if gains else y_hat, c_lat)}
+        return {"y_hat": y_hat,
+                "x_hat": self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat)}
 
     def config(self) -> dict:
         """Constructor arguments, stored in checkpoints."""
@@ -281,6 +307,16 @@ class RoiHyperprior(CompressionModel):
         if self.gains:
             config["gains"] = self.gains
         return config
+
+
+def _call64(module: nn.Module, x: Tensor) -> Tensor:
+    """``module(x)`` computed in float64 from float64 copies of its weights (the module is
+    left as it is)."""
+    from torch.func import functional_call
+
+    state = {name: t.double() if t.is_floating_point() else t
+             for name, t in (*module.named_parameters(), *module.named_buffers())}
+    return functional_call(module, state, (x.double(),))
 
 
 def count_parameters(model: nn.Module) -> int:
