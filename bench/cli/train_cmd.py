@@ -204,9 +204,10 @@ def main(args: argparse.Namespace) -> int:
         if args.snapshot is not None and not (Path(cfg.out) / "last.pt").is_file():
             return _fail(f"no checkpoint in {cfg.out} to snapshot (train first)")
         origin = trainer.describe_warm_start()
+        precision = "; float32 (--fp32)" if trainer.recipe.autocast and args.fp32 else ""
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
-              f"{trainer.step} on {cfg.device}{'; ' + origin if origin else ''}; state in "
-              f"{cfg.out}", file=sys.stderr)
+              f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
+              f"state in {cfg.out}", file=sys.stderr)
     trains = not (args.export_only or args.snapshot is not None)
     if (trains and args.device == "cpu" and any(t.autocast for t in trainers.values())
             and cpu_has_native_bf16() is False):
