@@ -15,8 +15,8 @@ against the Zen 4 that made ``results/ci_baseline.json``), and, worse, in bitstr
 1 and 2 the decoder may pick another rANS table for a latent than the encoder did and lose
 sync: decoding with other convolution kernels (oneDNN off) gave garbage on 4 of 12 shared
 pictures. Format 3 computes the entropy parameters in float64 and decoded all 24 tried
-(``tests/test_learned_codec.py``); it is written from the next release on
-(:mod:`bench.learned.bitstream`).
+(``tests/test_learned_codec.py`` keeps two pictures format 2 lost); it is written from the
+next release on (:mod:`bench.learned.bitstream`).
 
 The codec classes ``ggm`` and ``gaussian-roi`` (:mod:`bench.codecs.learned`) wrap these
 functions; the benchmarks and tests call them with a model directly.
