@@ -280,19 +280,27 @@ def test_cpu_dependent_codec_digests_warn_only_on_another_cpu(task_baseline):
              "image_bytes": {i: b + 3 for i, b in cell["image_bytes"].items()}}
     far = {**flipped, "bytes": int(cell["bytes"] * 1.02) + 1}
 
-    def findings(new_cell, cpu_exact, same_cpu):
+    def findings(new_cell, cpu_exact, change=""):
         measured = {"codecs": {"jpeg": {**doc["codecs"]["jpeg"], "off_grid": [],
                                         "cpu_exact": cpu_exact, "cells": {"q50": new_cell}}},
                     "task": doc["task"], "environment": doc["environment"]}
         base = json.loads(json.dumps(doc))
         base["codecs"]["jpeg"]["cells"] = {"q50": cell}
-        if not same_cpu:
+        if change == "cpu":
             base["environment"]["cpu"]["model"] = "Some Other CPU"
-        return {(f.what, f.status) for f in gate.compare(base, measured)}
+        elif change in ("torch", "ultralytics"):
+            base["environment"]["packages"][change] = "0.0.1"
+        found = gate.compare(base, measured)
+        return {(f.what, f.status, f.tolerance) if f.what == "bytes" else (f.what, f.status)
+                for f in found}
 
-    assert findings(flipped, False, False) == {("bitstream sha256", "WARN")}
-    assert findings(grown, False, False) == {("bitstream sha256", "WARN")}
-    assert findings(far, False, False) == {("bytes", "FAIL")}
-    assert findings(flipped, False, True) == {("bitstream sha256", "FAIL")}
-    assert findings(grown, False, True) == {("bytes", "FAIL")}
-    assert findings(flipped, True, False) == {("bitstream sha256", "FAIL")}
+    assert findings(flipped, False, "cpu") == {("bitstream sha256", "WARN")}
+    assert findings(flipped, False, "torch") == {("bitstream sha256", "WARN")}
+    assert findings(grown, False, "cpu") == {("bitstream sha256", "WARN")}
+    tol = f"±{0.01 * cell['bytes']:.0f}"
+    assert findings(far, False, "cpu") == {("bytes", "FAIL", tol)}
+    # the same CPU and torch: exact, even where another package (the detector's) differs
+    for change in ("", "ultralytics"):
+        assert findings(flipped, False, change) == {("bitstream sha256", "FAIL")}
+        assert findings(grown, False, change) == {("bytes", "FAIL", "exact")}
+    assert findings(flipped, True, "cpu") == {("bitstream sha256", "FAIL")}

@@ -39,7 +39,8 @@ class Codec(ABC):
     #: computes in floating point through kernels the CPU's features choose (a learned
     #: codec's transforms: AVX2 and AVX-512 sum in different orders, and a latent on a
     #: rounding boundary flips); ``bench check`` then gates its bytes within 1 % instead of
-    #: exactly, and its bitstream digest as WARN, where the CPU differs from the baseline's.
+    #: exactly, and its bitstream digest as WARN, where the CPU or torch version differs from
+    #: the baseline's.
     cpu_exact: ClassVar[bool] = True
 
     #: argv of the external program the last ``encode`` ran, or None; the harness keeps it

@@ -180,6 +180,17 @@ def environment_differences(baseline_env: dict | None, env: dict | None) -> list
             if base.get(key) != now.get(key)]
 
 
+def float_kernels_differ(baseline_env: dict | None, env: dict | None) -> bool:
+    """Whether the float arithmetic of a torch model may round differently here than where
+    the baseline was made: another CPU (model, id, architecture or ISA flags) or another torch
+    version, or a fingerprint missing on either side. Other package versions do not count."""
+    if not baseline_env or not env:
+        return True
+    base, now = _flat_environment(baseline_env), _flat_environment(env)
+    keys = [k for k in {*base, *now} if k.startswith("cpu ") or k == "torch"]
+    return any(base.get(k) != now.get(k) for k in keys)
+
+
 def format_environment_note(differences: Sequence[str], baseline_name: str) -> str:
     """The report's header when the environment differs from the baseline's."""
     lines = ["bench check: the CPU/package fingerprint here differs from the baseline's:"]
@@ -187,9 +198,9 @@ def format_environment_note(differences: Sequence[str], baseline_name: str) -> s
     lines += ["AP of int8 detectors depends on the CPU kernels the runtime picks (VNNI, AMX, "
               "...) and on package versions,",
               "so task scores (det_ap, det_ap50) beyond tolerance are WARN here, not FAIL; "
-              "so are the bitstream digests of codecs that code through CPU-dependent float "
-              "kernels (the learned codecs; their bytes within 1 %); the other bytes and "
-              "digests, PSNR and errors are gated as always.",
+              "where the CPU or torch differs, so are the bitstream digests of codecs that "
+              "code through CPU-dependent float kernels (the learned codecs; their bytes "
+              "within 1 %); the other bytes and digests, PSNR and errors are gated as always.",
               f"To gate AP again, run `bench check --update` on the CI machine and commit "
               f"{baseline_name}."]
     return "\n".join(lines)
@@ -305,6 +316,7 @@ def compare(baseline: dict, measured: dict) -> list[Finding]:
     tol = {**TOLERANCES, **baseline.get("tolerances", {})}
     task_warn = bool(environment_differences(baseline.get("environment"),
                                              measured.get("environment")))
+    float_warn = float_kernels_differ(baseline.get("environment"), measured.get("environment"))
     out: list[Finding] = []
     bt, mt = baseline.get("task"), measured.get("task")
     if bt and mt and bt.get("sha256") != mt.get("sha256"):
@@ -327,7 +339,7 @@ def compare(baseline: dict, measured: dict) -> list[Finding]:
             out.append(Finding("FAIL", name, q, "quality", "on grid", "not on the grid",
                                detail="the baseline's quality is gone from the codec's grid"))
         exact = base.get("deterministic", True)
-        cpu_warn = task_warn and not now.get("cpu_exact", True)
+        cpu_warn = float_warn and not now.get("cpu_exact", True)
         for q, bcell in base["cells"].items():
             ncell = now["cells"].get(q)
             if ncell is None:
@@ -340,7 +352,7 @@ def _compare_cell(name: str, q: str, b: dict, n: dict, tol: dict, exact: bool,
                   task_warn: bool = False, cpu_warn: bool = False) -> list[Finding]:
     """Findings of one (codec, quality). ``task_warn``: AP beyond tolerance is WARN (another
     environment); ``cpu_warn``: also bytes within 1 % and the digest (a codec whose bytes
-    depend on the CPU, on another CPU)."""
+    depend on the CPU, where :func:`float_kernels_differ`)."""
     out = []
     if n.get("errors"):
         out.append(Finding("FAIL", name, q, "errors", "0", str(len(n["errors"])),
@@ -355,7 +367,7 @@ def _compare_cell(name: str, q: str, b: dict, n: dict, tol: dict, exact: bool,
         detail = "image " + ", ".join(moved[:4]) + (" …" if len(moved) > 4 else "")
         out.append(Finding("FAIL", name, q, "bytes", str(b["bytes"]), str(n["bytes"]),
                            f"{n['bytes'] - b['bytes']:+d}",
-                           "exact" if exact else f"±{btol:.0f}", detail))
+                           "exact" if btol == 0 else f"±{btol:.0f}", detail))
     elif exact and b.get("sha256") != n.get("sha256"):
         same = "same sizes" if b["bytes"] == n["bytes"] else f"{n['bytes'] - b['bytes']:+d} bytes"
         out.append(Finding("WARN" if cpu_warn else "FAIL", name, q, "bitstream sha256",
