@@ -233,7 +233,13 @@ def _html_dataset(args):
 
 def _points(store, args: argparse.Namespace, coco):
     """The points of the store's codecs (``--codec``), plus those of ``--with-points``."""
-    from bench.report.points import ReportError, build_points, latest_versions, with_points
+    from bench.report.points import (
+        ReportError,
+        build_points,
+        latest_versions,
+        reorder,
+        with_points,
+    )
 
     if not args.with_points:
         return build_points(store, codecs=args.codec, images=args.images, coco=coco)
@@ -246,13 +252,14 @@ def _points(store, args: argparse.Namespace, coco):
                               f"(it has: {', '.join(stored) or 'nothing'}); a report with "
                               "--with-points needs one of the run's codecs")
     points = build_points(store, codecs=codecs, images=args.images, coco=coco)
+    measured = list(points.versions)
     for path in args.with_points:
-        points = with_points(points, path, codecs=args.codec)
+        points = with_points(points, path, codecs=args.codec, run_labels=measured)
     missing = [c for c in args.codec or [] if c not in points.versions]
     if missing:
         raise ReportError(f"codec(s) {', '.join(missing)} neither in {store.path} nor in "
                           f"{', '.join(args.with_points)}")
-    return points
+    return reorder(points, args.codec) if args.codec else points
 
 
 def main(args: argparse.Namespace) -> int:

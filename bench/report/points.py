@@ -425,8 +425,11 @@ IMAGE_SET = "image_set"
 #: Columns of a points CSV that hold text (the rest are numbers, empty where none).
 _TEXT_COLUMNS = ("codec", "quality", "task", "model", "codec_version", "model_sha256",
                  "model_key", IMAGE_SET)
-#: Columns of a points CSV that hold counts.
+#: Columns of a points CSV that hold counts: always there, or empty where no task scored.
 _COUNT_COLUMNS = ("images", "errors", "grid_index")
+_TASK_COUNT_COLUMNS = ("task_images", "task_errors")
+#: What makes a points row: one per (codec, quality, task, model).
+_ROW_KEY = ["codec", "quality", "task", "model_key"]
 
 
 def image_set(ids: Sequence[int]) -> str:
@@ -437,21 +440,28 @@ def image_set(ids: Sequence[int]) -> str:
     """
     import hashlib
 
-    text = ",".join(str(i) for i in sorted(set(int(i) for i in ids)))
-    return f"{len(set(ids))}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    unique = sorted({int(i) for i in ids})
+    text = ",".join(map(str, unique))
+    return f"{len(unique)}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def points_csv(points: Points) -> str:
     """The points table as CSV: one row per (codec, quality, task, model) at full precision,
     every provenance column, and the image set (:func:`image_set`); the format that
-    ``bench report --with-points`` reads back."""
+    ``bench report --with-points`` reads back, and writes again unchanged."""
     from bench.report.tables import to_csv
 
-    return to_csv(points.frame.assign(**{IMAGE_SET: image_set(points.image_ids)}))
+    counts = {c: points.frame[c].astype("Int64") for c in (*_COUNT_COLUMNS,
+                                                            *_TASK_COUNT_COLUMNS)}
+    return to_csv(points.frame.assign(**counts, **{IMAGE_SET: image_set(points.image_ids)}))
 
 
 def read_points_csv(path: str | Path) -> pd.DataFrame:
-    """A points CSV written by :func:`points_csv`, checked; raises :class:`ReportError`."""
+    """A points CSV written by :func:`points_csv`, checked; raises :class:`ReportError`.
+
+    Numbers are read exactly as written (Python's float parsing: a file read and written
+    again is the same text).
+    """
     import pandas as pd
 
     path = Path(path)
@@ -473,21 +483,45 @@ def read_points_csv(path: str | Path) -> pd.DataFrame:
         if col in _TEXT_COLUMNS:
             continue
         try:
-            values = pd.to_numeric(frame[col].replace("", math.nan))
+            if col in _COUNT_COLUMNS or col in _TASK_COUNT_COLUMNS:
+                frame[col] = pd.array([_count(v, col in _COUNT_COLUMNS) for v in frame[col]],
+                                      dtype="Int64")
+            else:
+                frame[col] = frame[col].replace("", "nan").astype(float)
         except ValueError as exc:
-            raise ReportError(f"--with-points {path}: column {col}: {exc}") from exc
-        frame[col] = values.astype(int) if col in _COUNT_COLUMNS else values.astype(float)
+            raise ReportError(f"--with-points {path}: column {col}: {exc}; {how}") from exc
+    for col in _COUNT_COLUMNS:
+        frame[col] = frame[col].astype(int)
+    repeated = frame[frame.duplicated(_ROW_KEY, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ReportError(f"--with-points {path}: {len(repeated)} rows repeat a (codec, "
+                          f"quality, task, model), e.g. {first['codec']} {first['quality']} "
+                          f"{first['task'] or '(no task)'}; {how}")
     return frame
 
 
-def with_points(points: Points, path: str | Path,
-                codecs: Sequence[str] | None = None) -> Points:
+def _count(text: str, required: bool):
+    """A count cell: a whole number, or empty (None) where ``required`` is False."""
+    if text == "" and not required:
+        return None
+    value = float(text)  # "" or "x" raise ValueError
+    if not value.is_integer() or value < 0:
+        raise ValueError(f"{text!r} is not a count")
+    return int(value)
+
+
+def with_points(points: Points, path: str | Path, codecs: Sequence[str] | None = None,
+                run_labels: Sequence[str] | None = None) -> Points:
     """``points`` plus the codec labels of the points CSV at ``path`` that it lacks.
 
-    A label in both keeps ``points``' rows (a run re-measuring one codec replaces it).
-    ``codecs`` limits the labels taken from the file. Both must cover the same images and
-    score each task they share with the same model and settings (model key and sha256),
-    else :class:`ReportError` says what differs.
+    A label in both keeps ``points``' rows (a run re-measuring one codec replaces it); the
+    labels come in the file's order, then those only ``points`` has. ``codecs`` limits the
+    labels taken from the file; ``run_labels`` are those of ``points`` that the run measured
+    (default: all; the others came from an earlier file), for the notes. Both must cover the
+    same images, every point of the file all of them, and score each task they share with
+    the same model and settings (model key and sha256), else :class:`ReportError` says what
+    differs.
     """
     import pandas as pd
 
@@ -502,6 +536,14 @@ def with_points(points: Points, path: str | Path,
             f"--with-points {path}: its points are over the image set {sets[0]} "
             f"(count:digest), this run's over {ours}; compare codecs on the same images "
             "(the same --data-root, --split and --limit, every image coded without error)")
+    short = imported[imported["images"] != len(points.image_ids)]
+    if len(short):
+        first = short.iloc[0]
+        raise ReportError(
+            f"--with-points {path}: {len(short)} of its points are over fewer than the "
+            f"{len(points.image_ids)} images of its image set (e.g. {first['codec']} "
+            f"{first['quality']}: {first['images']}), as with --images all; write it with "
+            "--images common")
     for task in sorted({t for t in imported["task"] if t} & set(points.frame["task"])):
         theirs = _model_pairs(imported, task)
         mine = _model_pairs(points.frame, task)
@@ -513,9 +555,13 @@ def with_points(points: Points, path: str | Path,
     if codecs is not None:
         labels = [c for c in labels if c in codecs]
     notes = list(points.notes)
-    kept = [c for c in labels if c in points.versions]
-    if kept:
-        notes.append(f"{', '.join(kept)}: this run's points, not those of {path}")
+    measured = set(points.versions if run_labels is None else run_labels)
+    for label in labels:
+        if label in measured:
+            notes.append(f"{label}: this run's points, not those of {path}")
+        elif label in points.versions:
+            notes.append(f"{label}: the points of an earlier --with-points file, not those "
+                         f"of {path}")
     added = [c for c in labels if c not in points.versions]
     if added:
         notes.append(f"{', '.join(added)}: points from {path}")
@@ -533,6 +579,18 @@ def with_points(points: Points, path: str | Path,
             versions[label] = found[0] if len(found) == 1 else " | ".join(found)
     frame = pd.concat(parts, ignore_index=True)
     return Points(frame, list(points.image_ids), versions, notes)
+
+
+def reorder(points: Points, labels: Sequence[str]) -> Points:
+    """``points`` with its codec labels in the order of ``labels`` (the rest after them)."""
+    import pandas as pd
+
+    order = [c for c in labels if c in points.versions]
+    order += [c for c in points.versions if c not in order]
+    frame = pd.concat([points.frame[points.frame["codec"] == c] for c in order],
+                      ignore_index=True)
+    return Points(frame, points.image_ids, {c: points.versions[c] for c in order},
+                  points.notes)
 
 
 def _model_pairs(frame: pd.DataFrame, task: str) -> set[tuple[str, str]]:
