@@ -85,8 +85,8 @@ def register(sub) -> None:
                    help="compute in float32 where the recipe trains under bfloat16 autocast "
                         "(release-2, release-3): for a CPU without native bfloat16 (no "
                         "avx512_bf16 or amx_bf16 flag), where autocast is emulated and about "
-                        "7x slower (measured on an AMD EPYC Zen 3); changes speed, not what "
-                        "is learned; each session records its precision")
+                        "7x slower (measured on an AMD EPYC Zen 3); an equivalent model, not a "
+                        "bit-identical one; each session records its precision")
     p.add_argument("--out", default=None,
                    help="checkpoint/log folder (default: the recipe's state folder, or "
                         "runs/train-ENTROPY for a custom run)")

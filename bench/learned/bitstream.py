@@ -145,7 +145,7 @@ def pack(p: Payload) -> bytes:
 
 
 def unpack(data: bytes) -> Payload:
-    """The :class:`Payload` of a bitstream (either format); :class:`BitstreamError` if the
+    """The :class:`Payload` of a bitstream (any format); :class:`BitstreamError` if the
     bytes are not one."""
     if len(data) < 4:
         raise BitstreamError("bitstream too short")

@@ -85,7 +85,8 @@ class TrainConfig:
     #: compute in float32 where the recipe trains under bfloat16 autocast: on a CPU without
     #: native bfloat16 (:func:`cpu_has_native_bf16`) autocast is emulated and several times
     #: slower. bf16 autocast approximates float32 (``benchmarks/train_speed.py`` checks their
-    #: losses agree), so this changes speed, not what is learned; each session records it.
+    #: losses agree within 3 %), so this learns an equivalent model, not a bit-identical one;
+    #: each session records its precision.
     fp32: bool = False
 
 
