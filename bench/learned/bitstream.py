@@ -20,7 +20,8 @@ Layout (all integers unsigned; ``varint`` = LEB128, 7 bits per byte)::
                                        z, then y (:mod:`bench.learned.stream`)
     format 3: as format 2; encoder and decoder compute the entropy parameters in float64
               (:meth:`bench.learned.network.RoiHyperprior.compress`), so that a decoder on
-              another CPU kind picks the same rANS tables as the encoder
+              another CPU kind is far less likely to pick another rANS table than the
+              encoder did (:mod:`bench.learned.coding`, "Determinism")
 
 The quality map is therefore sent losslessly at latent resolution (the decoder's SFT
 layers and the hyper-decoder's head use nothing else). A two-level (ROI) map costs 10–100

@@ -13,10 +13,13 @@ or torch build may round floats differently (as for any compressai model): the e
 latents then differ a little (another valid bitstream, e.g. for ``ggm`` q4 on an AMD Zen 3
 against the Zen 4 that made ``results/ci_baseline.json``), and, worse, in bitstream formats
 1 and 2 the decoder may pick another rANS table for a latent than the encoder did and lose
-sync: decoding with other convolution kernels (oneDNN off) gave garbage on 4 of 12 shared
-pictures. Format 3 computes the entropy parameters in float64 and decoded all 24 tried
-(``tests/test_learned_codec.py`` keeps two pictures format 2 lost); it is written from the
-next release on (:mod:`bench.learned.bitstream`).
+sync. Decoding in a process with other float kernels (MKL_CBWR=COMPATIBLE for float64
+products, ONEDNN_MAX_CPU_ISA=SSE41 for float32 convolutions) gave garbage on 3 of 24 shared
+cases in format 2 (8 pictures × q1, q4, q8), on none in format 3, whose entropy parameters
+are computed in float64: rounding differences of ~1e-16 instead of ~1e-7 make a table
+mismatch far less likely, not impossible (``tests/test_learned_codec.py`` keeps two of the
+cases format 2 lost). Format 3 is written from the next release on
+(:mod:`bench.learned.bitstream`).
 
 The codec classes ``ggm`` and ``gaussian-roi`` (:mod:`bench.codecs.learned`) wrap these
 functions; the benchmarks and tests call them with a model directly.

@@ -249,9 +249,9 @@ class RoiHyperprior(CompressionModel):
 
         ``params64`` (bitstream format 3): the gains and the entropy parameters (whose
         scale and shape pick each latent's rANS table) are computed in float64. In float32
-        the decoder's table choice depends on the CPU's convolution kernels: decoding with
-        other kernels (oneDNN off) lost sync on 4 of 12 shared pictures; in float64 on none
-        of 24 (the rounding differences are ~1e-16 instead of ~1e-7 of a table boundary).
+        the decoder's table choice depends on the CPU's kernels: a decoder with other ones
+        lost sync on 3 of 24 shared cases, in float64 on none (rounding differences of ~1e-16
+        instead of ~1e-7 make a mismatch far less likely; :mod:`bench.learned.coding`).
         """
         dtype = torch.float64 if params64 else torch.float32
         y = self.g_a(x, q)
