@@ -204,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
         if args.snapshot is not None and not (Path(cfg.out) / "last.pt").is_file():
             return _fail(f"no checkpoint in {cfg.out} to snapshot (train first)")
         origin = trainer.describe_warm_start()
-        precision = "; float32 (--fp32)" if trainer.recipe.autocast and args.fp32 else ""
+        precision = "; float32 (--fp32)" if trainer.recipe.autocast != trainer.autocast else ""
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
               f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
               f"state in {cfg.out}", file=sys.stderr)

@@ -146,17 +146,13 @@ class RoiHyperprior(CompressionModel):
         float64 runs the hyper-synthesis, the condition and the head in float64 (bitstream
         format 3): see :meth:`compress`.
         """
+        run = _call64 if dtype == torch.float64 else nn.Module.__call__
+        c_lat = run(self.lat_cond, q_lat)
+        h = run(self.h_s, z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
+        params = [p.to(dtype) for p in run(self.head, torch.cat([h, c_lat], dim=1))
+                  .chunk(self.n_params, dim=1)]
         if dtype == torch.float64:
-            c_lat = _call64(self.lat_cond, q_lat)
-            h = _call64(self.h_s, z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
-            params = list(_call64(self.head, torch.cat([h, c_lat], dim=1))
-                          .chunk(self.n_params, dim=1))
-            c_lat = c_lat.float()
-        else:
-            c_lat = self.lat_cond(q_lat)
-            h = self.h_s(z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
-            params = [p.float() for p in self.head(torch.cat([h, c_lat], dim=1))
-                      .chunk(self.n_params, dim=1)]
+            c_lat = c_lat.float()  # the synthesis computes in float32
         if gain is not None:
             params[0], params[1] = params[0] * gain, params[1] * gain
         return c_lat, params

@@ -565,20 +565,15 @@ def with_points(points: Points, path: str | Path, codecs: Sequence[str] | None =
     added = [c for c in labels if c not in points.versions]
     if added:
         notes.append(f"{', '.join(added)}: points from {path}")
+    rows = imported.loc[imported["codec"].isin(added), list(COLUMNS)]
+    versions = dict(points.versions)
+    for label in added:
+        found = sorted(set(rows.loc[rows["codec"] == label, "codec_version"]))
+        versions[label] = found[0] if len(found) == 1 else " | ".join(found)
+    merged = Points(pd.concat([points.frame, rows], ignore_index=True), list(points.image_ids),
+                    versions, notes)
     # the file's order first (a leaderboard regenerated this way changes only its new rows)
-    order = labels + [c for c in points.versions if c not in labels]
-    parts, versions = [], {}
-    for label in order:
-        if label in points.versions:
-            parts.append(points.frame[points.frame["codec"] == label])
-            versions[label] = points.versions[label]
-        else:
-            rows = imported.loc[imported["codec"] == label, list(COLUMNS)]
-            parts.append(rows)
-            found = sorted(set(rows["codec_version"]))
-            versions[label] = found[0] if len(found) == 1 else " | ".join(found)
-    frame = pd.concat(parts, ignore_index=True)
-    return Points(frame, list(points.image_ids), versions, notes)
+    return reorder(merged, labels)
 
 
 def reorder(points: Points, labels: Sequence[str]) -> Points:
