@@ -119,6 +119,20 @@ def test_pack_round_trip_and_training(image_dir, tmp_path):
     trainer = _trainer(image_dir, tmp_path / "p", _recipe(steps=1),
                        pack=str(tmp_path / "pack.npz"))
     assert len(trainer.run()) == 1
+    # each session says which crops it trained on: a GPU lease's pack is a small sample
+    assert trainer.sessions[0]["data"].startswith("pack pack.npz (seed 0): 4 crops of 48²")
+    # another seed cuts another sample of the same images (a fresh pack per GPU lease)
+    make_pack(tmp_path / "pack1.npz", source, crop=48, max_crops=4, seed=1)
+    other = PackSource(tmp_path / "pack1.npz")
+    assert "(seed 1)" in other.describe()
+    assert not np.array_equal(other.images, pack.images)
+    # a resumed run knows how many steps it already took on a pack
+    again = _trainer(image_dir, tmp_path / "p", _recipe(steps=2), resume=True,
+                     pack=str(tmp_path / "pack.npz"))
+    assert again.step == 1 and again.steps_on_this_data() == 1
+    fresh = _trainer(image_dir, tmp_path / "p", _recipe(steps=2), resume=True,
+                     pack=str(tmp_path / "pack1.npz"))
+    assert fresh.steps_on_this_data() == 0
 
 
 def test_time_budget_stops_cleanly(image_dir, tmp_path):

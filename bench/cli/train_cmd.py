@@ -73,7 +73,9 @@ def register(sub) -> None:
     p.add_argument("--crop", type=int, default=256,
                    help="custom run: crop size, multiple of 16 (default 256)")
     p.add_argument("--lr", type=float, default=1e-4, help="custom run: Adam lr (default 1e-4)")
-    p.add_argument("--seed", type=int, default=0, help="custom run: seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="custom run: seed; with --make-pack: which crops (default 0; a new "
+                        "seed gives a new sample of the training images)")
     p.add_argument("--channels", default="96,128,32", metavar="N,M,C",
                    help="custom run: transform, latent and condition channels (96,128,32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -215,6 +217,13 @@ def main(args: argparse.Namespace) -> int:
               "amx_bf16 in /proc/cpuinfo), so the recipe's bf16 autocast is emulated, about 7x "
               "slower than float32 (measured on an AMD EPYC Zen 3); add --fp32 to train in "
               "float32 here", file=sys.stderr)
+    for kind, trainer in trainers.items():
+        seen = trainer.steps_on_this_data() if trains and args.pack else 0
+        if seen:
+            print(f"bench train: warning: {kind} already took {seen} steps on this pack "
+                  f"({trainer.source.describe()}); a pack of a few hundred crops seen again is "
+                  "fitted rather than learned from (benchmarks/pack_fit.py): make a new one "
+                  "with --make-pack FILE --seed N", file=sys.stderr)
     if args.snapshot is not None:
         from bench.learned import CODEC_NAMES
 

@@ -195,7 +195,8 @@ class PackSource:
 
     def describe(self) -> str:
         crop, sources = self.meta["crop"], self.meta["sources"]
-        return f"pack {self.path.name}: {len(self)} crops of {crop}² ({sources})"
+        return (f"pack {self.path.name} (seed {self.meta.get('seed', 0)}): {len(self)} crops "
+                f"of {crop}² ({sources})")
 
     def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray | None]:
         i = int(rng.integers(len(self.images)))

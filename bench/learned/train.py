@@ -363,6 +363,13 @@ class Trainer:
             "sessions": self.sessions,
         }
 
+    def steps_on_this_data(self) -> int:
+        """Steps that earlier sessions of this run took on the same crops as this one (the
+        same pack, say): a small pack seen again is fitted, not learned from."""
+        data = self.source.describe()
+        return sum(s.get("end_step", s["start_step"]) - s["start_step"]
+                   for s in self.sessions if s is not self._session and s.get("data") == data)
+
     def _device_name(self) -> str:
         if self.device.type == "cuda":
             return f"cuda:{torch.cuda.get_device_name(self.device)}"
@@ -450,7 +457,9 @@ class Trainer:
             self._session = {"device": self._device_name(), "start_step": first_step,
                              "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                              "recipe": self.recipe.name, "planned_steps": self.recipe.steps,
-                             "precision": "bf16 autocast" if self.autocast else "fp32"}
+                             "precision": "bf16 autocast" if self.autocast else "fp32",
+                             # which crops: a GPU lease's pack is a small sample of them
+                             "data": self.source.describe()}
             self.sessions.append(self._session)
         session = self._session
         earlier_s = session.get("seconds", 0.0)
