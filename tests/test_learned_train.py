@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -25,7 +26,13 @@ from bench.learned.checkpoint import (
 from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make_batch, make_pack
 from bench.learned.network import RoiHyperprior
 from bench.learned.recipe import RECIPES, Recipe, get_recipe
-from bench.learned.train import TrainConfig, Trainer, cpu_has_native_bf16, warm_start_source
+from bench.learned.train import (
+    TrainConfig,
+    Trainer,
+    cpu_has_native_bf16,
+    heldout_stalled,
+    warm_start_source,
+)
 from tests.conftest import natural_image
 
 TINY = {"N": 16, "M": 24, "C": 8}
@@ -133,6 +140,54 @@ def test_pack_round_trip_and_training(image_dir, tmp_path):
     fresh = _trainer(image_dir, tmp_path / "p", _recipe(steps=2), resume=True,
                      pack=str(tmp_path / "pack1.npz"))
     assert fresh.steps_on_this_data() == 0
+
+
+def test_pack_holdout_is_never_trained_on_and_is_evaluated(image_dir, tmp_path):
+    source = ImageFolderSource(image_dir / "no-coco", [image_dir])
+    make_pack(tmp_path / "pack.npz", source, crop=32, max_crops=6)
+    pack = PackSource(tmp_path / "pack.npz", holdout=2)
+    assert len(pack) == 4 and "2 more held out" in pack.describe()
+    held = [pack.images[i] for i in (4, 5)]
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # crop size = pack crop: a whole crop, maybe flipped
+        image, _ = pack.crop(rng, 32)
+        assert not any(np.array_equal(image, h) or np.array_equal(image, h[:, ::-1])
+                       for h in held)
+    a, b = pack.eval_batches(32), pack.eval_batches(32)
+    assert [len(a[k][0][0]) for k in ("heldout", "seen")] == [2, 2]
+    assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
+               for k in a for x, y in zip(a[k], b[k], strict=True))
+    with pytest.raises(ValueError, match="cannot hold out 4 of its 6"):
+        PackSource(tmp_path / "pack.npz", holdout=4)
+
+    trainer = _trainer(image_dir, tmp_path / "h", _recipe(steps=2), pack=str(tmp_path / "pack.npz"),
+                       holdout=2, eval_every=1)
+    trainer.run()
+    evals = trainer.sessions[-1]["evals"]
+    assert [e[0] for e in evals] == [1, 2] and all(math.isfinite(v) for e in evals for v in e[1:])
+    log = (tmp_path / "h" / "train.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log if "heldout_loss" in line] == [1, 2]
+    # the stop: losses 2, 1, 1.5 with patience 1 end the run at the third evaluation
+    stopping = _trainer(image_dir, tmp_path / "s", _recipe(steps=6),
+                        pack=str(tmp_path / "pack.npz"), holdout=2, eval_every=1, patience=1)
+    losses = iter([2.0, 1.0, 1.5, 0.5, 0.4, 0.3])
+    stopping.evaluate = lambda: {"step": stopping.step, "heldout_loss": next(losses),
+                                 "seen_loss": 1.0}
+    stopping.run()
+    assert stopping.step == 3
+    assert stopping.sessions[-1]["stopped"] == "held-out loss not better for 1 evaluations"
+    for bad, message in (({"holdout": 2}, "needs a training pack"),
+                         ({"eval_every": 5}, "needs held-out crops"),
+                         ({"patience": 2}, "needs evaluations")):
+        with pytest.raises(ValueError, match=message):
+            _trainer(image_dir, tmp_path / "bad", _recipe(steps=1), **bad)
+
+
+def test_heldout_stalled():
+    assert heldout_stalled([3.0, 2.0, 2.5, 2.6], 2)
+    assert not heldout_stalled([3.0, 2.0, 2.5, 1.9], 2)
+    assert not heldout_stalled([3.0, 2.0, 2.5, 2.6], 0)
+    assert not heldout_stalled([3.0, 2.0], 2)  # too few to tell
 
 
 def test_time_budget_stops_cleanly(image_dir, tmp_path):

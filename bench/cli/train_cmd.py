@@ -108,6 +108,16 @@ def register(sub) -> None:
                    help="write a training pack of pre-cut crops and exit")
     p.add_argument("--pack-mib", type=float, default=60.0, help="pack size limit (default 60)")
     p.add_argument("--pack-crop", type=int, default=256, help="pack crop size (default 256)")
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="with --pack: never train on the pack's last N crops, and with "
+                        "--eval-every compare the loss on them with the loss on N crops it "
+                        "trains on (default 0)")
+    p.add_argument("--eval-every", type=int, default=0, metavar="STEPS",
+                   help="with --holdout: evaluate every STEPS steps (logged, and kept in the "
+                        "session's record in the checkpoint and snapshot; default 0: never)")
+    p.add_argument("--patience", type=int, default=0, metavar="EVALS",
+                   help="with --eval-every: stop when the held-out loss has not improved for "
+                        "EVALS evaluations, a pack being fitted (default 0: never)")
     p.add_argument("--data-root", default=None, help="COCO root with train2017 (default: shared)")
     p.add_argument("--extra-dir", action="append", default=None, metavar="DIR",
                    help="extra unannotated image folder (default: shared codec-train)")
@@ -195,6 +205,7 @@ def main(args: argparse.Namespace) -> int:
             checkpoint_every_min=args.checkpoint_every,
             progress=not args.no_progress and len(kinds) == 1, compile=args.compile,
             warm_start_from=args.warm_start, fp32=args.fp32,
+            holdout=args.holdout, eval_every=args.eval_every, patience=args.patience,
         )
         try:
             trainers[kind] = Trainer(recipe, cfg, resume=resume)

@@ -174,9 +174,14 @@ class MemorySource:
 
 
 class PackSource:
-    """Crops from a training pack, decoded into memory once."""
+    """Crops from a training pack, decoded into memory once.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    ``holdout``: the pack's last ``holdout`` crops are never drawn for training but kept to
+    measure how far training fits the pack's other crops rather than pictures in general
+    (:meth:`eval_batches`): a pack is a small sample, and a GPU lease can fit it.
+    """
+
+    def __init__(self, path: str | os.PathLike, holdout: int = 0) -> None:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             jpg, jo = z["images"], z["image_offsets"]
@@ -189,19 +194,48 @@ class PackSource:
                 for i in range(len(lo) - 1)])
         self.meta = meta
         self.path = Path(path)
+        if not 0 <= holdout <= len(self.images) // 2:
+            raise ValueError(f"{path}: cannot hold out {holdout} of its {len(self.images)} "
+                             "crops (at most half)")
+        self.holdout = holdout
 
     def __len__(self) -> int:
-        return len(self.images)
+        """Crops drawn for training (the held-out ones excluded)."""
+        return len(self.images) - self.holdout
 
     def describe(self) -> str:
         crop, sources = self.meta["crop"], self.meta["sources"]
+        held = f", {self.holdout} more held out" if self.holdout else ""
         return (f"pack {self.path.name} (seed {self.meta.get('seed', 0)}): {len(self)} crops "
-                f"of {crop}² ({sources})")
+                f"of {crop}²{held} ({sources})")
 
-    def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-        i = int(rng.integers(len(self.images)))
+    def _pair(self, i: int, rng: np.random.Generator, size: int):
         labels = self.labels[i] if self.meta["annotated"][i] else None
         return _crop_pair(self.images[i], labels, size, rng)
+
+    def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._pair(int(rng.integers(len(self))), rng, size)
+
+    def eval_batches(self, size: int, qmap_weights: dict[str, float] | None = None,
+                     batch_size: int = 8) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """Fixed evaluation batches (images B×H×W×3 uint8, quality maps B×H×W): ``heldout``
+        from the held-out crops, ``seen`` from as many training crops, each crop with its own
+        fixed sub-crop, flip and quality map, so that only the model changes between
+        evaluations."""
+        n = len(self.images)
+        sets = {"heldout": range(n - self.holdout, n), "seen": range(self.holdout)}
+        out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for name, indices in sets.items():
+            images, qmaps = [], []
+            for i in indices:
+                rng = np.random.default_rng([self.meta.get("seed", 0), 4242, i])
+                image, labels = self._pair(i, rng, size)
+                images.append(image)
+                qmaps.append(random_qmap(size, size, rng, labels, qmap_weights)[0])
+            out[name] = [(np.stack(images[k: k + batch_size]),
+                          np.stack(qmaps[k: k + batch_size]).astype(np.float32))
+                         for k in range(0, len(images), batch_size)]
+        return out
 
 
 def make_pack(out: str | os.PathLike, source: ImageFolderSource, crop: int = 256,

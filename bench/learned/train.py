@@ -88,6 +88,13 @@ class TrainConfig:
     #: losses agree within 3 %), so this learns an equivalent model, not a bit-identical one;
     #: each session records its precision.
     fp32: bool = False
+    #: with ``pack``: crops of the pack held out from training (:class:`PackSource`)
+    holdout: int = 0
+    #: evaluate the moving-average weights on the held-out and as many seen crops every this
+    #: many steps (0: never); each session records the evaluations
+    eval_every: int = 0
+    #: stop when the held-out loss has not improved for this many evaluations (0: never)
+    patience: int = 0
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
@@ -119,6 +126,14 @@ def warm_start_source(entropy: str, recipe: str,
         candidates = [WEIGHTS_DIR / f"{codec}.pt", CAMPAIGN_DIR / f"{codec}.pt"]
     steps = [steps_of(p, recipe) for p in candidates]
     return candidates[steps.index(max(steps))]
+
+
+def heldout_stalled(losses: list[float], patience: int) -> bool:
+    """Whether the last ``patience`` held-out losses are all above the best before them
+    (``patience`` 0: never)."""
+    if patience <= 0 or len(losses) <= patience:
+        return False
+    return min(losses[-patience:]) >= min(losses[:-patience])
 
 
 def _noise_seed(seed: int, step: int) -> int:
@@ -183,6 +198,7 @@ class Trainer:
         self.ema: dict[str, torch.Tensor] | None = None
         self.skipped_steps = 0
         self._session: dict | None = None
+        self._eval_batches: dict | None = None
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
@@ -227,8 +243,14 @@ class Trainer:
             self._ema_start = self.step
 
     def _source(self):
+        if self.cfg.holdout and not self.cfg.pack:
+            raise ValueError("holding out crops needs a training pack (--pack)")
+        if self.cfg.eval_every and not self.cfg.holdout:
+            raise ValueError("evaluating needs held-out crops of a pack (--pack, --holdout)")
+        if self.cfg.patience and not self.cfg.eval_every:
+            raise ValueError("stopping on the held-out loss needs evaluations (--eval-every)")
         if self.cfg.pack:
-            return PackSource(self.cfg.pack)
+            return PackSource(self.cfg.pack, self.cfg.holdout)
         if self.recipe.source == "memory":
             return MemorySource(self.cfg.coco_root, self.cfg.extra_dirs)
         return ImageFolderSource(self.cfg.coco_root, self.cfg.extra_dirs)
@@ -363,6 +385,26 @@ class Trainer:
             "sessions": self.sessions,
         }
 
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Mean loss of the weights to release on the pack's held-out crops and on as many
+        crops it trains on: a widening gap is training that fits the pack."""
+        r = self.recipe
+        if self._eval_batches is None:
+            self._eval_batches = self.source.eval_batches(r.crop, r.qmap_weights)
+        model = self.release_model().to(self.device).eval()
+        out = {"step": self.step}
+        for name, batches in self._eval_batches.items():
+            total = count = 0.0
+            for images, qmaps in batches:
+                x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255
+                q = torch.from_numpy(qmaps).to(self.device).unsqueeze(1)
+                terms = rd_loss(model(x, q), x, q, r.lambda_min, r.lambda_max)
+                total += float(terms["loss"]) * len(images)
+                count += len(images)
+            out[f"{name}_loss"] = total / count
+        return out
+
     def steps_on_this_data(self) -> int:
         """Steps that earlier sessions of this run took on the same crops as this one (the
         same pack, say): a small pack seen again is fitted, not learned from."""
@@ -494,6 +536,18 @@ class Trainer:
                     stopped = "non-finite loss" if not math.isfinite(rec["loss"]) else \
                         f"{streak} non-finite gradients in a row"
                     break
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    ev = self.evaluate()
+                    session.setdefault("evals", []).append(
+                        [ev["step"], round(ev["heldout_loss"], 5), round(ev["seen_loss"], 5)])
+                    log.write(json.dumps(ev) + "\n")
+                    log.flush()
+                    print(f"{cfg.entropy} step {self.step}: held-out loss "
+                          f"{ev['heldout_loss']:.4f}, seen {ev['seen_loss']:.4f}",
+                          file=sys.stderr, flush=True)
+                    if heldout_stalled([e[1] for e in session["evals"]], cfg.patience):
+                        stopped = f"held-out loss not better for {cfg.patience} evaluations"
+                        break
                 if signalled:
                     stopped = f"signal {signalled[0]}"
                     break

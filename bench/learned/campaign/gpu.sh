@@ -10,7 +10,13 @@
 # snapshots and the logs into OUTDIR: 6 files, inside the device tool's 8. Each process first tries
 # `--compile`; one that fails restarts without it, from its checkpoint, for the time left.
 # Budgets stay equal where it matters: the recipe fixes every codec's total steps.
-# Environment: PYTHON (python3), DEVICE (cuda; cpu only to try the script), STATE.
+# A pack is a small sample of the training pictures, and a lease can fit it (model card,
+# "Release-3 campaign progress"): HOLDOUT of its crops are never trained on, and every
+# EVAL_EVERY steps the loss on them is logged beside the loss on crops trained on (also kept
+# in the snapshot's card, budget.sessions[].evals); a codec stops when the held-out loss has
+# not improved for PATIENCE evaluations.
+# Environment: PYTHON (python3), DEVICE (cuda; cpu only to try the script), STATE,
+# HOLDOUT (64), EVAL_EVERY (500), PATIENCE (4).
 set -u
 if [ $# -lt 3 ]; then
     echo "usage: bash $0 RECIPE MINUTES OUTDIR [PACK]" >&2
@@ -18,6 +24,7 @@ if [ $# -lt 3 ]; then
 fi
 recipe=$1 minutes=$2 out=$3 pack=${4:-gpu/pack.npz}
 py=${PYTHON:-python3} device=${DEVICE:-cuda} state=${STATE:-/tmp/state}
+holdout=${HOLDOUT:-64} eval_every=${EVAL_EVERY:-500} patience=${PATIENCE:-4}
 if [ ! -f "$pack" ]; then
     echo "no training pack at $pack: make one with bench train --make-pack $pack --pack-mib 12" >&2
     exit 2
@@ -32,17 +39,19 @@ bench_train() {  # bench train on this lease's recipe, pack and device
 train() {  # entropy: --compile first, eager for the rest of the budget if that fails
     local e=$1 log=$out/$1.log
     bench_train --entropy "$e" --out "$state/$e" --no-progress --time-budget "$minutes" \
+        --holdout "$holdout" --eval-every "$eval_every" --patience "$patience" \
         --compile >"$log" 2>&1
     local rc=$? left
     [ $rc -eq 0 ] && return 0
     left=$("$py" -c "print(round(max(0.0, $minutes - ($(date +%s) - $start) / 60 - 0.5), 2))")
     echo "== --compile failed (rc $rc); eager for $left more minutes" >>"$log"
-    bench_train --entropy "$e" --out "$state/$e" --no-progress --time-budget "$left" >>"$log" 2>&1
+    bench_train --entropy "$e" --out "$state/$e" --no-progress --time-budget "$left" \
+        --holdout "$holdout" --eval-every "$eval_every" --patience "$patience" >>"$log" 2>&1
 }
 
 train ggm &
 train gaussian &
 wait
-for e in ggm gaussian; do tail -n 3 "$out/$e.log"; done
+for e in ggm gaussian; do grep -v -i warn "$out/$e.log" | tail -n 8; done
 bench_train --entropy both --out "$state" --snapshot "$out" 2>&1 | tail -n 2
 echo "gpu.sh: $(( $(date +%s) - start )) s in all"
