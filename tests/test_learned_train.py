@@ -146,7 +146,7 @@ def test_pack_holdout_is_never_trained_on_and_is_evaluated(image_dir, tmp_path):
     source = ImageFolderSource(image_dir / "no-coco", [image_dir])
     make_pack(tmp_path / "pack.npz", source, crop=32, max_crops=6)
     pack = PackSource(tmp_path / "pack.npz", holdout=2)
-    assert len(pack) == 4 and "2 more held out" in pack.describe()
+    assert len(pack) == 4 and pack.describe() == PackSource(tmp_path / "pack.npz").describe()
     held = [pack.images[i] for i in (4, 5)]
     rng = np.random.default_rng(0)
     for _ in range(200):  # crop size = pack crop: a whole crop, maybe flipped
@@ -174,13 +174,40 @@ def test_pack_holdout_is_never_trained_on_and_is_evaluated(image_dir, tmp_path):
     stopping.evaluate = lambda: {"step": stopping.step, "heldout_loss": next(losses),
                                  "seen_loss": 1.0}
     stopping.run()
-    assert stopping.step == 3
+    assert stopping.step == 3 and stopping.stalled
     assert stopping.sessions[-1]["stopped"] == "held-out loss not better for 1 evaluations"
+    assert stopping.sessions[-1]["holdout"] == 2
+    # a restart on the same pack and held-out crops goes on counting (an eager restart after
+    # a failed compile): one more evaluation without a new best stops it again
+    again = _trainer(image_dir, tmp_path / "s", _recipe(steps=6), resume=True,
+                     pack=str(tmp_path / "pack.npz"), holdout=2, eval_every=1, patience=1)
+    again.evaluate = lambda: {"step": again.step, "heldout_loss": 1.2, "seen_loss": 1.0}
+    again.run()
+    assert again.step == 4 and again.stalled
     for bad, message in (({"holdout": 2}, "needs a training pack"),
                          ({"eval_every": 5}, "needs held-out crops"),
                          ({"patience": 2}, "needs evaluations")):
         with pytest.raises(ValueError, match=message):
             _trainer(image_dir, tmp_path / "bad", _recipe(steps=1), **bad)
+
+
+def test_turns_leave_out_a_codec_stopped_by_its_held_out_loss(image_dir, tmp_path):
+    """``--entropy both`` trains in turns: a codec whose held-out loss stalls gets no more
+    turns, the other one goes on to the end."""
+    from bench.cli.train_cmd import run_together
+
+    source = ImageFolderSource(image_dir / "no-coco", [image_dir])
+    make_pack(tmp_path / "pack.npz", source, crop=32, max_crops=6)
+    kw = dict(pack=str(tmp_path / "pack.npz"), holdout=2, eval_every=1, patience=1)
+    stalls = _trainer(image_dir, tmp_path / "a", _recipe(steps=6), **kw)
+    learns = _trainer(image_dir, tmp_path / "b", _recipe(steps=6), entropy="gaussian", **kw)
+    rising, falling = iter([2.0, 1.0, 1.5, 1.6, 1.7, 1.8]), iter([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    stalls.evaluate = lambda: {"step": stalls.step, "heldout_loss": next(rising), "seen_loss": 1}
+    learns.evaluate = lambda: {"step": learns.step, "heldout_loss": next(falling), "seen_loss": 1}
+    run_together([stalls, learns], None, chunk=2)
+    assert (stalls.step, learns.step) == (3, 6)
+    assert stalls.sessions[-1]["stopped"].startswith("held-out loss")
+    assert learns.sessions[-1]["stopped"] == "steps"
 
 
 def test_heldout_stalled():

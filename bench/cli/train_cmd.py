@@ -117,7 +117,8 @@ def register(sub) -> None:
                         "session's record in the checkpoint and snapshot; default 0: never)")
     p.add_argument("--patience", type=int, default=0, metavar="EVALS",
                    help="with --eval-every: stop when the held-out loss has not improved for "
-                        "EVALS evaluations, a pack being fitted (default 0: never)")
+                        "EVALS evaluations, a pack being fitted; the weights are then the last "
+                        "step's, up to EVALS x STEPS past the best (default 0: never)")
     p.add_argument("--data-root", default=None, help="COCO root with train2017 (default: shared)")
     p.add_argument("--extra-dir", action="append", default=None, metavar="DIR",
                    help="extra unannotated image folder (default: shared codec-train)")
@@ -218,7 +219,8 @@ def main(args: argparse.Namespace) -> int:
             return _fail(f"no checkpoint in {cfg.out} to snapshot (train first)")
         origin = trainer.describe_warm_start()
         precision = "; float32 (--fp32)" if trainer.recipe.autocast != trainer.autocast else ""
-        print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}; from step "
+        held = f" ({args.holdout} held out)" if args.holdout else ""
+        print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}{held}; from step "
               f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
               f"state in {cfg.out}", file=sys.stderr)
     trains = not (args.export_only or args.snapshot is not None)
@@ -303,6 +305,14 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
                     print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "
                           f"stopping", file=sys.stderr)
                     return
+        if any(t.stalled for t in trainers):  # fitting its pack: no more turns for it
+            for t in trainers:
+                if t.stalled:
+                    print(f"{t.cfg.entropy}: stopped at step {t.step} (held-out loss)",
+                          file=sys.stderr)
+            trainers = [t for t in trainers if not t.stalled]
+            if not trainers:
+                return
         last_turn = time.monotonic() - t0
         print(f"step {goal}: " + ", ".join(
             f"{t.cfg.entropy} loss {t.history[-1]['loss']:.3f}" for t in trainers

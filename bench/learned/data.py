@@ -204,10 +204,10 @@ class PackSource:
         return len(self.images) - self.holdout
 
     def describe(self) -> str:
+        """The pack itself (name, seed, all its crops), whatever is held out of it."""
         crop, sources = self.meta["crop"], self.meta["sources"]
-        held = f", {self.holdout} more held out" if self.holdout else ""
-        return (f"pack {self.path.name} (seed {self.meta.get('seed', 0)}): {len(self)} crops "
-                f"of {crop}²{held} ({sources})")
+        return (f"pack {self.path.name} (seed {self.meta.get('seed', 0)}): "
+                f"{len(self.images)} crops of {crop}² ({sources})")
 
     def _pair(self, i: int, rng: np.random.Generator, size: int):
         labels = self.labels[i] if self.meta["annotated"][i] else None

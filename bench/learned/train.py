@@ -93,7 +93,9 @@ class TrainConfig:
     #: evaluate the moving-average weights on the held-out and as many seen crops every this
     #: many steps (0: never); each session records the evaluations
     eval_every: int = 0
-    #: stop when the held-out loss has not improved for this many evaluations (0: never)
+    #: stop when the held-out loss has not improved for this many evaluations (0: never);
+    #: the weights it stops with are its last step's, up to ``patience × eval_every`` steps
+    #: past the best held-out loss
     patience: int = 0
 
 
@@ -199,6 +201,8 @@ class Trainer:
         self.skipped_steps = 0
         self._session: dict | None = None
         self._eval_batches: dict | None = None
+        #: stopped because the held-out loss stopped improving (``patience``)
+        self.stalled = False
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
@@ -405,6 +409,13 @@ class Trainer:
             out[f"{name}_loss"] = total / count
         return out
 
+    def _heldout_history(self) -> list[float]:
+        """Held-out losses of every session on the same pack and held-out crops, in order (an
+        eager restart after a failed compile goes on counting where the first left off)."""
+        data, held = self.source.describe(), self.cfg.holdout
+        return [e[1] for s in self.sessions if s.get("data") == data and s.get("holdout") == held
+                for e in s.get("evals", [])]
+
     def steps_on_this_data(self) -> int:
         """Steps that earlier sessions of this run took on the same crops as this one (the
         same pack, say): a small pack seen again is fitted, not learned from."""
@@ -502,6 +513,8 @@ class Trainer:
                              "precision": "bf16 autocast" if self.autocast else "fp32",
                              # which crops: a GPU lease's pack is a small sample of them
                              "data": self.source.describe()}
+            if cfg.holdout:
+                self._session["holdout"] = cfg.holdout
             self.sessions.append(self._session)
         session = self._session
         earlier_s = session.get("seconds", 0.0)
@@ -545,8 +558,9 @@ class Trainer:
                     print(f"{cfg.entropy} step {self.step}: held-out loss "
                           f"{ev['heldout_loss']:.4f}, seen {ev['seen_loss']:.4f}",
                           file=sys.stderr, flush=True)
-                    if heldout_stalled([e[1] for e in session["evals"]], cfg.patience):
+                    if heldout_stalled(self._heldout_history(), cfg.patience):
                         stopped = f"held-out loss not better for {cfg.patience} evaluations"
+                        self.stalled = True
                         break
                 if signalled:
                     stopped = f"signal {signalled[0]}"

@@ -16,7 +16,7 @@
 # in the snapshot's card, budget.sessions[].evals); a codec stops when the held-out loss has
 # not improved for PATIENCE evaluations.
 # Environment: PYTHON (python3), DEVICE (cuda; cpu only to try the script), STATE,
-# HOLDOUT (64), EVAL_EVERY (500), PATIENCE (4).
+# HOLDOUT (64; 0 turns the watch off), EVAL_EVERY (500), PATIENCE (4).
 set -u
 if [ $# -lt 3 ]; then
     echo "usage: bash $0 RECIPE MINUTES OUTDIR [PACK]" >&2
@@ -25,8 +25,10 @@ fi
 recipe=$1 minutes=$2 out=$3 pack=${4:-gpu/pack.npz}
 py=${PYTHON:-python3} device=${DEVICE:-cuda} state=${STATE:-/tmp/state}
 holdout=${HOLDOUT:-64} eval_every=${EVAL_EVERY:-500} patience=${PATIENCE:-4}
+if [ "$holdout" = 0 ]; then eval_every=0 patience=0; fi  # nothing held out: nothing to watch
 if [ ! -f "$pack" ]; then
-    echo "no training pack at $pack: make one with bench train --make-pack $pack --pack-mib 12" >&2
+    echo "no training pack at $pack: make one with bench train --make-pack $pack --pack-mib 36" \
+        "--seed N (a seed no lease has used; README, \"On a GPU machine\")" >&2
     exit 2
 fi
 mkdir -p "$out" "$state"
@@ -52,6 +54,6 @@ train() {  # entropy: --compile first, eager for the rest of the budget if that 
 train ggm &
 train gaussian &
 wait
-for e in ggm gaussian; do grep -v -i warn "$out/$e.log" | tail -n 8; done
+for e in ggm gaussian; do grep -v -e UserWarning -e 'warnings.warn(' "$out/$e.log" | tail -n 8; done
 bench_train --entropy both --out "$state" --snapshot "$out" 2>&1 | tail -n 2
 echo "gpu.sh: $(( $(date +%s) - start )) s in all"
