@@ -18,29 +18,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from bench.learned.checkpoint import load_model
 from bench.learned.data import MemorySource, PackSource, make_batch
 from bench.learned.recipe import get_recipe
-from bench.learned.train import rd_loss
-
-
-def mean_losses(models, source, batches: int, seed: int, recipe: dict) -> list[dict]:
-    """Mean loss, bpp and weighted distortion of each model over the same ``batches``."""
-    sums = np.zeros((len(models), 3))
-    for step in range(batches):
-        images, qmaps, _ = make_batch(source, step, seed, recipe["batch_size"], recipe["crop"],
-                                      recipe["qmap_weights"])
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-        q = torch.from_numpy(qmaps).unsqueeze(1)
-        for i, model in enumerate(models):
-            with torch.no_grad():
-                terms = rd_loss(model(x, q), x, q, recipe["lambda_min"], recipe["lambda_max"])
-            sums[i] += [float(terms[k]) for k in ("loss", "bpp", "dist")]
-    means = sums / batches
-    return [{"loss": m[0], "bpp": m[1], "dist": m[2]} for m in means]
+from bench.learned.train import mean_rd_terms
 
 
 def main() -> None:
@@ -67,8 +50,12 @@ def main() -> None:
     print(f"{args.batches} batches of {recipe['batch_size']}×{recipe['crop']}² per source, "
           f"seed {args.seed}; pack: {sources['pack'].describe()}; fresh: "
           f"{sources['fresh'].describe()}")
-    results = {name: mean_losses(models, src, args.batches, args.seed, recipe)
-               for name, src in sources.items()}
+    results = {}
+    for name, src in sources.items():
+        batches = [make_batch(src, step, args.seed, recipe["batch_size"], recipe["crop"],
+                              recipe["qmap_weights"])[:2] for step in range(args.batches)]
+        results[name] = [mean_rd_terms(model, batches, recipe["lambda_min"],
+                                       recipe["lambda_max"]) for model in models]
     print(f"{'model':40s} {'source':6s} {'loss':>8s} {'bpp':>8s} {'dist':>8s} {'vs first':>9s}")
     for name, rows in results.items():
         for label, row in zip(names, rows, strict=True):

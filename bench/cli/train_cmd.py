@@ -305,14 +305,13 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
                     print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "
                           f"stopping", file=sys.stderr)
                     return
-        if any(t.stalled for t in trainers):  # fitting its pack: no more turns for it
-            for t in trainers:
-                if t.stalled:
-                    print(f"{t.cfg.entropy}: stopped at step {t.step} (held-out loss)",
-                          file=sys.stderr)
-            trainers = [t for t in trainers if not t.stalled]
-            if not trainers:
-                return
+        for t in trainers:  # one fitting its pack gets no more turns
+            if t.stalled:
+                print(f"{t.cfg.entropy}: stopped at step {t.step} (held-out loss)",
+                      file=sys.stderr)
+        trainers = [t for t in trainers if not t.stalled]
+        if not trainers:
+            return
         last_turn = time.monotonic() - t0
         print(f"step {goal}: " + ", ".join(
             f"{t.cfg.entropy} loss {t.history[-1]['loss']:.3f}" for t in trainers

@@ -130,6 +130,30 @@ def warm_start_source(entropy: str, recipe: str,
     return candidates[steps.index(max(steps))]
 
 
+def to_tensors(images: np.ndarray, qmaps: np.ndarray, device: str | torch.device = "cpu"
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch as the network takes it: images (B×H×W×3 uint8) as B×3×H×W in [0, 1], quality
+    maps (B×H×W) as B×1×H×W."""
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return x, torch.from_numpy(qmaps).to(device).unsqueeze(1)
+
+
+@torch.no_grad()
+def mean_rd_terms(model: RoiHyperprior, batches, lambda_min: float, lambda_max: float,
+                  device: str | torch.device = "cpu") -> dict[str, float]:
+    """Mean ``loss``, ``bpp`` and weighted distortion ``dist`` of ``model`` (as it is: eval or
+    train mode) over ``batches`` of (images, quality maps), per image."""
+    sums = {"loss": 0.0, "bpp": 0.0, "dist": 0.0}
+    count = 0
+    for images, qmaps in batches:
+        x, q = to_tensors(images, qmaps, device)
+        terms = rd_loss(model(x, q), x, q, lambda_min, lambda_max)
+        for key in sums:
+            sums[key] += float(terms[key]) * len(images)
+        count += len(images)
+    return {key: value / count for key, value in sums.items()}
+
+
 def heldout_stalled(losses: list[float], patience: int) -> bool:
     """Whether the last ``patience`` held-out losses are all above the best before them
     (``patience`` 0: never)."""
@@ -389,7 +413,6 @@ class Trainer:
             "sessions": self.sessions,
         }
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         """Mean loss of the weights to release on the pack's held-out crops and on as many
         crops it trains on: a widening gap is training that fits the pack."""
@@ -399,29 +422,26 @@ class Trainer:
         model = self.release_model().to(self.device).eval()
         out = {"step": self.step}
         for name, batches in self._eval_batches.items():
-            total = count = 0.0
-            for images, qmaps in batches:
-                x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255
-                q = torch.from_numpy(qmaps).to(self.device).unsqueeze(1)
-                terms = rd_loss(model(x, q), x, q, r.lambda_min, r.lambda_max)
-                total += float(terms["loss"]) * len(images)
-                count += len(images)
-            out[f"{name}_loss"] = total / count
+            terms = mean_rd_terms(model, batches, r.lambda_min, r.lambda_max, self.device)
+            out[f"{name}_loss"] = terms["loss"]
         return out
+
+    def _sessions_on_this_data(self) -> list[dict]:
+        """The sessions, this one included, that trained on the same crops as this one."""
+        data = self.source.describe()
+        return [s for s in self.sessions if s.get("data") == data]
 
     def _heldout_history(self) -> list[float]:
         """Held-out losses of every session on the same pack and held-out crops, in order (an
         eager restart after a failed compile goes on counting where the first left off)."""
-        data, held = self.source.describe(), self.cfg.holdout
-        return [e[1] for s in self.sessions if s.get("data") == data and s.get("holdout") == held
-                for e in s.get("evals", [])]
+        return [e[1] for s in self._sessions_on_this_data()
+                if s.get("holdout") == self.cfg.holdout for e in s.get("evals", [])]
 
     def steps_on_this_data(self) -> int:
         """Steps that earlier sessions of this run took on the same crops as this one (the
         same pack, say): a small pack seen again is fitted, not learned from."""
-        data = self.source.describe()
         return sum(s.get("end_step", s["start_step"]) - s["start_step"]
-                   for s in self.sessions if s is not self._session and s.get("data") == data)
+                   for s in self._sessions_on_this_data() if s is not self._session)
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
@@ -438,10 +458,10 @@ class Trainer:
         r = self.recipe
         images, qmaps, _ = make_batch(self.source, step, r.seed, r.batch_size, r.crop,
                                       r.qmap_weights)
-        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        x, q = to_tensors(images, qmaps, self.device)
         if r.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, torch.from_numpy(qmaps).to(self.device).unsqueeze(1)
+        return x, q
 
     def train_step(self) -> dict:
         r = self.recipe
