@@ -164,3 +164,16 @@ def test_nearest_scale_gaussian_indexes_and_round_trip() -> None:
     strings = model.compress(y, idx.int(), means=means)
     y_hat = model.decompress(strings, idx.int(), means=means)
     assert torch.equal(y_hat, torch.round(y - means) + means)
+
+
+def test_half_widths_without_a_density_limit_follow_the_tail_quantile():
+    from bench.entropy.tables import table_half_widths
+
+    alphas = torch.tensor([0.2, 2.0, 20.0], dtype=torch.float64)
+    betas = torch.tensor([0.6, 1.0, 2.0], dtype=torch.float64)
+    limited = table_half_widths(alphas, betas, 1e-9, 1e-6, 10_000)
+    unlimited = table_half_widths(alphas, betas, 1e-9, 0.0, 10_000)
+    # with the limit off, only the tail quantile (and the cap) decide; the heavy tail
+    # (beta 0.6) is where the density limit cuts the table
+    assert (unlimited >= limited).all() and unlimited[0] > limited[0]
+    assert (table_half_widths(alphas, betas, 1e-9, 0.0, 7) <= 7).all()

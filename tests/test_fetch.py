@@ -379,3 +379,41 @@ def test_manifest_lists_official_archives():
     train = coco_manifest("train2017")
     assert train[0].url == "http://images.cocodataset.org/zips/train2017.zip"
     assert train[1] == val[1]
+
+
+def test_file_system_error_is_a_fetch_error_and_leaves_nothing(tmp_path, server):
+    # A member name longer than the file system allows (ENAMETOOLONG): a real OSError while
+    # unpacking, which must reach the user as a FetchError naming what was being done.
+    root = tmp_path / "coco"
+    server.files[IMAGE_ZIP] = _image_zip({f"{SPLIT}/{'a' * 300}.jpg": _jpeg(8, 8, 1)})
+
+    with pytest.raises(FetchError, match="file-system error while unpacking"):
+        _fetch(root, server)
+
+    _assert_no_dataset(root)
+    assert (root / ".downloads" / IMAGE_ZIP).is_file()  # the verified download is kept
+
+
+def test_leftover_staging_of_a_killed_fetch_is_removed(tmp_path, server):
+    root = tmp_path / "coco"
+    leftover = root / ".tmp-fetch-killed"
+    (leftover / SPLIT).mkdir(parents=True)
+    (leftover / SPLIT / "half.jpg").write_bytes(b"\xff\xd8")
+
+    _fetch(root, server)
+
+    assert not leftover.exists()
+    assert len(list((root / SPLIT).glob("*.jpg"))) == len(IMAGES)
+
+
+def test_second_fetch_into_the_same_root_is_refused(tmp_path, server):
+    fcntl = pytest.importorskip("fcntl")
+    root = tmp_path / "coco"
+    root.mkdir()
+    with open(root / ".fetch.lock", "a+b") as held:  # what a running fetch holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(FetchError, match="another `bench data fetch`"):
+            _fetch(root, server)
+    assert server.requests == []  # refused before any download
+    _fetch(root, server)  # the lock released: it goes ahead
+    assert (root / SPLIT).is_dir()

@@ -12,7 +12,14 @@
 * Archives are unpacked into a temporary directory inside ``root`` and each expected item
   is then moved into place with :func:`os.replace`, which is atomic on one file system.
   A failure at any step leaves no half-written data set behind, and the temporary
-  directory is always removed.
+  directory is removed; one left by a killed process (``SIGKILL`` runs no cleanup) is
+  removed by the next fetch into the same root.
+* One fetch at a time per root: a second one into the same root fails at once with a
+  :class:`FetchError` instead of writing into the same partial download (a POSIX file
+  lock on ``<root>/.fetch.lock``; on a system without :mod:`fcntl` there is no lock and
+  no removal of leftover temporary directories).
+* A file-system error (disk full, no permission, a name too long) is a
+  :class:`FetchError` naming the path, like every other failure.
 * Only the split's image folder and ``annotations/instances_<split>.json`` are installed.
   Other members of the annotations archive (captions, person keypoints) are not kept; the
   archives themselves stay in ``download_dir`` (default ``<root>/.downloads``) so another
@@ -25,6 +32,8 @@ Only the standard library (:mod:`urllib`, :mod:`zipfile`) and tqdm are used.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import filecmp
 import hashlib
 import http.client
@@ -41,6 +50,11 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from tqdm import tqdm
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (module docstring)
+    fcntl = None
 
 CHUNK_BYTES = 1 << 20
 """Bytes read from the network or disk at a time."""
@@ -138,12 +152,57 @@ def fetch_coco(
         return root
     remotes = coco_manifest(split) if files is None else list(files)
     download_dir = root / ".downloads" if download_dir is None else Path(download_dir)
-    download_dir.mkdir(parents=True, exist_ok=True)
-    archives = [
-        download(remote, download_dir, progress=progress, timeout=timeout) for remote in remotes
-    ]
-    install(root, split, archives)
+    with _file_errors(f"preparing {download_dir}"):
+        root.mkdir(parents=True, exist_ok=True)
+        download_dir.mkdir(parents=True, exist_ok=True)
+    with _only_fetch(root):
+        _remove_leftover_staging(root)
+        archives = [
+            download(remote, download_dir, progress=progress, timeout=timeout)
+            for remote in remotes
+        ]
+        install(root, split, archives)
     return root
+
+
+@contextlib.contextmanager
+def _file_errors(doing: str) -> Iterator[None]:
+    """Turn an :class:`OSError` into a :class:`FetchError` that says what was being done."""
+    try:
+        yield
+    except FetchError:
+        raise
+    except OSError as err:
+        hint = ("free some space there (or choose another --data-root)"
+                if err.errno == errno.ENOSPC else "fix the cause")
+        raise FetchError(f"file-system error while {doing}: {err}; {hint}, then run the "
+                         "command again (verified and partial downloads are kept)") from err
+
+
+@contextlib.contextmanager
+def _only_fetch(root: Path) -> Iterator[None]:
+    """Hold ``<root>/.fetch.lock`` exclusively, or fail at once if another fetch holds it."""
+    if fcntl is None:
+        yield
+        return
+    with _file_errors(f"opening the lock file in {root}"):
+        handle = open(root / ".fetch.lock", "a+b")  # noqa: SIM115 (held across the yield)
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FetchError(
+                f"another `bench data fetch` is writing into {root}; wait for it to finish "
+                "(or stop it), then run the command again") from None
+        yield  # the lock goes with the file's closing
+
+
+def _remove_leftover_staging(root: Path) -> None:
+    """Delete temporary directories left by a fetch that was killed (caller holds the lock)."""
+    if fcntl is None:
+        return  # without the lock a leftover may be a running fetch's
+    for leftover in root.glob(".tmp-fetch-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- download
@@ -156,21 +215,22 @@ def download(
 
     A verified file already there is reused; a ``.part`` file is resumed.
     """
-    final = download_dir / remote.name
-    if final.exists():
-        if _matches(final, remote):
-            return final
-        final.unlink()  # stale or damaged since it was verified: fetch it again
-    part = download_dir / f"{remote.name}.part"
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > remote.size:
-        part.unlink()
-        offset = 0
-    if offset < remote.size:
-        _transfer(remote, part, offset, progress=progress, timeout=timeout)
-    _verify(part, remote)
-    os.replace(part, final)
-    return final
+    with _file_errors(f"downloading {remote.name} into {download_dir}"):
+        final = download_dir / remote.name
+        if final.exists():
+            if _matches(final, remote):
+                return final
+            final.unlink()  # stale or damaged since it was verified: fetch it again
+        part = download_dir / f"{remote.name}.part"
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > remote.size:
+            part.unlink()
+            offset = 0
+        if offset < remote.size:
+            _transfer(remote, part, offset, progress=progress, timeout=timeout)
+        _verify(part, remote)
+        os.replace(part, final)
+        return final
 
 
 def _transfer(
@@ -203,13 +263,18 @@ def _transfer(
         expected_end = _expected_end(remote, response, offset)
         mode = "ab" if offset else "wb"
         with open(part, mode) as sink, _bar(remote, offset, progress) as bar:
+            writing = False
             try:
                 for chunk in _chunks(response):
+                    writing = True
                     sink.write(chunk)
+                    writing = False
                     bar.update(len(chunk))
                     if sink.tell() > remote.size:
                         break
             except (http.client.HTTPException, OSError) as err:
+                if writing:  # the disk, not the network: download() names it
+                    raise
                 sink.flush()
                 raise _truncated(remote, part, f"the transfer broke off ({_reason(err)})") from err
     got = part.stat().st_size
@@ -338,17 +403,18 @@ def install(root: Path, split: str, archives: list[Path]) -> None:
     Items that already exist with the same content are left alone; an existing item that
     differs (incomplete, or another version) is an error and nothing is moved.
     """
-    root.mkdir(parents=True, exist_ok=True)
     items = expected_items(split)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-fetch-", dir=root))
-    try:
-        for archive in archives:
-            _extract(archive, staging, items)
-        _check_staged(staging, items, archives)
-        to_move = [item for item in items if _needs_move(staging, root, item)]
-        _move_into_place(staging, root, to_move)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _file_errors(f"unpacking into {root}"):
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-fetch-", dir=root))
+        try:
+            for archive in archives:
+                _extract(archive, staging, items)
+            _check_staged(staging, items, archives)
+            to_move = [item for item in items if _needs_move(staging, root, item)]
+            _move_into_place(staging, root, to_move)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _installed(root: Path, split: str) -> bool:

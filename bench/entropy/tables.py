@@ -167,10 +167,13 @@ def table_half_widths(
       symbol at least ``2**-16`` of the code space, so a long run of symbols far below that
       wastes rate (measured: up to 3.4 % for wide heavy-tailed tables with the quantile rule
       alone, <= 0.75 % with ``min_symbol_prob = 1e-6``); rarer symbols take the escape path;
+      ``min_symbol_prob <= 0`` turns this limit off;
     * ``max_half_width``, a hard cap on the table length.
     """
     quantile = torch.from_numpy(gg_tail_quantile(betas.numpy(), tail_mass))
     by_tail = torch.ceil(alphas * quantile)
+    if min_symbol_prob <= 0:
+        return by_tail.clamp(1, max_half_width).long()
     log_norm = torch.log(betas / (2.0 * alphas)) - torch.lgamma(betas.reciprocal())
     excess = (log_norm - math.log(min_symbol_prob)).clamp(min=0.0)
     by_density = torch.ceil(alphas * excess.pow(betas.reciprocal()))
