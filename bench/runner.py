@@ -87,6 +87,37 @@ def recon_path(run_dir: str | Path, label: str, quality: str, image_id: int) -> 
     return Path(run_dir) / "recon" / label / quality / f"{image_id:012d}.png"
 
 
+#: the PNG text chunk of a kept reconstruction naming the bitstream it was decoded from
+RECON_BITSTREAM_KEY = "bench-bitstream-sha256"
+
+
+def keep_recon(run_dir: str | Path, row: ImageResult, recon) -> None:
+    """Write ``row``'s reconstruction to :func:`recon_path`, tagged with its bitstream's hash."""
+    from bench.data.images import encode_png
+
+    write_atomic(recon_path(run_dir, row.label, row.quality, row.image_id),
+                 encode_png(recon, {RECON_BITSTREAM_KEY: row.sha256 or ""}))
+
+
+def kept_recon(run_dir: str | Path, row: ImageResult):
+    """``row``'s kept reconstruction (H×W×3 uint8), or None to decode its bitstream instead.
+
+    None also when the PNG at that path was decoded from another bitstream, or is untagged
+    (kept before the tag existed): the path names only label, quality and image, so after a
+    codec changes version under the same label (new weights, say) an old run's picture
+    there is not this row's, and scoring it would give the new version the old one's AP.
+    """
+    from bench.data.images import decode_rgb, png_text
+
+    path = recon_path(run_dir, row.label, row.quality, row.image_id)
+    if not row.sha256 or not path.is_file():
+        return None
+    data = path.read_bytes()
+    if png_text(data).get(RECON_BITSTREAM_KEY) != row.sha256:
+        return None
+    return decode_rgb(data, str(path))
+
+
 # ---------------------------------------------------------------- worker side
 _STATE: dict = {}
 
@@ -174,7 +205,6 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
     ``sample`` is the image when the driver ships it (``--ship-images``); else the worker
     reads it from the data root.
     """
-    from bench.data.images import encode_png
 
     cfg: RunConfig = _STATE["cfg"]
     rows = _rows(unit)
@@ -212,8 +242,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
             if cfg.tasks:
                 row.predictions = _predict(recon, row.image_id)
             if cfg.keep_recon:
-                write_atomic(recon_path(cfg.run_dir, row.label, row.quality, row.image_id),
-                              encode_png(recon))
+                keep_recon(cfg.run_dir, row, recon)
         except Exception as exc:  # one failed encode must not lose the other rows
             row.error = describe_error(exc)
     return rows

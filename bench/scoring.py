@@ -1,7 +1,8 @@
 """Task scoring of stored reconstructions: predictions per image, then COCO AP per quality.
 
-Reconstructions come from ``--keep-recon`` PNGs where they exist, else from re-decoding the
-stored bitstream: a task never re-encodes. Predictions are cached per (codec, version,
+Reconstructions come from ``--keep-recon`` PNGs where they exist and were decoded from the
+row's own bitstream (:func:`bench.runner.kept_recon`), else from re-decoding the stored
+bitstream: a task never re-encodes. Predictions are cached per (codec, version,
 quality, image, task, model key) and committed one image at a time, so re-scoring after a
 crash continues where it stopped. COCO scores are cached under a digest of exactly the
 predictions they were computed from.
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bench.labels import codec_name
-from bench.runner import describe_error, recon_path
+from bench.runner import describe_error, kept_recon
 from bench.store import ImageResult, ResultsStore
 from bench.tasks.cocoeval import evaluate
 
@@ -59,16 +60,13 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
     ``codecs`` is keyed by label; a row without a kept reconstruction is decoded by its
     label's codec.
     """
-    from bench.data.images import read_rgb
 
     key = task.model_key()
     store.put_model(key, task.model_info())
     for row in rows:
         try:
-            path = recon_path(run_dir, row.label, row.quality, row.image_id)
-            if path.is_file():
-                recon, _ = read_rgb(path)
-            else:
+            recon = kept_recon(run_dir, row)
+            if recon is None:
                 data = store.bitstream(row.codec, row.codec_version, row.quality, row.image_id)
                 recon = codecs[row.label].decode(data)
         except Exception as exc:  # an image that cannot be decoded becomes an error

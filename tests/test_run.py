@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.data.images import read_rgb
+from bench.data.images import encode_png, read_rgb
 from bench.registry import create_codec
-from bench.runner import recon_path
+from bench.runner import RECON_BITSTREAM_KEY, kept_recon, recon_path
 from bench.store import ResultsStore
 from bench.summary import QualitySummary, summarize
 from tests.conftest import jpeg_bytes, natural_image, write_coco
@@ -61,6 +61,14 @@ def test_run_prints_table_and_resumes(tiny_coco, tmp_path, capsys):
     with ResultsStore(rd) as store:
         bits = store.bitstream("jpeg", codec_row.codec_version, "q50", 1)
     assert (np.asarray(Image.open(rec)) == create_codec("jpeg").decode(bits)).all()
+    assert (kept_recon(rd, codec_row) == np.asarray(Image.open(rec))).all()
+    # a picture at that path from another bitstream (an older version under the same
+    # label) or without the tag is not this row's: it is decoded instead, never scored
+    other = np.zeros_like(np.asarray(Image.open(rec)))
+    rec.write_bytes(encode_png(other, {RECON_BITSTREAM_KEY: "0" * 64}))
+    assert kept_recon(rd, codec_row) is None
+    rec.write_bytes(encode_png(other))
+    assert kept_recon(rd, codec_row) is None
 
     before = table(rd)
     assert run("--codec", "jpeg", "--data-root", str(tiny_coco), "--run-dir", str(rd)) == 0

@@ -68,8 +68,22 @@ def to_rgb8(im: Image.Image, name: str = "<image>") -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """Lossless PNG of an RGB image (used to keep reconstructions)."""
+def encode_png(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Lossless PNG of an RGB image (used to keep reconstructions), with optional ``text``
+    chunks (what the picture is; :func:`png_text` reads them back)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1, pnginfo=info)
     return buf.getvalue()
+
+
+def png_text(data: bytes) -> dict[str, str]:
+    """The text chunks of a PNG file's bytes (empty for another format or none)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return dict(getattr(im, "text", {}) or {})

@@ -4,7 +4,8 @@ For a few images of the run (:func:`select_images`: by default a handful spread 
 object coverage, the share of pixels inside the ROI) and for each target rate, every codec
 label shows the grid point whose pooled bpp is nearest the target (in log-rate), so a reader
 compares codecs at about the same rate and can find the point on the RD curves. A
-reconstruction comes from the run's ``--keep-recon`` PNG when there is one, else from the
+reconstruction comes from the run's ``--keep-recon`` PNG when there is one of the row's own
+bitstream (:func:`bench.runner.kept_recon`), else from the
 stored bitstream decoded by the installed codec, after checking that its version is the
 stored one (a codec whose version changed would show pictures the numbers do not belong to).
 
@@ -309,7 +310,7 @@ def build_gallery(points: Points, store, run_dir: str | Path, dataset, out_dir: 
     pixels, annotations and ROI); ``images`` is a count or a list of image ids (which must be
     among the run's images).
     """
-    from bench.runner import recon_path
+    from bench.runner import kept_recon
 
     ids = list(points.image_ids)
     missing = [i for i in ids if i not in dataset.coco.imgs]
@@ -375,7 +376,7 @@ def build_gallery(points: Points, store, run_dir: str | Path, dataset, out_dir: 
                 if (label, q) not in done:
                     stem = f"{k:02d}-{_slug(label)}-{_slug(q)}"
                     done[(label, q)] = _recon_tile(
-                        store, run_dir, recon_path, decoders, points.versions[label], label, q,
+                        store, run_dir, kept_recon, decoders, points.versions[label], label, q,
                         sample, folder, rel, stem, box, task_model, names)
                     done[(label, q)].bpp_run = pooled.get((label, q), math.nan)
                 tiles.append(done[(label, q)])
@@ -384,10 +385,9 @@ def build_gallery(points: Points, store, run_dir: str | Path, dataset, out_dir: 
     return gallery
 
 
-def _recon_tile(store, run_dir, recon_path, decoders: _Decoders, version: str, label: str,
+def _recon_tile(store, run_dir, kept_recon, decoders: _Decoders, version: str, label: str,
                 quality: str, sample, folder: Path, rel: str, stem: str,
                 box: tuple[int, int, int], task_model, names) -> Tile:
-    from bench.data.images import read_rgb
 
     tile = Tile(label, quality)
     rows = store.results(codec_name(label), version, [quality], [sample.image_id],
@@ -399,10 +399,8 @@ def _recon_tile(store, run_dir, recon_path, decoders: _Decoders, version: str, l
     tile.bpp, tile.psnr, tile.roi_psnr, tile.bg_psnr = (row.bpp, row.psnr, row.roi_psnr,
                                                         row.bg_psnr)
     try:
-        kept = recon_path(run_dir, label, quality, sample.image_id)
-        if kept.is_file():
-            image, _ = read_rgb(kept)
-        else:
+        image = kept_recon(run_dir, row)
+        if image is None:
             if row.bitstream is None:
                 raise GalleryError("the store holds no bitstream for it")
             image = decoders.get(label, version).decode(row.bitstream)
