@@ -108,6 +108,9 @@ def measure(image_ids: Sequence[int] | int, qualities: dict[str, Sequence[str]],
                 entry["cells"][q] = check.cell_of(rows, len(dataset.ids))
                 if task is not None:
                     res = pipeline.score(task, name, q)
+                    # images the detector scored (failed or missing predictions drop out
+                    # of the AP, so the gate fails on them: compare's task_images)
+                    entry["cells"][q]["task_images"] = int(res.get("images", 0))
                     for key, iou, stat in check.TASK_STATS:
                         entry["cells"][q][key] = float(res.get(iou, {}).get(stat, math.nan))
             out[name] = entry

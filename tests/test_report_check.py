@@ -252,6 +252,21 @@ def test_other_environment_gates_everything_but_finite_ap(task_baseline):
     assert got == {("psnr", "FAIL"), ("det_ap", "FAIL"), ("det_ap50", "WARN")}
 
 
+def test_detector_failures_fail_whatever_the_environment(task_baseline):
+    """compare() alone: a cell whose detector scored fewer reconstructions than were coded
+    (failed or missing predictions, which drop out of the AP) is a FAIL, even where AP drift
+    itself is only a WARN."""
+    doc = json.loads(task_baseline.read_text())
+    cell = json.loads(json.dumps(doc["codecs"]["jpeg"]["cells"]["q50"]))
+    assert cell["task_images"] == cell["images"]  # measured by --update
+    measured = {"codecs": {"jpeg": {**doc["codecs"]["jpeg"], "off_grid": [],
+                                    "cells": {"q50": {**cell, "task_images": 0}}}},
+                "task": doc["task"], "environment": doc["environment"]}
+    del doc["environment"]
+    got = {(f.what, f.status) for f in gate.compare(doc, measured)}
+    assert got == {("task images", "FAIL")}
+
+
 def test_committed_baseline_matches_the_installed_grids():
     """Cheap half of the gate: a changed grid or subset shows without coding anything."""
     doc = load_baseline(DEFAULT_BASELINE)

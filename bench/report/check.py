@@ -359,6 +359,11 @@ def _compare_cell(name: str, q: str, b: dict, n: dict, tol: dict, exact: bool,
                            detail="; ".join(n["errors"][:2])))
     if b["images"] != n["images"]:
         out.append(Finding("FAIL", name, q, "images", str(b["images"]), str(n["images"])))
+    if "task_images" in n and n["task_images"] < n["images"]:  # AP over fewer images
+        out.append(Finding("FAIL", name, q, "task images", str(n["images"]),
+                           str(n["task_images"]), detail="the detector failed on (or has no "
+                           "prediction for) some reconstructions; AP would be over fewer "
+                           "images"))
     btol = 0.0 if exact and not cpu_warn else (
         tol["bytes_relative_nondeterministic"] * b["bytes"])
     if not _same(b["bytes"], n["bytes"], btol):
