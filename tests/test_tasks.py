@@ -9,6 +9,7 @@ in bench's cache with sync off.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -159,6 +160,23 @@ def test_zero_detections_is_ap_zero_with_warning(coco_root):
     with pytest.warns(UserWarning, match="no detections"):
         stats = evaluate(ds.coco, [], ds.ids, "bbox")
     assert stats["AP"] == 0.0 and stats["AP50"] == 0.0
+
+
+def test_zero_detections_keep_nan_where_there_is_no_ground_truth(coco_root):
+    """An image without large objects has no APl with detections (pycocotools' -1, NaN);
+    without any detection it must not become 0 (a codec that destroys every detection
+    would otherwise get APl 0 where the others get NaN)."""
+    ds = CocoDataset(coco_root)
+    gt = ds.coco
+    no_large = next(i for i in ds.ids if gt.getAnnIds(imgIds=[i], iscrowd=False)
+                    and all(a["area"] <= 96 ** 2 for a in gt.loadAnns(gt.getAnnIds(imgIds=[i]))))
+    with pytest.warns(UserWarning, match="no detections"):
+        none = evaluate(gt, [], [no_large], "bbox")
+    one = [{"image_id": no_large, "category_id": gt.loadAnns(gt.getAnnIds(imgIds=[no_large]))
+            [0]["category_id"], "bbox": [0.0, 0.0, 5.0, 5.0], "score": 0.5}]
+    some = evaluate(gt, one, [no_large], "bbox")
+    assert math.isnan(some["APl"]) and math.isnan(none["APl"])
+    assert none["AP"] == 0.0
 
 
 def test_cli_task_errors_are_clear(coco_root, tmp_path, capsys):
