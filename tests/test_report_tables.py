@@ -91,3 +91,23 @@ def test_latex_compiles(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "t.pdf").read_bytes().startswith(b"%PDF")
     assert "Overfull" not in run.stdout
+
+
+def test_leaderboard_markdown_never_bolds_a_low_overlap_value():
+    """The best BD-rate of a column is bold only where the curves overlap enough (‡ values
+    are not comparable), as in the text, HTML and LaTeX tables."""
+    from types import SimpleNamespace
+
+    from bench.report.leaderboard import markdown
+
+    frame = pd.DataFrame({
+        "rank": pd.array([1, 2, 3], dtype="Int64"), "codec": ["a", "b", "vvc"],
+        "bd_rate_psnr": [-40.0, -10.0, 0.0], "overlap_psnr": [30.0, 90.0, 100.0],
+        "flag_psnr": ["‡", "", ""], "bpp_min": [0.1] * 3, "bpp_max": [1.0] * 3,
+        "points": [8] * 3})
+    points = SimpleNamespace(image_ids=[1, 2], models=lambda task: {},
+                             versions={"a": "a-1", "b": "b-1", "vvc": "vvc-1"})
+    md = markdown(frame, ["psnr"], points, anchor="vvc", method="pchip", rate="pooled")
+    rows = {ln.split("|")[2].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
+    assert "-40.00 ‡" in rows["a"] and "**-40.00" not in rows["a"]
+    assert "**-10.00**" in rows["b"]

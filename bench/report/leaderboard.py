@@ -131,10 +131,13 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
              rate: str, command: str = "") -> str:
     """The leaderboard as Markdown: ranking table, models, codec versions, how it was made."""
     cols = [Column("rank", "rank", "{:.0f}"), Column("codec", "codec")]
+    frame = frame.copy()
     for axis in axes:
         s = _slug(axis)
+        # a low-overlap value is never set in bold as the best (as in the other tables)
+        frame[f"low_{s}"] = [overlap_flag(v) for v in frame[f"overlap_{s}"]]
         cols.append(Column(f"bd_rate_{s}", f"BD-rate {METRICS[axis].label} (%)", "{:+.2f}",
-                           "min", suffix=f"flag_{s}"))
+                           "min", suffix=f"flag_{s}", unranked=f"low_{s}"))
     if "det_ap_max" in frame and frame["det_ap_max"].notna().any():
         cols.append(Column("det_ap_max", "best det AP", "{:.1f}", "max"))
     cols += [Column("bpp_min", "bpp min", "{:.3f}"), Column("bpp_max", "bpp max", "{:.3f}"),
