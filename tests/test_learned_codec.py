@@ -383,6 +383,16 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):
         except CodecError:
             continue
         assert out.dtype == np.uint8 and out.ndim == 3
+    if fmt >= 2:  # one rANS string: its end state is checked, so damage there is an error
+        body = range(len(data) // 2, len(data))  # past the header and the map's codes
+        damaged = [data[:n] for n in body]
+        for _ in range(16):
+            flipped = bytearray(data)
+            flipped[int(rng.choice(body))] ^= 1 << int(rng.integers(0, 8))
+            damaged.append(bytes(flipped))
+        for stream in damaged:
+            with pytest.raises(CodecError, match="corrupt"):
+                codec.decode(stream)
 
 
 def test_the_model_package_does_not_import_the_codec_package():

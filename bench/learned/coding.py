@@ -19,7 +19,11 @@ cases in format 2 (8 pictures × q1, q4, q8), on none in format 3, whose entropy
 are computed in float64: rounding differences of ~1e-16 instead of ~1e-7 make a table
 mismatch far less likely, not impossible (``tests/test_learned_codec.py`` keeps two of the
 cases format 2 lost). Format 3 is written from the next release on
-(:mod:`bench.learned.bitstream`).
+(:mod:`bench.learned.bitstream`). A decoder that loses sync in format 2 or 3, like one given
+a truncated or corrupt stream or one written with other weights, now says so
+(:func:`bench.learned.stream.check_stream_end`: the rANS state must end where it started)
+instead of returning garbage; format 1 (two strings decoded inside compressai) has no such
+check.
 
 The codec classes ``ggm`` and ``gaussian-roi`` (:mod:`bench.codecs.learned`) wrap these
 functions; the benchmarks and tests call them with a model directly.
@@ -181,6 +185,7 @@ def decode_image(model, data: bytes, return_details: bool = False):
 
     from bench.learned.bitstream import BitstreamError, unpack
     from bench.learned.layers import single_thread
+    from bench.learned.stream import END_PROBES, StreamEndError
 
     try:
         p = unpack(data)
@@ -200,7 +205,8 @@ def decode_image(model, data: bytes, return_details: bool = False):
 
         y_string = z_string = None
         decoder = RansDecoder()
-        decoder.set_stream(padded(p.stream, h * w + n_y + n_z))  # map blocks, y, z
+        # map blocks, z, y and the end probes
+        decoder.set_stream(padded(p.stream, h * w + n_y + n_z + END_PROBES))
         codes = p.codes
         if codes is None:
             try:
@@ -210,8 +216,11 @@ def decode_image(model, data: bytes, return_details: bool = False):
             codes = np.asarray(p.levels, np.uint8)[bits]
     q_lat = torch.from_numpy(codes.astype(np.float32) / Q_STEPS)[None, None]
     with single_thread(), torch.inference_mode():
-        out = model.decompress(y_string, z_string, q_lat, decoder=decoder,
-                               params64=p.format == 3)
+        try:
+            out = model.decompress(y_string, z_string, q_lat, decoder=decoder,
+                                   params64=p.format == 3)
+        except StreamEndError as exc:
+            raise CodecError(f"corrupt bitstream: {exc}") from exc
     x_hat = out["x_hat"][0, :, : p.height, : p.width].clamp(0, 1).mul(255).round()
     image = x_hat.permute(1, 2, 0).to(torch.uint8).numpy().copy()
     return (image, out) if return_details else image

@@ -68,7 +68,7 @@ from bench.learned.layers import (
     single_thread,
 )
 from bench.learned.qmap import LATENT_STRIDE
-from bench.learned.stream import read_bottleneck, write_bottleneck
+from bench.learned.stream import check_stream_end, read_bottleneck, write_bottleneck
 
 
 class RoiHyperprior(CompressionModel):
@@ -294,6 +294,8 @@ class RoiHyperprior(CompressionModel):
                                                     dtype)
             indexes = self._indexes(params)
         y_hat = self.conditional.decompress([y_string], indexes, means=params[0], decoder=decoder)
+        if decoder is not None:  # before the synthesis: garbage costs no g_s
+            check_stream_end(decoder)
         return {"y_hat": y_hat,
                 "x_hat": self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat)}
 

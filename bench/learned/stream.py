@@ -43,3 +43,33 @@ def read_bottleneck(decoder, eb, shape: tuple[int, ...]) -> Tensor:
     """``z_hat`` of ``shape`` from the stream's next symbols."""
     indexes, medians, tables = _bottleneck_coding(eb, tuple(shape))
     return eb.dequantize(read_symbols(decoder, indexes, tables), medians)
+
+
+class StreamEndError(ValueError):
+    """The rANS stream did not end where the picture's symbols did (:func:`check_stream_end`)."""
+
+
+#: symbols decoded past a picture's last one by :func:`check_stream_end`
+END_PROBES = 32
+#: their table: symbol 0 takes half of compressai's 16-bit code space, symbol 1 the rest but
+#: the escape's single slot
+_PROBE_TABLE = ([[0, 1 << 15, (1 << 16) - 1, 1 << 16]], [4], [0])
+
+
+def check_stream_end(decoder) -> None:
+    """Raise :class:`StreamEndError` unless the rANS stream ended where the picture's symbols did.
+
+    rANS decoding retraces the encoder's states in reverse, so after a valid stream's last
+    symbol the decoder is back in the encoder's initial state (compressai's Rans64: 2**31,
+    whose low 16 bits are zero), from which a table giving symbol 0 the lower half of the
+    code space decodes 0 for ever (reading only the zeros of
+    :func:`bench.learned.coding.padded`). A truncated or corrupt stream, or one decoded with
+    other tables than it was written with (other weights; or float kernels that pick other
+    tables, as format 2 can on another CPU kind) leaves the decoder in another state, and
+    :data:`END_PROBES` zeros then have a chance of about 2**-32. No bit is spent on it.
+    """
+    got = decoder.decode_stream([0] * END_PROBES, *_PROBE_TABLE)
+    if any(got):
+        raise StreamEndError("the rANS stream does not end where the picture's symbols do: it "
+                         "is truncated or corrupt, or was written with other weights or "
+                         "tables than this decoder's")
