@@ -383,16 +383,21 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):
         except CodecError:
             continue
         assert out.dtype == np.uint8 and out.ndim == 3
-    if fmt >= 2:  # one rANS string: its end state is checked, so damage there is an error
-        body = range(len(data) // 2, len(data))  # past the header and the map's codes
-        damaged = [data[:n] for n in body]
-        for _ in range(16):
+    if fmt >= 2:  # one rANS string whose end state is checked
+        for n in range(1, len(data)):  # every truncation is an error
+            with pytest.raises(CodecError):
+                codec.decode(data[:n])
+        caught = 0
+        for _ in range(64):  # bit flips anywhere but the format nibble (2 and 3 both decode)
             flipped = bytearray(data)
-            flipped[int(rng.choice(body))] ^= 1 << int(rng.integers(0, 8))
-            damaged.append(bytes(flipped))
-        for stream in damaged:
-            with pytest.raises(CodecError, match="corrupt"):
-                codec.decode(stream)
+            flipped[int(rng.integers(1, len(data)))] ^= 1 << int(rng.integers(0, 8))
+            try:
+                codec.decode(bytes(flipped))
+            except CodecError:
+                caught += 1
+        # all but flips in bypass-coded bits (escaped values, carried raw: the decoder
+        # keeps sync), about 1 % of all single-bit flips at this top point
+        assert caught >= 58, caught
 
 
 def test_the_model_package_does_not_import_the_codec_package():

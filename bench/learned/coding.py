@@ -170,14 +170,18 @@ def symbol_counts(model, p) -> tuple[int, int, int, int]:
 
 
 def padded(string: bytes, symbols: int) -> bytes:
-    """``string`` followed by zero bytes, so that a corrupt rANS string cannot make
-    compressai's decoder read past its end (it does not check bounds and crashes the process).
+    """``string`` followed by padding, so that a corrupt rANS string cannot make compressai's
+    decoder read past its end (it does not check bounds and crashes the process).
 
-    A valid string is never read into the padding; a corrupt one, once in the zeros, decodes
-    the lowest symbol with at most one 32-bit read per symbol, plus the bypass reads its
-    garbage can ask for (at most 15 per nibble of garbage, 8 nibbles per read).
+    The padding is one marker word (:data:`bench.learned.stream.PAD_MARK`, which the end
+    check of formats 2 and 3 reads) and zero bytes. A valid string's symbols are never read
+    from the padding; a corrupt one, once in the zeros, decodes the lowest symbol with at
+    most one 32-bit read per symbol, plus the bypass reads its garbage can ask for (at most
+    15 per nibble of garbage, 8 nibbles per read).
     """
-    return string + bytes(4 * (symbols + 64) + 16 * len(string))
+    from bench.learned.stream import PAD_MARK
+
+    return string + PAD_MARK + bytes(4 * (symbols + 64) + 16 * len(string))
 
 
 def decode_image(model, data: bytes, return_details: bool = False):
