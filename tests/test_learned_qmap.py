@@ -107,3 +107,34 @@ def test_latent_density_fits_prefer_the_true_family():
     assert fits["laplacian"]["bpe"] < fits["gaussian"]["bpe"]
     assert fits["ggm"]["bpe"] <= fits["laplacian"]["bpe"] + 1e-6
     assert abs(fits["ggm"]["beta"] - 1.0) < 0.1 and abs(fits["laplacian"]["c"] - 1.3) < 0.05
+
+
+def test_bitstream_map_is_checked_before_it_costs_memory():
+    """A zlib map body inflates only to the map's size (a 40 KB body of 40 MB of zeros is
+    refused without inflating it), and a quality code above Q_STEPS is refused."""
+    import tracemalloc
+    import zlib
+
+    from bench.varint import decode_varint, encode_varint
+
+    h, w = latent_size(70, 90)
+    codes = np.array([0, 30, 100], np.uint8)[np.random.default_rng(1).integers(0, 3, (h, w))]
+    data = pack(Payload("gaussian", 70, 90, codes, stream=b"ss\x00sss\x01"))
+    pos = 1
+    for _ in range(2):  # height, width
+        _, pos = decode_varint(data, pos)
+    pos += 1 + data[pos]  # level count and levels: the map body's method byte is next
+    _, body_at = decode_varint(data, pos + 1)
+    bomb = zlib.compress(bytes(40 << 20), 9)
+    forged = data[:pos] + bytes([1]) + encode_varint(len(bomb)) + bomb + b"ss"
+    tracemalloc.start()
+    with pytest.raises(BitstreamError, match="quality map"):
+        unpack(forged)
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    tracemalloc.stop()
+    assert body_at > pos  # the layout read above is the packer's
+    uniform = bytearray(pack(Payload("gaussian", 70, 90, np.full((h, w), 40, np.uint8),
+                                     stream=b"ss")))
+    uniform[3] = 184  # the uniform code (byte 0, H, W, code)
+    with pytest.raises(BitstreamError, match="above 100"):
+        unpack(bytes(uniform))

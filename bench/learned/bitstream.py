@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.learned.qmap import Q_STEPS
 from bench.varint import decode_varint, encode_varint
 
 FORMATS = (1, 2, 3)
@@ -166,12 +167,15 @@ def unpack(data: bytes) -> Payload:
     levels: tuple[int, ...] = ()
     try:
         if uniform:
+            if data[pos] > Q_STEPS:
+                raise BitstreamError(f"quality code {data[pos]} above {Q_STEPS}: corrupt")
             codes = np.full((h, w), data[pos], np.uint8)
             pos += 1
         else:
             n = data[pos]
             levels_array = np.frombuffer(data[pos + 1: pos + 1 + n], np.uint8)
-            if n < 2 or len(levels_array) != n or np.any(np.diff(levels_array.astype(int)) <= 0):
+            if (n < 2 or len(levels_array) != n or np.any(np.diff(levels_array.astype(int)) <= 0)
+                    or int(levels_array[-1]) > Q_STEPS):
                 raise BitstreamError("corrupt quality map levels")
             pos += 1 + n
             if fmt >= 2 and n == 2:
@@ -204,11 +208,20 @@ def _read_map_body(data: bytes, pos: int, levels: np.ndarray, h: int, w: int
         raise BitstreamError("truncated quality map")
     if method not in MAP_METHODS.values():
         raise BitstreamError(f"invalid quality map coding {method} for {n} levels")
-    raw = zlib.decompress(body) if method == 1 else body
-    if n == 2:
-        index = np.unpackbits(np.frombuffer(raw, np.uint8))[: h * w]
+    need = -(-h * w // 8) if n == 2 else h * w  # bytes of the map: bits or one per block
+    if method == 1:  # at most what the map needs: a zlib bomb inflates no further
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(body, need)
+        if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
+            raise BitstreamError("corrupt quality map (its zlib body is not the map's size)")
     else:
-        index = np.frombuffer(raw, np.uint8)[: h * w]
-    if index.size != h * w or int(index.max()) >= n:
+        raw = body
+    if len(raw) != need:
+        raise BitstreamError("corrupt quality map (not the size of the picture's map)")
+    if n == 2:
+        index = np.unpackbits(np.frombuffer(raw, np.uint8), count=h * w)
+    else:
+        index = np.frombuffer(raw, np.uint8)
+    if int(index.max()) >= n:
         raise BitstreamError("corrupt quality map")
     return levels[index].reshape(h, w), pos + length
