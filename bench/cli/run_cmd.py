@@ -65,8 +65,8 @@ def register(sub) -> None:
                    "codec: the ROI (+23 px) is kept, the rest blurred before encoding, "
                    "sigma 8 px at the lowest-rate grid point down to 1 px at the highest "
                    "(points named e.g. q50-b2). qp: the encoder's own spatial rate control, "
-                   "for codecs whose encoder has one (hevc: x265 codes the background 12 QP "
-                   "above the ROI's 16x16 blocks; points named e.g. qp37-d12). Labelled "
+                   "for codecs whose encoder has one (hevc: x265 codes the background 16 QP "
+                   "above the ROI's 32x32 blocks; points named e.g. qp37-d16). Labelled "
                    "CODEC@roi-gt-METHOD / CODEC@roi-pred-METHOD. Default: they code uniformly")
     p.add_argument("--roi-model", default=None, metavar="PATH_OR_NAME",
                    help="--roi pred: the segmentation model that finds the ROI (default: the "

@@ -15,8 +15,8 @@ The grid uses the same QPs as :mod:`bench.codecs.vvc` (the MPEG VCM anchor QPs 2
 17 and 12 for the high rates), so both span about 0.03-2 bpp on COCO.
 
 ROI (``roi_method="qp"``, ``bench run --codec hevc --roi-method qp``): x265's own spatial
-rate control codes the ROI's 16x16 blocks at the grid QP and the rest :data:`ROI_QP_DELTA`
-QP higher (points ``qp37-d12``; labels ``hevc@roi-gt-qp``/``hevc@roi-pred-qp``). The ROI
+rate control codes the ROI's 32x32 blocks at the grid QP and the rest :data:`ROI_QP_DELTA`
+QP higher (points ``qp37-d16``; labels ``hevc@roi-gt-qp``/``hevc@roi-pred-qp``). The ROI
 reaches x265 as ffmpeg region-of-interest data, which x265 applies only with adaptive
 quantisation on and not at a fixed QP; :mod:`bench.codecs.roi_qp` says how the variant
 keeps the uniform codec's QP otherwise.
@@ -47,7 +47,7 @@ X265_PARAMS = (
 )
 
 #: ROI method ``qp``: QPs the background is coded above the ROI, at every grid point.
-ROI_QP_DELTA = 12
+ROI_QP_DELTA = 16
 #: ROI method ``qp``: x265 options replacing ``aq-mode=0`` (and ``qp=`` by ``crf=``) so that
 #: x265 applies the per-block offsets (see :mod:`bench.codecs.roi_qp`).
 X265_ROI_PARAMS = ("aq-mode=1", "aq-strength=0.001", "cutree=0", "bframes=0")

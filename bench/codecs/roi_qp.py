@@ -16,14 +16,23 @@ the ROI variant codes at ``crf`` equal to the grid QP (for a lone intra picture 
 region data came out at 6,049 bytes against uniform hevc's 6,047 on COCO 139 at QP 37, and
 the tests hold an all-ROI frame to 1 % of uniform hevc's size).
 
-The mask becomes blocks (a block belongs to the ROI when any of its pixels does), the ROI
-blocks become rectangles (runs of a block row, merged down the rows while they stay the same),
-listed first with offset 0, followed by one full-frame rectangle with the background offset.
+But x265 applies QP per quantisation group, 32x32 at ``preset=veryslow`` (its info SEI:
+``qg-size=32``), from the mean of the offsets inside it (and larger CUs likewise), so a
+group only partly in the ROI was coded up to the background's offset coarser than the grid
+QP: with 16x16 blocks the ROI lost 0.40 dB against uniform hevc at the same QP (6 val2017
+pictures, +12 QP), and a lone 16x16 object at QP 37 4.3 dB. The mask therefore becomes
+32x32 blocks (:data:`X265_BLOCK`; a block belongs to the ROI when any of its pixels does),
+whole groups, which keeps the ROI at the grid QP (-0.01 dB). The ROI blocks become
+rectangles (runs of a block row, merged down the rows while they stay the same), listed first
+with offset 0, followed by one full-frame rectangle with the background offset.
 
-The background offset (:data:`bench.codecs.hevc.ROI_QP_DELTA`, 12) was chosen on 6 val2017
-pictures with 10-60 % object cover, hevc grid points qp42..qp17: BD-rate on ROI-PSNR against
-uniform hevc -12.5 % with 6 QP, -16.1 % with 12, -12.5 % with 20 (a coarser background also
-costs the ROI blocks next to it, which predict from it).
+The background offset (:data:`bench.codecs.hevc.ROI_QP_DELTA`, 16) was chosen with
+``benchmarks/roi_qp_tune.py --images 6 --blocks 16,32 --deltas 6,9,12,16,20`` (6 val2017
+pictures with 10-60 % object cover, hevc grid points qp42..qp17, BD-rate on ROI-PSNR against
+uniform hevc): with 32x32 blocks -12.4 % (+6 QP), -15.5 % (+9), -17.4 % (+12), -18.7 % (+16),
+-18.9 % (+20), the last two alike on the ROI while +20 costs the whole picture much more
+(BD-rate on PSNR +153 % against +89 %); with the 16x16 blocks used before, -16.1 % at +12
+at best (a coarser background also costs the ROI blocks next to it, which predict from it).
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ from fractions import Fraction
 
 import numpy as np
 
-#: Block size of libx265's quantiser-offset map (its ``qg-size`` is not 8 in any preset).
-X265_BLOCK = 16
+#: Block size of the ROI's mask: x265's quantisation group at ``preset=veryslow`` (ffmpeg
+#: hands it offsets per 16x16 block, which it averages over each 32x32 group)
+X265_BLOCK = 32
 
 
 def roi_blocks(roi: np.ndarray | None, height: int, width: int, block: int) -> np.ndarray:
