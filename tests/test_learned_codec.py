@@ -343,7 +343,7 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):
     import tracemalloc
 
     from bench.codecs.base import CodecError
-    from bench.learned.bitstream import Payload, pack
+    from bench.learned.bitstream import Payload, pack, unpack
 
     codec = create_codec(name)
     if codec.availability():
@@ -370,6 +370,12 @@ def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):
     data = encode_image(model, image, _roi(48, 64), grid_point(codec.qualities[-1]),
                         stream_format=fmt)
     assert data[0] >> 4 == fmt
+    # a real payload under a header claiming 1024×1024: z alone would need ~1.1 KB there
+    # (each of its channels codes with its own table at every position)
+    real = unpack(data)
+    z, y = (real.z, real.y) if fmt == 1 else (real.stream[:8], real.stream[8:])
+    with pytest.raises(CodecError, match="1024×1024, which needs at least"):  # not decoded
+        codec.decode(pack(payload(1024, 1024, np.full((64, 64), 50, np.uint8), z, y)))
     rng = np.random.default_rng(0)
     garbled = [data[:n] for n in (1, 3, 5, 8, len(data) // 2, len(data) - 1)]
     for _ in range(8):

@@ -106,30 +106,33 @@ def encode_image(
     return (data, out) if return_details else data
 
 
-def _fewest_bits_per_symbol(cdf, lengths, starts=None, precision: int = 16) -> float:
-    """The least one symbol can cost under a set of rANS tables: ``-log2`` of the largest
-    frequency in any table (every symbol of a table has a frequency of at least 1).
+def _fewest_bits_per_table(cdf, lengths, starts=None, precision: int = 16) -> list[float]:
+    """The least one symbol can cost under each rANS table: ``-log2`` of its largest
+    frequency (every symbol of a table has a frequency of at least 1).
 
     ``cdf`` is one row per table (compressai's layout) or, with ``starts``, all tables in one
     flat array (the GGM's layout).
     """
     import torch
 
-    best = 1
+    out = []
     for i, n in enumerate(lengths.tolist()):
         row = cdf[i, :n] if starts is None else cdf[int(starts[i]) : int(starts[i]) + n]
-        if n > 1:
-            best = max(best, int(torch.diff(row.long()).max()))
-    return float(np.log2((1 << precision) / best))
+        best = int(torch.diff(row.long()).max()) if n > 1 else 1
+        out.append(float(np.log2((1 << precision) / max(best, 1))))
+    return out
 
 
 def check_stream_capacity(model, p) -> None:
     """Refuse a header whose image size its payload cannot be, before allocating anything.
 
     The picture must be at most :data:`MAX_PIXELS`, and each rANS string must be long enough
-    for the number of symbols the claimed size implies (``M·h·w`` latents, ``N·⌈h/4⌉·⌈w/4⌉``
-    hyper-latents) at the fewest bits per symbol the model's tables allow; a 17-byte stream
-    claiming 65536×65536 fails here within milliseconds.
+    for the symbols the claimed size implies: ``M·h·w`` latents at the fewest bits any of
+    their tables allows, and ``⌈h/4⌉·⌈w/4⌉`` hyper-latent positions at the sum over the
+    ``N`` channels of each channel's own table's fewest bits (every channel of ``z`` always
+    uses its table, about 36 bits a position for the released models), less 64 bits for what
+    the coder's final state can hold. A 17-byte stream claiming 65536×65536 fails here within
+    milliseconds, and a few-kilobyte stream cannot claim more than a few times its picture.
     """
     if p.height * p.width > MAX_PIXELS:
         raise CodecError(
@@ -139,20 +142,20 @@ def check_stream_capacity(model, p) -> None:
     floors = getattr(model, "_fewest_bits", None)
     if floors is None:
         eb, cond = model.entropy_bottleneck, model.conditional
-        z_bits = _fewest_bits_per_symbol(eb._quantized_cdf, eb._cdf_length)
+        z_bits = sum(_fewest_bits_per_table(eb._quantized_cdf, eb._cdf_length))  # a position
         starts = getattr(cond, "_cdf_start", None)
         flat = starts is not None and starts.numel() == cond._cdf_length.numel()
-        y_bits = _fewest_bits_per_symbol(
+        y_bits = min(_fewest_bits_per_table(
             cond._quantized_cdf, cond._cdf_length, starts if flat else None
-        )
+        ))
         floors = model._fewest_bits = (y_bits, z_bits)
-    _, _, n_y, n_z = symbol_counts(model, p)
-    needs = {"y": n_y * floors[0], "z": n_z * floors[1]}
+    h, w, n_y, _ = symbol_counts(model, p)
+    needs = {"y": n_y * floors[0], "z": -(-h // 4) * -(-w // 4) * floors[1]}
     if p.format >= 2:  # one string holds both (and the map, whose blocks may cost ~0 bits)
         needs = {"rANS": needs["y"] + needs["z"]}
     for name, bits in needs.items():
         have = 8 * len(p.stream if p.format >= 2 else getattr(p, name))
-        if have < bits:
+        if have + 64 < bits:
             raise CodecError(
                 f"bitstream claims {p.width}×{p.height}, which needs at least "
                 f"{bits / 8:.0f} bytes of {name} string; it has {have // 8}: the "
