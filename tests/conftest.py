@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ SHARED = REPO.parent / "shared"
 
 # Nothing may be downloaded or written to $HOME during tests.
 _TMP = Path(tempfile.mkdtemp(prefix="bench-tests-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)  # one per process (xdist workers)
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_TMP / "yolo"))
 os.environ.setdefault("MPLCONFIGDIR", str(_TMP / "mpl"))

@@ -121,8 +121,10 @@ def decode_binary_map(data: bytes, height: int, width: int) -> np.ndarray:
     """The 0/1 map (``height``×``width``, uint8) of :func:`encode_binary_map`'s string."""
     from compressai.ans import RansDecoder
 
-    if len(data) < 4:  # a rANS string holds at least the coder's 32-bit final state
+    from bench.learned.coding import padded
+
+    if len(data) < 8:  # a rANS string holds at least the coder's 64-bit final state
         raise ValueError(f"quality map string of {len(data)} bytes is too short")
     decoder = RansDecoder()
-    decoder.set_stream(bytes(data))
+    decoder.set_stream(padded(bytes(data), height * width))  # a corrupt one reads no further
     return read_binary_map(decoder, height, width)
