@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.errors import CodecError
 from bench.labels import codec_name
 from bench.store import ImageResult, ResultsStore
 
@@ -195,6 +196,10 @@ def _codec(unit: Unit):
     options = _STATE["cfg"].codec_options.get(unit.label, {})
     codec = create_codec(unit.codec, **options)
     load_codec(codec)
+    if codec.version() != unit.version:  # e.g. new weights exported since the run planned
+        raise CodecError(f"{unit.label} is now version {codec.version()!r}, the run planned "
+                         f"{unit.version!r} (its weights or encoder changed since the run "
+                         "started); run the command again to code it under the new version")
     codecs[unit.label] = codec
     return codec, time.perf_counter() - t0
 

@@ -134,7 +134,11 @@ class ResultsStore:
             have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
             for column, kind in _ADDED_COLUMNS.items():  # an older store: add it in place
                 if column not in have:
-                    self.db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
+                    try:
+                        self.db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as exc:  # another run added it first
+                        if "duplicate column" not in str(exc):
+                            raise
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -153,16 +157,25 @@ class ResultsStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def put(self, result: ImageResult) -> None:
-        """Insert or replace one row and commit it at once."""
+    def put(self, result: ImageResult) -> bool:
+        """Insert or replace one row and commit it at once; return whether it was written.
+
+        A failed row never replaces a good one of the same key (a ``--force`` recompute whose
+        worker could not load the codec, or a second run on the same folder failing where
+        the first succeeded): the stored result stays and False is returned.
+        """
         values = asdict(result)
-        marks = ", ".join("?" for _ in _FIELDS)
+        columns = [*_FIELDS, "created"]
+        marks = ", ".join("?" for _ in columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         with self.db:
-            self.db.execute(
-                f"INSERT OR REPLACE INTO results ({', '.join(_FIELDS)}, created) "
-                f"VALUES ({marks}, ?)",
+            cursor = self.db.execute(
+                f"INSERT INTO results ({', '.join(columns)}) VALUES ({marks}) "
+                "ON CONFLICT (codec, codec_version, quality, image_id) DO UPDATE SET "
+                f"{updates} WHERE excluded.error IS NULL OR results.error IS NOT NULL",
                 [values[f] for f in _FIELDS] + [time.time()],
             )
+        return cursor.rowcount > 0
 
     def done(
         self, codec: str, version: str, *, with_errors: bool = True

@@ -221,6 +221,28 @@ def test_broken_encoder_gives_error_rows_and_the_run_goes_on(tiny_coco, tmp_path
     assert all(r.ok for r in rows if r.codec == "jpeg")
 
 
+def test_a_codec_whose_version_changed_since_planning_fails_its_rows(tiny_coco, tmp_path):
+    """A worker loads its codec when it reaches the codec's first unit, maybe hours after
+    the run planned it (new weights exported meanwhile): rows coded by another version than
+    the planned one would be stored under the wrong key, so they fail with the reason."""
+    import dataclasses
+
+    from bench.runner import RunConfig, execute, plan_units
+
+    codecs = {"jpeg": create_codec("jpeg")}
+    cfg = RunConfig(data_root=str(tiny_coco), run_dir=str(tmp_path / "run"))
+    with ResultsStore(tmp_path / "run") as store:
+        units = plan_units(store, codecs, {"jpeg": ("q50",)}, [1, 2])
+        assert execute(units, cfg, store, jobs=1) == 2
+        good = {r.image_id: r.bytes for r in store.results()}
+        stale = [dataclasses.replace(u, version="jpeg-planned-earlier") for u in units]
+        execute(stale, cfg, store, jobs=1)
+        failed = store.results("jpeg", "jpeg-planned-earlier")
+        assert len(failed) == 2 and all("the run planned 'jpeg-planned-earlier'" in r.error
+                                        for r in failed)
+        assert {r.image_id: r.bytes for r in store.results("jpeg", units[0].version)} == good
+
+
 def _predictions(run_dir) -> dict:
     db = sqlite3.connect(os.path.join(run_dir, "results.sqlite"))
     try:

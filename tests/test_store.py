@@ -36,6 +36,21 @@ def test_replacing_a_row_keeps_one(tmp_path):
         assert [r.bytes for r in store.results()] == [2]
 
 
+def test_a_failed_row_never_replaces_a_good_one(tmp_path):
+    """A --force recompute whose worker failed (or a second run on the same folder failing
+    where the first succeeded) keeps the stored result; a good row replaces a failed one."""
+    with ResultsStore(tmp_path) as store:
+        assert store.put(ImageResult("c", "v", "q", 1, bytes=5, bpp=1.0))
+        assert not store.put(ImageResult("c", "v", "q", 1, error="MemoryError: load"))
+        (kept,) = store.results()
+        assert kept.ok and kept.bytes == 5
+        assert store.put(ImageResult("c", "v", "q", 2, error="boom"))
+        assert store.put(ImageResult("c", "v", "q", 2, error="boom again"))
+        assert store.put(ImageResult("c", "v", "q", 2, bytes=7))
+        assert {r.image_id: (r.ok, r.bytes) for r in store.results()} == {1: (True, 5),
+                                                                          2: (True, 7)}
+
+
 def test_not_a_database(tmp_path):
     (tmp_path / "results.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="results.sqlite.*--run-dir"):
