@@ -210,7 +210,6 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
     ``sample`` is the image when the driver ships it (``--ship-images``); else the worker
     reads it from the data root.
     """
-
     cfg: RunConfig = _STATE["cfg"]
     rows = _rows(unit)
     try:

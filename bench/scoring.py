@@ -60,7 +60,6 @@ def predict_rows(store: ResultsStore, task, codecs: dict, rows: Sequence[ImageRe
     ``codecs`` is keyed by label; a row without a kept reconstruction is decoded by its
     label's codec.
     """
-
     key = task.model_key()
     store.put_model(key, task.model_info())
     for row in rows:

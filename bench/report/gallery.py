@@ -388,7 +388,6 @@ def build_gallery(points: Points, store, run_dir: str | Path, dataset, out_dir: 
 def _recon_tile(store, run_dir, kept_recon, decoders: _Decoders, version: str, label: str,
                 quality: str, sample, folder: Path, rel: str, stem: str,
                 box: tuple[int, int, int], task_model, names) -> Tile:
-
     tile = Tile(label, quality)
     rows = store.results(codec_name(label), version, [quality], [sample.image_id],
                          label=label, with_bitstreams=True)
