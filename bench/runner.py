@@ -92,7 +92,7 @@ def recon_path(run_dir: str | Path, label: str, quality: str, image_id: int) -> 
 RECON_BITSTREAM_KEY = "bench-bitstream-sha256"
 
 
-def keep_recon(run_dir: str | Path, row: ImageResult, recon) -> None:
+def write_kept_recon(run_dir: str | Path, row: ImageResult, recon) -> None:
     """Write ``row``'s reconstruction to :func:`recon_path`, tagged with its bitstream's hash."""
     from bench.data.images import encode_png
 
@@ -246,7 +246,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
             if cfg.tasks:
                 row.predictions = _predict(recon, row.image_id)
             if cfg.keep_recon:
-                keep_recon(cfg.run_dir, row, recon)
+                write_kept_recon(cfg.run_dir, row, recon)
         except Exception as exc:  # one failed encode must not lose the other rows
             row.error = describe_error(exc)
     return rows

@@ -50,7 +50,6 @@ def pictures(data_root: str, count: int) -> list[int]:
 def code_one(job: tuple) -> tuple:
     """``(variant, quality, image id, bits, pixels, PSNR, ROI-PSNR)`` of one coding."""
     data_root, image_id, variant, quality = job
-    from bench.codecs import roi_qp
     from bench.codecs.hevc import ROI_QP_DELTA, HevcCodec
     from bench.data.coco import CocoDataset
     from bench.metrics import region_psnrs
@@ -59,15 +58,9 @@ def code_one(job: tuple) -> tuple:
     if variant == "uniform":
         codec, name = HevcCodec(), quality
     else:
-        block, delta = variant
         codec = HevcCodec(roi_method="qp")
-
-        def roi_args(roi, height, width, _quality, codec=codec):
-            qp_range = 51 + 6 * (codec.colour_spec.bit_depth - 8)
-            return ["-vf", roi_qp.addroi_filter(roi, height, width, delta, qp_range, block)]
-
-        codec.roi_args = roi_args  # the offset map above; the grid name only gives the QP
-        name = f"{quality}-d{ROI_QP_DELTA}"
+        codec.roi_block, codec.roi_qp_delta = variant
+        name = f"{quality}-d{ROI_QP_DELTA}"  # the grid's name; only its QP is read
     data = codec.encode(sample.image, sample.roi, name)
     recon = codec.decode(data)
     psnr, roi_psnr, _bg, _notes = region_psnrs(sample.image, recon, sample.roi)

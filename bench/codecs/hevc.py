@@ -71,6 +71,10 @@ class HevcCodec(YuvFfmpegCodec):
     )  # fmt: skip
     #: ROI methods x265 implements itself (:func:`bench.registry.create_codec`).
     roi_methods: ClassVar[tuple[str, ...]] = ("qp",)
+    #: the ``qp`` method's background QP offset and ROI block size (the version names them;
+    #: ``benchmarks/roi_qp_tune.py`` sets others on an instance to compare them)
+    roi_qp_delta: int = ROI_QP_DELTA
+    roi_block: int = roi_qp.X265_BLOCK
 
     def __init__(
         self,
@@ -111,8 +115,8 @@ class HevcCodec(YuvFfmpegCodec):
         if self.roi_method is not None:
             roi = f"roi-pred-{self.roi_source}" if self.roi_source else "roi-gt"
             text += (
-                f"; {roi}-{self.roi_method} crf=QP background +{ROI_QP_DELTA} QP "
-                f"block={roi_qp.X265_BLOCK} via addroi"
+                f"; {roi}-{self.roi_method} crf=QP background +{self.roi_qp_delta} QP "
+                f"block={self.roi_block} via addroi"
             )
         return f"{text}; {self.colour_spec.describe()}"
 
@@ -126,8 +130,9 @@ class HevcCodec(YuvFfmpegCodec):
 
     def roi_args(self, roi: np.ndarray | None, height: int, width: int, quality: str) -> list[str]:
         """With the ``qp`` ROI method: the ``addroi`` chain marking ``roi``'s blocks (QP
-        offset 0) and the background (+:data:`ROI_QP_DELTA`)."""
+        offset 0) and the background (+:attr:`roi_qp_delta`), in :attr:`roi_block` blocks."""
         if self.roi_method is None:
             return []
         qp_range = 51 + 6 * (self.colour_spec.bit_depth - 8)  # libx265's qoffset scale
-        return ["-vf", roi_qp.addroi_filter(roi, height, width, ROI_QP_DELTA, qp_range)]
+        return ["-vf", roi_qp.addroi_filter(roi, height, width, self.roi_qp_delta, qp_range,
+                                            self.roi_block)]
