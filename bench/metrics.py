@@ -24,6 +24,11 @@ PEAK = 255.0
 #: For 8-bit data, 100 dB is an MSE of 6.5e-6: one sample off by one in ~150,000.
 PSNR_CAP_DB = 100.0
 
+#: The note of a row whose MS-SSIM was not computed because the run's ``--metrics`` left it
+#: out (as opposed to an image too small for it): aggregates must not average MS-SSIM over
+#: the remaining images as if they were the set.
+MS_SSIM_SKIPPED = "MS-SSIM not computed (--metrics)"
+
 #: MS-SSIM scale weights, Gaussian window and constants of Wang, Simoncelli & Bovik,
 #: "Multiscale structural similarity for image quality assessment", Asilomar 2003.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

@@ -254,7 +254,7 @@ def code_unit(unit: Unit, sample=None) -> list[ImageResult]:
 
 def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str], encoder_roi):
     """Code ``sample`` with the ROI ``encoder_roi``; measure against the GT ROI."""
-    from bench.metrics import ms_ssim, region_psnrs
+    from bench.metrics import MS_SSIM_SKIPPED, ms_ssim, region_psnrs
 
     codec.last_command = None
     t0 = time.perf_counter()
@@ -280,7 +280,7 @@ def _code_one(codec, sample, row: ImageResult, metrics: Sequence[str], encoder_r
         if why:
             notes.append(why)
     else:
-        notes.append("MS-SSIM not computed (--metrics)")
+        notes.append(MS_SSIM_SKIPPED)
     row.notes = "; ".join(notes)
     return recon
 

@@ -17,6 +17,11 @@ in notes under the table:
   (label, quality) is a *bpp outlier* (e.g. a 1×1 image, whose headers alone are thousands
   of bits per pixel): ``bpp (mean)`` still includes it, and the note gives the mean
   without it; ``bpp (pooled)`` weighs it by its pixels and is barely moved.
+
+MS-SSIM is left out of a (label, quality) (shown as "—", with a note) where some of its
+images have it and others were coded with ``--metrics psnr`` (a run resumed with other
+metrics): a mean over part of the images would be set beside other codecs' means over all
+of them. Images too small for MS-SSIM are not such a gap: the mean is over the others.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.metrics import PSNR_CAP_DB, capped_psnr
+from bench.metrics import MS_SSIM_SKIPPED, PSNR_CAP_DB, capped_psnr
 from bench.store import ImageResult
 
 #: An image is a bpp outlier of its (label, quality) above this multiple of the median bpp.
@@ -63,6 +68,9 @@ class QualitySummary:
     bpp_mean_inliers: float = math.nan
     #: images with a PSNR-type value above PSNR_CAP_DB (+inf: identical pixels), capped
     psnr_capped: int = 0
+    #: images coded without MS-SSIM (``--metrics psnr``) beside others with it; then
+    #: ``ms_ssim`` is NaN rather than the mean over the others
+    ms_ssim_skipped: int = 0
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -129,6 +137,8 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
             capped = sum(1 for r in ok
                          if any(v is not None and v > PSNR_CAP_DB
                                 for v in (r.psnr, r.roi_psnr, r.bg_psnr)))
+            skipped = sum(1 for r in ok if MS_SSIM_SKIPPED in (r.notes or ""))
+            partial = 0 < skipped < len(ok)
             out.append(QualitySummary(
                 codec=group[0].codec,
                 label=label,
@@ -140,19 +150,21 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
                 psnr=_psnr_mean([r.psnr for r in ok]),
                 roi_psnr=_psnr_mean([r.roi_psnr for r in ok]),
                 bg_psnr=_psnr_mean([r.bg_psnr for r in ok]),
-                ms_ssim=_mean([r.ms_ssim for r in ok]),
+                ms_ssim=math.nan if partial else _mean([r.ms_ssim for r in ok]),
                 encode_s=_mean([r.encode_s for r in ok]),
                 decode_s=_mean([r.decode_s for r in ok]),
                 bpp_median=median,
                 bpp_outliers=outliers,
                 bpp_mean_inliers=_mean([r.bpp for r in ok if r.image_id not in outlier_ids]),
                 psnr_capped=capped,
+                ms_ssim_skipped=skipped if partial else 0,
             ))
     return out
 
 
 def summary_notes(summaries: Sequence[QualitySummary]) -> list[str]:
-    """One line per (label, quality) with bpp outliers or capped PSNR values."""
+    """One line per (label, quality) with bpp outliers, capped PSNR values or MS-SSIM on
+    only part of the images."""
     lines = []
     for s in summaries:
         where = f"{s.label} {s.quality}"
@@ -170,6 +182,11 @@ def summary_notes(summaries: Sequence[QualitySummary]) -> list[str]:
             lines.append(f"{where}: {s.psnr_capped} image(s) with PSNR above "
                          f"{PSNR_CAP_DB:g} dB (+inf for identical pixels), counted as "
                          f"{PSNR_CAP_DB:g} dB in the means")
+        if s.ms_ssim_skipped:
+            lines.append(f"{where}: MS-SSIM left out: {s.ms_ssim_skipped} of {s.images - s.errors} "
+                         "image(s) were coded with --metrics psnr, so a mean would cover only "
+                         "the others; recompute them with the same command, default --metrics "
+                         "and --force")
     return lines
 
 

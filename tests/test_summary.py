@@ -81,3 +81,42 @@ def test_run_with_a_one_pixel_image_keeps_means_finite(tiny_coco, tmp_path, caps
     assert any(n.strip().startswith("original source: 4 image(s) with PSNR above 100 dB")
                for n in notes)
     assert format_table(summaries).endswith(table[-1])
+
+
+def test_ms_ssim_on_part_of_the_images_is_left_out_not_averaged():
+    """A run resumed with --metrics psnr codes some images without MS-SSIM: the mean over
+    the others would be set beside other codecs' means over every image, so it is NaN with
+    a note. An image too small for MS-SSIM is no such gap: the mean is over the others."""
+    from bench.metrics import MS_SSIM_SKIPPED
+
+    rows = [_row(1, 1.0, 30.0), _row(2, 1.0, 30.0), _row(3, 1.0, 30.0)]
+    rows[0].ms_ssim, rows[1].ms_ssim = 0.8, 1.0
+    rows[2].ms_ssim, rows[2].notes = math.nan, MS_SSIM_SKIPPED
+    s = _summary(rows)
+    assert math.isnan(s.ms_ssim) and s.ms_ssim_skipped == 1
+    (note,) = summary_notes([s])
+    assert note.startswith("c q: MS-SSIM left out: 1 of 3 image(s) were coded with "
+                           "--metrics psnr")
+    rows[2].notes = "image too small for MS-SSIM"
+    s = _summary(rows)
+    assert s.ms_ssim == pytest.approx(0.9) and s.ms_ssim_skipped == 0
+    assert summary_notes([s]) == []
+    for r in rows:  # none computed: simply not there, nothing to note
+        r.ms_ssim, r.notes = math.nan, MS_SSIM_SKIPPED
+    s = _summary(rows)
+    assert math.isnan(s.ms_ssim) and s.ms_ssim_skipped == 0 and summary_notes([s]) == []
+
+
+def test_resumed_run_with_other_metrics_names_the_gap(coco_root, tmp_path, capsys):
+    rd = tmp_path / "run"
+    base = ["run", "--no-progress", "--codec", "jpeg", "--quality", "q50",
+            "--data-root", str(coco_root), "--run-dir", str(rd)]
+    assert main([*base, "--limit", "2", "--metrics", "psnr"]) == 0
+    assert main([*base, "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.split()[:2] == ["jpeg", "q50"])
+    assert row.split()[9] == "—"  # the MS-SSIM column
+    assert "jpeg q50: MS-SSIM left out: 2 of 3 image(s)" in out
+    assert main(["report", "--run-dir", str(rd), "--points", "--format", "csv"]) == 0
+    err = capsys.readouterr().err
+    assert "jpeg q50: no MS-SSIM: 2 of 3 images were coded with --metrics psnr" in err

@@ -244,6 +244,10 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
                 "images": s.images - s.errors, "errors": errors.get((s.label, s.quality), 0),
                 "codec_version": versions[s.label], "model_sha256": "", "model_key": "",
                 "grid_index": orders[s.label].index(s.quality)}
+        if s.ms_ssim_skipped:
+            notes.append(f"{s.label} {s.quality}: no MS-SSIM: {s.ms_ssim_skipped} of "
+                         f"{s.images - s.errors} images were coded with --metrics psnr (rerun "
+                         "them with --force and the default --metrics)")
         scored = task_cells.get((s.label, s.quality), [])
         if not scored:
             records.append(base)
