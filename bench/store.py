@@ -163,19 +163,30 @@ class ResultsStore:
         A failed row never replaces a good one of the same key (a ``--force`` recompute whose
         worker could not load the codec, or a second run on the same folder failing where
         the first succeeded): the stored result stays and False is returned.
+
+        A replaced row whose bitstream differs (a ``--force`` recode by an encoder that is
+        not bit-exact across machines, say) loses its task predictions in the same
+        transaction: they were made on the old reconstruction, and scoring them under the
+        new bitstream would mix two pictures; the next run with ``--task`` predicts again.
         """
         values = asdict(result)
         columns = [*_FIELDS, "created"]
         marks = ", ".join("?" for _ in columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+        key = (result.codec, result.codec_version, result.quality, result.image_id)
+        where = "codec=? AND codec_version=? AND quality=? AND image_id=?"
         with self.db:
+            old = self.db.execute(f"SELECT sha256 FROM results WHERE {where}", key).fetchone()
             cursor = self.db.execute(
                 f"INSERT INTO results ({', '.join(columns)}) VALUES ({marks}) "
                 "ON CONFLICT (codec, codec_version, quality, image_id) DO UPDATE SET "
                 f"{updates} WHERE excluded.error IS NULL OR results.error IS NOT NULL",
                 [values[f] for f in _FIELDS] + [time.time()],
             )
-        return cursor.rowcount > 0
+            written = cursor.rowcount > 0
+            if written and old is not None and old[0] != result.sha256:
+                self.db.execute(f"DELETE FROM predictions WHERE {where}", key)
+        return written
 
     def done(
         self, codec: str, version: str, *, with_errors: bool = True

@@ -51,6 +51,29 @@ def test_a_failed_row_never_replaces_a_good_one(tmp_path):
                                                                           2: (True, 7)}
 
 
+def test_a_new_bitstream_drops_the_predictions_made_on_the_old_one(tmp_path):
+    """Predictions belong to a reconstruction: a recode that gives other bytes (a --force run
+    on a machine where the encoder is not bit-exact) must not be scored with the old
+    picture's detections; the same bytes again, or a failed recode, keep them."""
+    key = ("c", "v", "q", 1)
+
+    def predicted(store):
+        return store.predicted("c", "v", "det", "m")
+
+    with ResultsStore(tmp_path) as store:
+        store.put(ImageResult(*key, bytes=5, sha256="aa"))
+        store.put_prediction(key, "det", "m", [{"score": 0.9}], None, 0.1)
+        store.put_prediction(("c", "v", "q", 2), "det", "m", [], None, 0.1)
+        store.put(ImageResult(*key, bytes=5, sha256="aa"))  # bit-exact recode
+        assert predicted(store) == {("q", 1), ("q", 2)}
+        assert not store.put(ImageResult(*key, error="boom"))  # kept: so are its predictions
+        assert predicted(store) == {("q", 1), ("q", 2)}
+        assert store.put(ImageResult(*key, bytes=6, sha256="bb"))
+        assert predicted(store) == {("q", 2)}  # only the recoded image's went
+    with ResultsStore(tmp_path) as store:  # and that was committed
+        assert predicted(store) == {("q", 2)}
+
+
 def test_not_a_database(tmp_path):
     (tmp_path / "results.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="results.sqlite.*--run-dir"):
