@@ -6,6 +6,10 @@ A codec run with non-default options is labelled name@key-value (e.g. `--roi non
 ggm@roi-none, `--roi pred` ggm@roi-pred): the table and `bench report` show it as its own
 codec. With `--roi pred` a segmentation model finds the ROI on the original image before
 encoding; its masks are cached in RUN_DIR/roi and every codec and later run reuses them.
+
+Exit status: 0 when every row and task prediction asked for is stored without error; 1 when
+some failed (they are stored as errors and listed; fix the cause and rerun with
+--retry-errors) or a codec is unavailable here; 2 on bad input, before any work.
 """
 
 from __future__ import annotations
@@ -358,7 +362,7 @@ def main(args: argparse.Namespace) -> int:
                 print(load_line(loads), file=sys.stderr)
         rows = pipeline.rows()
         summaries = summarize(rows, list(codecs), qualities)
-        columns = score_tasks(pipeline, summaries, args)
+        columns, task_failures = score_tasks(pipeline, summaries, args)
     print(format_table(summaries, columns))
     errors = [r for r in rows if not r.ok]
     if errors:
@@ -366,15 +370,16 @@ def main(args: argparse.Namespace) -> int:
         for r in errors[:5]:
             print(f"  {r.label} {r.quality} image {r.image_id}: {r.error}", file=sys.stderr)
         print("fix the cause and rerun with --retry-errors to recompute them", file=sys.stderr)
-    return 1 if unavailable else 0
+    return 1 if unavailable or errors or task_failures else 0
 
 
-def score_tasks(pipeline, summaries, args) -> list:
-    """Predict where missing, then add each task's AP columns to the summaries."""
+def score_tasks(pipeline, summaries, args) -> tuple[list, int]:
+    """Predict where missing, then add each task's AP columns to the summaries; returns the
+    columns and how many (image, codec, quality) predictions failed."""
     from bench.runner import progress_bar
     from bench.scoring import summary_values
 
-    columns = []
+    columns, failures = [], 0
     for task in pipeline.tasks:
         todo = pipeline.missing_predictions(task, force=args.force,
                                             retry_errors=args.retry_errors)
@@ -385,8 +390,10 @@ def score_tasks(pipeline, summaries, args) -> list:
             result = pipeline.score(task, s.label, s.quality, args.coco_eval)
             s.extra.update(summary_values(task, result))
             if result.get("errors"):
+                failures += result["errors"]
                 print(f"bench run: {task.name} failed on {result['errors']} image(s) of "
                       f"{s.label} {s.quality}; rerun with --retry-errors after fixing",
                       file=sys.stderr)
         columns += [(col, head) for col, head, _, _ in task.summary_columns]
-    return columns
+    return columns, failures
+
