@@ -397,22 +397,34 @@ def execute(
             commit(code_unit(unit))
         return written
 
-    pending = list(reversed(units))
-    while pending:  # a crashed worker breaks the pool: record its units, start a new pool
-        _run_pool(pending, cfg, jobs, commit)
+    pending, suspects = list(reversed(units)), []
+    while pending:  # a crashed worker breaks the pool: set its units aside, start a new pool
+        _run_pool(pending, cfg, jobs, commit, suspects)
+    suspects.reverse()
+    while suspects:  # each alone, so that a crash names the unit that caused it
+        _run_pool(suspects, cfg, 1, commit, None)
     return written
 
 
-def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit) -> None:
-    """Drain ``pending`` through one process pool; stop early if the pool breaks."""
+def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit,
+              suspects: list[Unit] | None) -> None:
+    """Drain ``pending`` (taken from its end) through one process pool; stop if it breaks.
+
+    When a worker process dies (a segfault or the OOM killer in a codec's native code), the
+    pool breaks and every unit in flight with it fails, and nothing tells which one killed
+    it. Units that had finished are committed; the others go to ``suspects``, which
+    :func:`execute` then runs one at a time (``suspects=None``: one unit in flight), where
+    a crash becomes error rows of that unit alone.
+    """
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     running: dict[Future, Unit] = {}
+    limit = 1 if suspects is None else 2 * jobs
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                              initargs=(cfg, os.getpid())) as pool:
         while pending or running:
-            while pending and len(running) < 2 * jobs:
+            while pending and len(running) < limit:
                 unit = pending.pop()
                 running[pool.submit(code_unit, unit)] = unit
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -421,10 +433,16 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit) -> None:
                 try:
                     commit(fut.result())
                 except BrokenProcessPool as exc:
-                    why = RuntimeError(f"a worker process died while coding this image ({exc})")
-                    commit(_error_rows(unit, why))
-                    for other in running.values():
-                        commit(_error_rows(other, why))
+                    if suspects is None:
+                        commit(_error_rows(unit, RuntimeError(
+                            f"the worker process died while coding this image ({exc})")))
+                        return
+                    suspects.append(unit)
+                    for other, other_unit in running.items():
+                        if other.done() and other.exception() is None:
+                            commit(other.result())
+                        else:
+                            suspects.append(other_unit)
                     return
                 except Exception as exc:  # the unit failed outside code_unit's guard
                     commit(_error_rows(unit, exc))

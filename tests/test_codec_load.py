@@ -60,6 +60,22 @@ PLUGIN = textwrap.dedent("""
 
         def load(self):
             raise CodecUnavailable("weights gone")
+
+    class Crashy(Lazy):  # kills its process on a 1x1 picture, as a native segfault would
+        name = "crashy"
+
+        def version(self):
+            return "crashy-1"
+
+        def load(self):
+            self.loaded = True
+
+        def encode(self, image, roi, quality):
+            if image.shape[:2] == (1, 1):
+                import os
+                os._exit(3)
+            self.encodes = 2  # no first-call delay
+            return super().encode(image, roi, quality)
 """)
 
 
@@ -70,7 +86,8 @@ def _plugin_site(tmp_path):
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lazycodec\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[bench.codecs]\nlazy = lazycodec:Lazy\nbroken-load = lazycodec:BrokenLoad\n")
+        "[bench.codecs]\nlazy = lazycodec:Lazy\nbroken-load = lazycodec:BrokenLoad\n"
+        "crashy = lazycodec:Crashy\n")
     (site / "lazycodec.py").write_text(PLUGIN)
     return site
 
@@ -104,6 +121,29 @@ def test_load_hook_and_first_call_are_not_timed(tiny_coco, tmp_path, jobs):
     assert all(r.load_s is None for r in broken)
     assert len(jpeg) == 4 and all(r.ok for r in jpeg)
     assert "codec load and warm-up (not in the encode times): lazy" in proc.stderr
+
+
+def test_a_worker_that_dies_fails_only_the_image_that_killed_it(tiny_coco, tmp_path):
+    """A worker process that dies breaks the whole pool and every image in flight with it;
+    the images caught in it are coded again one at a time, so only the one that kills its
+    worker (tiny_coco's 1x1 image 4) becomes error rows, and the run goes on to exit 1."""
+    site = _plugin_site(tmp_path)
+    rd = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get(
+        "PYTHONPATH", "")]), BENCH_PROGRESS="0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--codec", "crashy", "--codec", "jpeg",
+         "--quality", "a", "--quality", "b", "--quality", "q50", "--data-root",
+         str(tiny_coco), "--run-dir", str(rd), "--metrics", "psnr", "--jobs", "2"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    with ResultsStore(rd) as store:
+        crashy = {(r.quality, r.image_id): r for r in store.results("crashy")}
+        jpeg = store.results("jpeg")
+    assert len(crashy) == 8 and len(jpeg) == 4 and all(r.ok for r in jpeg)
+    failed = sorted(k for k, r in crashy.items() if not r.ok)
+    assert failed == [("a", 4), ("b", 4)], {k: r.error for k, r in crashy.items()}
+    assert all("worker process died" in crashy[k].error for k in failed)
 
 
 @pytest.mark.slow

@@ -140,6 +140,15 @@ def test_unusable_annotations_fail_before_any_work(tmp_path, capsys):
     assert not rd.exists()
 
 
+def test_a_codec_no_quality_applies_to_is_an_error_not_left_out(tiny_coco, tmp_path, capsys):
+    rd = tmp_path / "run"
+    assert run("--codec", "jpeg", "--codec", "original", "--quality", "q50", "--data-root",
+               str(tiny_coco), "--run-dir", str(rd)) == 2
+    err = capsys.readouterr().err
+    assert "--codec original: no --quality given is in its grid (source)" in err
+    assert "--quality original:Q" in err and not rd.exists()
+
+
 def test_process_pool_gives_the_same_rows(tiny_coco, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert run("--codec", "jpeg", "--data-root", str(tiny_coco), "--run-dir", str(a)) == 0

@@ -36,8 +36,8 @@ def register(sub) -> None:
                    help="codec to run (repeatable); `bench codecs` lists them")
     p.add_argument("--quality", action="append", metavar="Q",
                    help="quality point to run (repeatable), plain `q50` for every codec whose "
-                   "grid has it or `codec:q50` (codec name or label); default: each codec's "
-                   "whole grid")
+                   "grid has it or `codec:q50` (codec name or label; every --codec needs "
+                   "one); default: each codec's whole grid")
     p.add_argument("--data-root", default=None,
                    help="COCO root (default: $BENCH_DATA_ROOT, else ~/.cache/bench/coco)")
     p.add_argument("--split", default="val2017", help="COCO split (default: val2017)")
@@ -122,7 +122,8 @@ def parse_ids(text: str | None) -> list[int] | None:
 
 
 def select_qualities(codecs: dict, wanted: list[str] | None) -> dict[str, tuple[str, ...]]:
-    """Each codec's qualities to run, in grid order; ValueError for a quality no codec has.
+    """Each codec's qualities to run, in grid order; ValueError for a quality no codec has,
+    or a codec none of the qualities applies to (it would be left out of the run unsaid).
 
     ``codecs`` is keyed by label; ``codec:q`` items name a codec by its name or label.
     """
@@ -142,7 +143,12 @@ def select_qualities(codecs: dict, wanted: list[str] | None) -> dict[str, tuple[
             raise ValueError(f"--quality {item}: no such quality ({grids})")
         for t in hits:
             per[t].add(q)
-    return {n: tuple(q for q in codecs[n].qualities if q in per[n]) for n in codecs if per[n]}
+    for name, chosen in per.items():
+        if not chosen:
+            raise ValueError(f"--codec {name}: no --quality given is in its grid "
+                             f"({', '.join(codecs[name].qualities)}); add --quality "
+                             f"{name}:Q for one of them, or leave --codec {name} out")
+    return {n: tuple(q for q in codecs[n].qualities if q in per[n]) for n in codecs}
 
 
 def model_specs(tasks: list[str], models: list[str] | None) -> dict[str, str | None]:
