@@ -402,4 +402,3 @@ def score_tasks(pipeline, summaries, args) -> tuple[list, int]:
                       file=sys.stderr)
         columns += [(col, head) for col, head, _, _ in task.summary_columns]
     return columns, failures
-
