@@ -236,6 +236,23 @@ def test_crashing_program(name, tmp_path):
         codec.decode(pack_header(colour.ColourSpec(), 8, 8) + b"\x00\x00\x01")
 
 
+def test_a_version_probe_that_cannot_run_makes_the_codec_unavailable(tmp_path):
+    """ffmpeg answers its listings but the encoder's version probe hangs: the codec is
+    unavailable, saying why, instead of running under a version claiming the library
+    reports none (rows stored under another key than the same encoder's)."""
+    from bench.codecs._ffmpeg import default_ffmpeg_path
+
+    real = default_ffmpeg_path()
+    script = fake_program(tmp_path, f'case "$*" in *lavfi*) sleep 30;; esac\nexec {real} "$@"')
+    codec = CLASSES["hevc"](ffmpeg=script, timeout=2)
+    why = codec.availability()
+    assert why and "libx265's version probe (a 64x64 test encode) failed" in why, why
+    assert "timed out after 2 s" in why
+    assert "not reported" not in codec.version()
+    fine = CLASSES["hevc"](ffmpeg=real)
+    assert fine.availability() is None and "libx265 " in fine.version()
+
+
 @pytest.mark.parametrize("name", ["vvc", "jpeg2000"])
 def test_hanging_program_times_out(name, tmp_path):
     script = fake_program(tmp_path, "echo 'waiting forever' >&2\nsleep 30")

@@ -157,7 +157,14 @@ _LIBRARY_VERSION_PATTERNS = (
 
 @functools.cache
 def _library_version(path: str, encoder: str, timeout: float) -> str:
-    """The encoder library's version as it logs (or marks) it in one 64x64 encode (cached)."""
+    """The encoder library's version as it logs (or marks) it in one 64x64 encode (cached);
+    "unknown" when its log names none (its exit status does not matter: libaom logs its
+    version, then ffmpeg fails to write AV1 to an image pipe).
+
+    An encode that cannot run (not started, timed out, flooding its output) raises
+    :class:`CodecUnavailable` and is not cached: read as "not reported", it would put
+    another version string on the codec's rows.
+    """
     argv = [
         path, "-hide_banner", "-nostdin", "-loglevel", "verbose",
         "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.04",
@@ -165,8 +172,9 @@ def _library_version(path: str, encoder: str, timeout: float) -> str:
     ]  # fmt: skip
     try:
         done = external.run(argv, timeout=min(timeout, 60.0), check=False)
-    except external.ProgramError:
-        return "unknown"
+    except external.ProgramError as exc:
+        raise CodecUnavailable(f"{encoder}'s version probe (a 64x64 test encode) failed: "
+                               f"{exc}") from exc
     log = done.stderr.decode("utf-8", "replace") + done.stdout.decode("latin-1")
     for pattern in _LIBRARY_VERSION_PATTERNS:
         match = re.search(pattern, log)
@@ -226,6 +234,14 @@ class Ffmpeg:
         for name in decoders:
             if name not in have_dec:
                 return f"ffmpeg lacks decoder {name} ({path})"
+        return None
+
+    def library_problem(self, encoder: str) -> str | None:
+        """None when ``encoder``'s version can be read (:meth:`library_version`), else why."""
+        try:
+            _library_version(self.path, encoder, self.timeout)
+        except CodecUnavailable as exc:
+            return str(exc)
         return None
 
     def version(self) -> str:
@@ -321,8 +337,10 @@ class FfmpegCodec(Codec):
     # -- availability and versions
 
     def availability(self) -> str | None:
-        """None when ffmpeg runs and has this codec's encoder and decoder."""
-        return self.ffmpeg.missing([self.encoder], [self.decoder])
+        """None when ffmpeg runs, has this codec's encoder and decoder, and the encoder's
+        version can be read (rows are stored under it)."""
+        return (self.ffmpeg.missing([self.encoder], [self.decoder])
+                or self.ffmpeg.library_problem(self.encoder))
 
     @abstractmethod
     def config_text(self) -> str:
