@@ -431,7 +431,7 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit,
             for fut in finished:
                 unit = running.pop(fut)
                 try:
-                    commit(fut.result())
+                    rows = fut.result()
                 except BrokenProcessPool as exc:
                     if suspects is None:
                         commit(_error_rows(unit, RuntimeError(
@@ -445,7 +445,8 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit,
                             suspects.append(other_unit)
                     return
                 except Exception as exc:  # the unit failed outside code_unit's guard
-                    commit(_error_rows(unit, exc))
+                    rows = _error_rows(unit, exc)
+                commit(rows)  # outside the guard: a store that fails stops the run
 
 
 class _RayWorker:
@@ -537,9 +538,10 @@ def _run_ray(units: list[Unit], cfg: RunConfig, jobs: int, commit,
                 unit, slot = running.pop(ref)
                 idle.append(slot)
                 try:
-                    commit(ray.get(ref))
+                    rows = ray.get(ref)
                 except Exception as exc:  # the unit failed on every try
-                    commit(_error_rows(unit, RuntimeError(f"Ray worker failed: {exc}")))
+                    rows = _error_rows(unit, RuntimeError(f"Ray worker failed: {exc}"))
+                commit(rows)  # outside the guard: a store that fails stops the run
     finally:
         if started:
             ray.shutdown()

@@ -149,6 +149,31 @@ def test_a_codec_no_quality_applies_to_is_an_error_not_left_out(tiny_coco, tmp_p
     assert "--quality original:Q" in err and not rd.exists()
 
 
+def test_a_failure_in_the_driver_stops_the_run_and_is_no_codec_error(tiny_coco, tmp_path):
+    """Committing a unit (the store, the progress callback) happens in the driver: when it
+    fails the run stops with that error, rows committed before it stay, and nothing is
+    stored as a failure of the codec."""
+    from bench.data.coco import CocoDataset
+    from bench.pipeline import Pipeline
+    from bench.registry import create_codec
+
+    calls = []
+
+    def on_row(row):
+        calls.append(row.image_id)
+        if len(calls) == 2:
+            raise OSError("the terminal went away")
+
+    with ResultsStore(tmp_path / "run") as store:
+        pipeline = Pipeline(store, CocoDataset(str(tiny_coco)), {"jpeg": create_codec("jpeg")},
+                            {"jpeg": ("q50",)}, run_dir=str(tmp_path / "run"),
+                            metrics=("psnr",))
+        with pytest.raises(OSError, match="terminal went away"):
+            pipeline.code(pipeline.plan(), jobs=2, on_row=on_row)
+        rows = store.results()
+    assert 2 <= len(rows) <= 4 and all(r.ok for r in rows), [r.error for r in rows]
+
+
 def test_process_pool_gives_the_same_rows(tiny_coco, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert run("--codec", "jpeg", "--data-root", str(tiny_coco), "--run-dir", str(a)) == 0
