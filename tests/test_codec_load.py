@@ -92,20 +92,25 @@ def _plugin_site(tmp_path):
     return site
 
 
+def _run_with_plugin(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``bench run ARGS`` in a fresh process that has PLUGIN installed (:func:`_plugin_site`)."""
+    site = _plugin_site(tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get(
+        "PYTHONPATH", "")]), BENCH_PROGRESS="0")
+    return subprocess.run([sys.executable, "-m", "bench", "run", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_load_hook_and_first_call_are_not_timed(tiny_coco, tmp_path, jobs):
     """Each worker calls load() and warms the codec before its first timed encode, stores
     that time as load_s on its first row only, and a codec that cannot load gives error rows
     while the run goes on."""
-    site = _plugin_site(tmp_path)
     rd = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get(
-        "PYTHONPATH", "")]), BENCH_PROGRESS="0")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--codec", "lazy", "--codec", "broken-load",
-         "--codec", "jpeg", "--quality", "a", "--quality", "b", "--quality", "q50",
-         "--data-root", str(tiny_coco), "--run-dir", str(rd), "--metrics", "psnr",
-         "--jobs", str(jobs)], env=env, capture_output=True, text=True, timeout=300)
+    proc = _run_with_plugin(tmp_path, "--codec", "lazy", "--codec", "broken-load", "--codec",
+                            "jpeg", "--quality", "a", "--quality", "b", "--quality", "q50",
+                            "--data-root", str(tiny_coco), "--run-dir", str(rd), "--metrics",
+                            "psnr", "--jobs", str(jobs))
     assert proc.returncode == 1, proc.stderr  # broken-load's rows failed; others stored
     with ResultsStore(rd) as store:
         lazy = store.results("lazy")
@@ -127,15 +132,11 @@ def test_a_worker_that_dies_fails_only_the_image_that_killed_it(tiny_coco, tmp_p
     """A worker process that dies breaks the whole pool and every image in flight with it;
     the images caught in it are coded again one at a time, so only the one that kills its
     worker (tiny_coco's 1x1 image 4) becomes error rows, and the run goes on to exit 1."""
-    site = _plugin_site(tmp_path)
     rd = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get(
-        "PYTHONPATH", "")]), BENCH_PROGRESS="0")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--codec", "crashy", "--codec", "jpeg",
-         "--quality", "a", "--quality", "b", "--quality", "q50", "--data-root",
-         str(tiny_coco), "--run-dir", str(rd), "--metrics", "psnr", "--jobs", "2"],
-        env=env, capture_output=True, text=True, timeout=300)
+    proc = _run_with_plugin(tmp_path, "--codec", "crashy", "--codec", "jpeg", "--quality", "a",
+                            "--quality", "b", "--quality", "q50", "--data-root",
+                            str(tiny_coco), "--run-dir", str(rd), "--metrics", "psnr",
+                            "--jobs", "2")
     assert proc.returncode == 1, proc.stderr
     with ResultsStore(rd) as store:
         crashy = {(r.quality, r.image_id): r for r in store.results("crashy")}
