@@ -269,21 +269,42 @@ class ResultsStore:
     #: At most this many command lines are kept (the oldest are dropped).
     MAX_COMMANDS = 100
 
-    def add_command(self, command: str) -> None:
+    def add_command(self, command: str, machine: dict | None = None) -> None:
         """Record a command line that wrote to this store (``bench run …``), once each, in
-        the order first seen; reports show them as the run's provenance."""
+        the order first seen, and the machine it ran on (``machine``: the
+        :func:`bench.report.check.environment_fingerprint` there), once per distinct machine.
+
+        Why the machine: the learned codecs' bytes and the int8 detectors' AP depend on the
+        CPU kind (README, under the leaderboard), so a report names where its rows came from.
+        A command resumed on a second machine lists both; its rows may come from either.
+        """
         have = self.commands()
-        if command in have:
+        machines = self.command_machines()
+        changed = command not in have
+        if changed:
+            have = (have + [command])[-self.MAX_COMMANDS:]
+        if machine is not None and machine not in machines.get(command, []):
+            machines.setdefault(command, []).append(machine)
+            changed = True
+        if not changed:
             return
-        have = (have + [command])[-self.MAX_COMMANDS:]
+        machines = {c: m for c, m in machines.items() if c in have}
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('commands', ?)",
                             (json.dumps(have),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('command_machines', ?)",
+                            (json.dumps(machines),))
 
     def commands(self) -> list[str]:
         """The command lines recorded with :meth:`add_command`, oldest first."""
         row = self.db.execute("SELECT value FROM meta WHERE key='commands'").fetchone()
         return [] if row is None else list(json.loads(row[0]))
+
+    def command_machines(self) -> dict[str, list[dict]]:
+        """{command line: the machines it ran on, in the order first seen}; commands recorded
+        before :meth:`add_command` kept the machine are absent."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='command_machines'").fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
 
     # ------------------------------------------------------------ task predictions
     def put_model(self, model_key: str, info: dict) -> None:

@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
+from bench.report.check import describe_environment, environment_fingerprint
+from bench.report.leaderboard import recorded_runs
 from bench.report.points import build_points, image_set
 from bench.store import ImageResult, ResultsStore
 from tests.conftest import DETECTOR, FAST_SEGMENTER, shared_model
@@ -247,6 +249,28 @@ def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
     md = (board / "leaderboard.md").read_text()
     assert "| rank | codec |" in md and det.name in md
     assert "bench report --run-dir runs/leaderboard --leaderboard results/" in md
+    # where the rows were made: the run's command under the machine it ran on (this one)
+    here = describe_environment(environment_fingerprint())
+    assert f"- machine A: {here}\n" in md and "machine B" not in md
+    assert "# machine A\nbench run --no-progress --codec jpeg --codec webp" in md
+
+
+def test_recorded_runs_name_each_machine_once():
+    zen3 = {"cpu": {"model": "EPYC", "id": "AuthenticAMD 25/1", "arch": "x86_64",
+                    "flags": {"avx2": True, "avx512f": False}}, "packages": {"torch": "2.5"}}
+    zen4 = {"cpu": {"model": "EPYC", "id": "AuthenticAMD 25/17", "arch": "x86_64",
+                    "flags": {"avx2": True, "avx512f": True}}, "packages": {"torch": "2.5"}}
+    lines = recorded_runs([("bench run --codec jpeg", []), ("bench run --codec ggm",
+                                                            [zen3, zen4]),
+                           ("bench run --codec vvc", [zen4])])
+    assert lines[2:4] == [
+        "- machine A: EPYC (AuthenticAMD 25/1, x86_64; flags: avx2); torch 2.5",
+        "- machine B: EPYC (AuthenticAMD 25/17, x86_64; flags: avx2 avx512f); torch 2.5"]
+    assert lines[4:6] == ["", "```bash"]
+    assert lines[6:-2] == ["# machine not recorded (run before bench run kept it)",
+                           "bench run --codec jpeg", "# machine A, B", "bench run --codec ggm",
+                           "# machine B", "bench run --codec vvc"]
+    assert "records no commands" in recorded_runs([])[0]
 
 
 # ------------------------------------------------------------------ --with-points

@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
+from bench.report.check import describe_environment, environment_fingerprint
 from bench.report.gallery import (
     CROP_MAX,
     CROP_MIN,
@@ -233,6 +234,8 @@ def test_html_files_are_self_contained(html_run, coco_root, tmp_path):
     assert "vegaEmbed" in (out / "assets" / "vega.js").read_text()[-2000:]
     # --metric limits the curves; two target rates give two sets of pictures
     assert page.count('class="vega"') == 2
+    here = html.escape(describe_environment(environment_fingerprint()))
+    assert page.count(f"<p>ran on: {here}</p>") == 2  # under each of the run's commands
     assert page.count('class="gset"') == 2 and ' ≈ 0.8 bpp' in page
     webp = [p for p in (out / "img").rglob("*.webp") if "-crop" not in p.name]
     assert len(webp) == 2 * (1 + len(set(chosen(html_run, [0.3, 0.8]))))  # each point once
@@ -265,10 +268,11 @@ def test_single_codec_needs_no_anchor(html_run, coco_root, tmp_path, capsys):
 
 def test_run_records_its_command(html_run):
     with ResultsStore(html_run) as store:
-        commands = store.commands()
+        commands, machines = store.commands(), store.command_machines()
     assert len(commands) == 2
     assert commands[0].startswith("bench run --codec jpeg --codec webp --codec original")
     assert commands[1].startswith("bench run --codec ggm --roi none")
+    assert machines == {c: [environment_fingerprint()] for c in commands}
 
 
 def test_html_options_are_checked(html_run, coco_root, tmp_path, capsys):

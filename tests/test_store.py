@@ -140,3 +140,24 @@ def test_commands_are_recorded_once_in_order_and_survive_reopening(tmp_path, mon
         monkeypatch.setattr(ResultsStore, "MAX_COMMANDS", 2)
         store.add_command("bench run --codec av1")  # over the cap: the oldest goes
         assert store.commands() == ["bench run --codec webp", "bench run --codec av1"]
+
+
+def test_command_machines_are_kept_per_command_once_each_and_follow_the_cap(tmp_path,
+                                                                           monkeypatch):
+    zen3 = {"cpu": {"model": "EPYC", "id": "AuthenticAMD 25/1"}, "packages": {"torch": "2.5"}}
+    zen4 = {"cpu": {"model": "EPYC", "id": "AuthenticAMD 25/17"}, "packages": {"torch": "2.5"}}
+    with ResultsStore(tmp_path) as store:
+        store.add_command("bench run --codec jpeg")  # as an older bench did: no machine
+        assert store.command_machines() == {}
+        store.add_command("bench run --codec jpeg", machine=zen3)  # resumed: machine added
+        store.add_command("bench run --codec webp", machine=zen3)
+        store.add_command("bench run --codec jpeg", machine=zen4)  # resumed elsewhere
+        store.add_command("bench run --codec jpeg", machine=zen3)  # again: kept once
+    with ResultsStore(tmp_path) as store:
+        assert store.commands() == ["bench run --codec jpeg", "bench run --codec webp"]
+        assert store.command_machines() == {"bench run --codec jpeg": [zen3, zen4],
+                                            "bench run --codec webp": [zen3]}
+        monkeypatch.setattr(ResultsStore, "MAX_COMMANDS", 2)
+        store.add_command("bench run --codec av1", machine=zen4)  # the oldest command goes,
+        assert store.command_machines() == {"bench run --codec webp": [zen3],  # its machines
+                                            "bench run --codec av1": [zen4]}  # with it

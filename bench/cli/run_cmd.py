@@ -2,6 +2,8 @@
 
 Results go to an SQLite store in the run directory, one committed row per (codec, codec
 version, quality, image). Running the same command again computes only what is missing.
+The store also keeps each command line and the machine (CPU, package versions) it ran on,
+which `bench report` prints as provenance.
 A codec run with non-default options is labelled name@key-value (e.g. `--roi none` makes
 ggm@roi-none, `--roi pred` ggm@roi-pred): the table and `bench report` show it as its own
 codec. With `--roi pred` a segmentation model finds the ROI on the original image before
@@ -330,7 +332,11 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     with store:
         if getattr(args, "argv", None) is not None:  # provenance for `bench report`
-            store.add_command(shlex.join(["bench", *args.argv]))
+            from bench.report.check import environment_fingerprint
+
+            # the machine is this process's: with --executor ray, workers may be others
+            store.add_command(shlex.join(["bench", *args.argv]),
+                              machine=environment_fingerprint())
         pipeline = Pipeline(store, dataset, codecs, qualities, run_dir=str(args.run_dir),
                             tasks=tasks, task_models=specs, metrics=metrics,
                             codec_options=options, keep_recon=args.keep_recon,

@@ -45,6 +45,7 @@ from bench.report.bd import (
     bd_table,
     dominated,
 )
+from bench.report.check import describe_environment
 from bench.report.points import (
     METRICS,
     Points,
@@ -436,7 +437,13 @@ def provenance_section(points: Points, store, *, command: str, run_dir, dataset_
                           f"<code>{_esc(info.get('sha256', ''))}</code></td><td><code>"
                           f"{_esc(settings)}</code></td></tr>")
     recorded = store.commands() if hasattr(store, "commands") else []
-    runs = ("".join(f"<pre><code>{_esc(c)}</code></pre>" for c in recorded) if recorded else
+    machines = store.command_machines() if hasattr(store, "command_machines") else {}
+    runs = ("".join(f"<pre><code>{_esc(c)}</code></pre>"
+                    + ("".join(f"<p>ran on: {_esc(describe_environment(m))}</p>"
+                               for m in machines[c]) if machines.get(c) else
+                       "<p>ran on: not recorded (run before <code>bench run</code> kept the "
+                       "machine)</p>")
+                    for c in recorded) if recorded else
             "<p>Not recorded in this store (it was made before <code>bench run</code> kept "
             "its command lines).</p>")
     ids = ", ".join(map(str, points.image_ids))

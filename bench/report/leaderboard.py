@@ -15,9 +15,11 @@ a codec without a value there ranks last. The ceiling (``original``) is listed u
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.report.bd import LOW_OVERLAP, bd_table, overlap_flag
+from bench.report.check import describe_environment
 from bench.report.points import (
     METRICS,
     RATES,
@@ -128,8 +130,10 @@ def _flag(rec: dict) -> str:
 
 
 def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str,
-             rate: str, command: str = "") -> str:
-    """The leaderboard as Markdown: ranking table, models, codec versions, how it was made."""
+             rate: str, command: str = "",
+             runs: Sequence[tuple[str, Sequence[dict]]] | None = None) -> str:
+    """The leaderboard as Markdown: ranking table, models, codec versions, how it was made
+    and, given ``runs`` (see :func:`recorded_runs`), where."""
     cols = [Column("rank", "rank", "{:.0f}"), Column("codec", "codec")]
     frame = frame.copy()
     for axis in axes:
@@ -165,18 +169,47 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
               "```", ""]
     if command and command != COMMANDS[-1]:
         lines += ["This copy was made with:", "", "```bash", command, "```", ""]
+    if runs is not None:
+        lines += recorded_runs(runs)
     return "\n".join(lines)
+
+
+def recorded_runs(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[str]:
+    """Markdown lines: the commands recorded in the run's store, each under the machines it
+    ran on (:meth:`bench.store.ResultsStore.command_machines`), each machine described once.
+
+    Why: the learned codecs' bytes and the int8 detectors' AP depend on the CPU kind, so the
+    leaderboard says where its rows were made, not only how.
+    """
+    if not runs:
+        return ["The run's store records no commands (it was made before `bench run` kept "
+                "them).", ""]
+    machines: list[dict] = []
+    for _command, ran_on in runs:
+        machines += [m for m in ran_on if m not in machines]
+    names = {i: chr(ord("A") + i) if i < 26 else str(i + 1) for i in range(len(machines))}
+    lines = ["Recorded in the run's store by `bench run`: its commands and the machines each "
+             "ran on (a row may come from any machine its command ran on):", ""]
+    lines += [f"- machine {names[i]}: {describe_environment(m)}" for i, m in enumerate(machines)]
+    lines += ["", "```bash"]
+    for command, ran_on in runs:
+        on = ", ".join(names[machines.index(m)] for m in ran_on)
+        lines += [f"# machine {on}" if ran_on else
+                  "# machine not recorded (run before bench run kept it)", command]
+    return lines + ["```", ""]
 
 
 def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
                       method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
-                      command: str = "") -> list[Path]:
+                      command: str = "",
+                      runs: Sequence[tuple[str, Sequence[dict]]] | None = None) -> list[Path]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard_points.csv`` (the
     points ranked, which ``bench report --with-points`` reads back) into ``out_dir``; return
     the paths.
 
     ``command`` is the command line that made them, recorded in the Markdown when it is not
-    the standard one.
+    the standard one; ``runs`` are the commands recorded in the run's store with the
+    machines each ran on (:func:`recorded_runs`), left out when None.
     """
     frame, axes = leaderboard_frame(points, anchor=anchor, method=method, rate=rate,
                                     policy=policy)
@@ -186,6 +219,6 @@ def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
     points_path = out / POINTS_FILE
     csv_path.write_text(to_csv(frame))
     md_path.write_text(markdown(frame, axes, points, anchor=anchor, method=method, rate=rate,
-                                command=command))
+                                command=command, runs=runs))
     points_path.write_text(points_csv(points))
     return [csv_path, md_path, points_path]
