@@ -7,6 +7,7 @@ check` once, right after these tests (it took 276 s more as a test).
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -319,3 +320,21 @@ def test_cpu_dependent_codec_digests_warn_only_on_another_cpu(task_baseline):
         assert findings(flipped, False, change) == {("bitstream sha256", "FAIL")}
         assert findings(grown, False, change) == {("bytes", "FAIL", "exact")}
     assert findings(flipped, True, "cpu") == {("bitstream sha256", "FAIL")}
+
+
+def test_psnr_means_are_capped_and_an_uncapped_baseline_still_compares():
+    """A lossless cell's PSNRs are +inf per image; the gate's means cap them at 100 dB like
+    every other mean (so the baseline is standard JSON), and a baseline written before the
+    cap (holding +inf) compares equal to the capped measurement."""
+    from bench.store import ImageResult
+
+    rows = [ImageResult("original", "v", "source", i, bytes=10, sha256="ab", psnr=math.inf,
+                        roi_psnr=math.inf, bg_psnr=math.inf) for i in (1, 2)]
+    cell = gate.cell_of(rows, 2)
+    assert (cell["psnr"], cell["roi_psnr"], cell["bg_psnr"]) == (100.0, 100.0, 100.0)
+    json.dumps(cell, allow_nan=False)  # standard JSON
+    old = {**cell, "psnr": math.inf, "roi_psnr": math.inf, "bg_psnr": math.inf}
+    assert gate._compare_cell("original", "source", old, cell, gate.TOLERANCES, True) == []
+    assert [f.what for f in gate._compare_cell("original", "source", old,
+                                               {**cell, "psnr": 40.0}, gate.TOLERANCES,
+                                               True)] == ["psnr"]
