@@ -183,11 +183,17 @@ def summary_notes(summaries: Sequence[QualitySummary]) -> list[str]:
                          f"{PSNR_CAP_DB:g} dB (+inf for identical pixels), counted as "
                          f"{PSNR_CAP_DB:g} dB in the means")
         if s.ms_ssim_skipped:
-            lines.append(f"{where}: MS-SSIM left out: {s.ms_ssim_skipped} of {s.images - s.errors} "
-                         "image(s) were coded with --metrics psnr, so a mean would cover only "
-                         "the others; recompute them with the same command, default --metrics "
-                         "and --force")
+            lines.append(ms_ssim_gap_note(s))
     return lines
+
+
+def ms_ssim_gap_note(s: QualitySummary) -> str:
+    """The note for a (label, quality) whose MS-SSIM is left out because some of its images
+    were coded without it; ``bench run``'s table and ``bench report`` print the same line."""
+    return (f"{s.label} {s.quality}: MS-SSIM left out: {s.ms_ssim_skipped} of "
+            f"{s.images - s.errors} image(s) were coded with --metrics psnr, so a mean would "
+            "cover only the others; recompute them with the same command, default --metrics "
+            "and --force")
 
 
 _HEADERS = [

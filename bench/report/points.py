@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from bench.labels import codec_name
 from bench.store import ResultsStore
-from bench.summary import summarize
+from bench.summary import ms_ssim_gap_note, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,9 +245,7 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
                 "codec_version": versions[s.label], "model_sha256": "", "model_key": "",
                 "grid_index": orders[s.label].index(s.quality)}
         if s.ms_ssim_skipped:
-            notes.append(f"{s.label} {s.quality}: no MS-SSIM: {s.ms_ssim_skipped} of "
-                         f"{s.images - s.errors} images were coded with --metrics psnr (rerun "
-                         "them with --force and the default --metrics)")
+            notes.append(ms_ssim_gap_note(s))
         scored = task_cells.get((s.label, s.quality), [])
         if not scored:
             records.append(base)
