@@ -363,7 +363,6 @@ def main(args: argparse.Namespace) -> int:
             from bench.report.leaderboard import write_leaderboard
 
             machines = store.command_machines()
-
             paths = write_leaderboard(points, args.leaderboard, anchor=anchor,
                                       method=args.method, rate=args.rate,
                                       policy=args.non_monotonic,
