@@ -371,7 +371,7 @@ def test_crop_box_and_outline():
 
 
 @pytest.mark.slow
-def test_standard_run_report(tmp_path):
+def test_standard_run_report(tmp_path, coco_root):
     """The report of a finished standard run (``$BENCH_REPORT_RUN``): under 10 MB, clean in
     the browser; writes the README's screenshots where ``$BENCH_REPORT_SCREENSHOT`` says."""
     run = os.environ.get("BENCH_REPORT_RUN")
@@ -381,7 +381,8 @@ def test_standard_run_report(tmp_path):
     exe = browser_or_skip()
     out = Path(os.environ.get("BENCH_REPORT_OUT") or tmp_path / "report")
     t0 = time.perf_counter()
-    assert main(["report", "--run-dir", run, "--html", str(out)]) == 0
+    assert main(["report", "--run-dir", run, "--html", str(out), "--data-root",
+                 str(coco_root)]) == 0
     built = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"report of {run}: {size / 1e6:.2f} MB, built in {built:.1f} s")
