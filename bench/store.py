@@ -300,6 +300,12 @@ class ResultsStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='commands'").fetchone()
         return [] if row is None else list(json.loads(row[0]))
 
+    def command_records(self) -> list[tuple[str, list[dict]]]:
+        """(command line, the machines it ran on) for each recorded command, oldest first;
+        [] machines for a command recorded before :meth:`add_command` kept them."""
+        machines = self.command_machines()
+        return [(c, machines.get(c, [])) for c in self.commands()]
+
     def command_machines(self) -> dict[str, list[dict]]:
         """{command line: the machines it ran on, in the order first seen}; commands recorded
         before :meth:`add_command` kept the machine are absent."""

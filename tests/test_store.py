@@ -157,6 +157,8 @@ def test_command_machines_are_kept_per_command_once_each_and_follow_the_cap(tmp_
         assert store.commands() == ["bench run --codec jpeg", "bench run --codec webp"]
         assert store.command_machines() == {"bench run --codec jpeg": [zen3, zen4],
                                             "bench run --codec webp": [zen3]}
+        assert store.command_records() == [("bench run --codec jpeg", [zen3, zen4]),
+                                           ("bench run --codec webp", [zen3])]
         monkeypatch.setattr(ResultsStore, "MAX_COMMANDS", 2)
         store.add_command("bench run --codec av1", machine=zen4)  # the oldest command goes,
         assert store.command_machines() == {"bench run --codec webp": [zen3],  # its machines

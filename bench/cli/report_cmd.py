@@ -362,12 +362,10 @@ def main(args: argparse.Namespace) -> int:
         if args.leaderboard:
             from bench.report.leaderboard import write_leaderboard
 
-            machines = store.command_machines()
             paths = write_leaderboard(points, args.leaderboard, anchor=anchor,
                                       method=args.method, rate=args.rate,
                                       policy=args.non_monotonic,
                                       command=leaderboard_command(args),
-                                      runs=[(c, machines.get(c, []))
-                                            for c in store.commands()])
+                                      runs=store.command_records())
             print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0

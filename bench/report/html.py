@@ -436,14 +436,13 @@ def provenance_section(points: Points, store, *, command: str, run_dir, dataset_
             models.append(f"<tr><td>{task}</td><td>{_esc(info.get('model', key))}</td><td>"
                           f"<code>{_esc(info.get('sha256', ''))}</code></td><td><code>"
                           f"{_esc(settings)}</code></td></tr>")
-    recorded = store.commands() if hasattr(store, "commands") else []
-    machines = store.command_machines() if hasattr(store, "command_machines") else {}
+    recorded = store.command_records() if hasattr(store, "command_records") else []
     runs = ("".join(f"<pre><code>{_esc(c)}</code></pre>"
                     + ("".join(f"<p>ran on: {_esc(describe_environment(m))}</p>"
-                               for m in machines[c]) if machines.get(c) else
+                               for m in ran_on) if ran_on else
                        "<p>ran on: not recorded (run before <code>bench run</code> kept the "
                        "machine)</p>")
-                    for c in recorded) if recorded else
+                    for c, ran_on in recorded) if recorded else
             "<p>Not recorded in this store (it was made before <code>bench run</code> kept "
             "its command lines).</p>")
     ids = ", ".join(map(str, points.image_ids))

@@ -176,7 +176,7 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
 
 def recorded_runs(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[str]:
     """Markdown lines: the commands recorded in the run's store, each under the machines it
-    ran on (:meth:`bench.store.ResultsStore.command_machines`), each machine described once.
+    ran on (:meth:`bench.store.ResultsStore.command_records`), each machine described once.
 
     Why: the learned codecs' bytes and the int8 detectors' AP depend on the CPU kind, so the
     leaderboard says where its rows were made, not only how.
