@@ -12,6 +12,10 @@ group (32x32 at ``preset=veryslow``), averaging the offsets inside it, so with 1
 group only partly in the ROI is coded coarser than the grid QP; marking whole 32x32 groups
 keeps the ROI at its QP (``bench/codecs/roi_qp.py``).
 
+This measures picture quality only. For task scores at one offset over a whole run, use
+``bench run --codec hevc --roi-method qp --roi-qp-delta N --task detection`` into one run
+directory and compare the labels with ``bench report``.
+
 Usage::
 
     python benchmarks/roi_qp_tune.py --images 6 --blocks 16,32 --deltas 6,12,20
@@ -50,7 +54,7 @@ def pictures(data_root: str, count: int) -> list[int]:
 def code_one(job: tuple) -> tuple:
     """``(variant, quality, image id, bits, pixels, PSNR, ROI-PSNR)`` of one coding."""
     data_root, image_id, variant, quality = job
-    from bench.codecs.hevc import ROI_QP_DELTA, HevcCodec
+    from bench.codecs.hevc import HevcCodec
     from bench.data.coco import CocoDataset
     from bench.metrics import region_psnrs
 
@@ -58,9 +62,10 @@ def code_one(job: tuple) -> tuple:
     if variant == "uniform":
         codec, name = HevcCodec(), quality
     else:
-        codec = HevcCodec(roi_method="qp")
-        codec.roi_block, codec.roi_qp_delta = variant
-        name = f"{quality}-d{ROI_QP_DELTA}"  # the grid's name; only its QP is read
+        block, delta = variant
+        codec = HevcCodec(roi_method="qp", roi_qp_delta=delta)
+        codec.roi_block = block
+        name = f"{quality}-d{delta}"
     data = codec.encode(sample.image, sample.roi, name)
     recon = codec.decode(data)
     psnr, roi_psnr, _bg, _notes = region_psnrs(sample.image, recon, sample.roi)

@@ -81,6 +81,27 @@ def test_hevc_qp_variant_grid_version_and_errors():
         create_codec("jpeg", roi_method="qp")
 
 
+def test_hevc_background_offset_names_its_points_version_and_stream():
+    """Another background offset is another codec version with its own point names, and
+    the offset reaches x265's addroi chain; offsets that cannot apply are refused."""
+    codec = create_codec("hevc", roi_method="qp", roi_qp_delta=8)
+    default = create_codec("hevc", roi_method="qp")
+    assert codec.qualities[2] == "qp37-d8" and default.qualities[2] == f"qp37-d{ROI_QP_DELTA}"
+    assert "background +8 QP" in codec.version() and codec.version() != default.version()
+    assert create_codec("hevc", roi_method="qp", roi_qp_delta=ROI_QP_DELTA).version() == (
+        default.version())
+    roi = np.zeros((64, 64), bool)
+    roi[:32, :32] = True
+    chain = codec.roi_args(roi, 64, 64, "qp37-d8")[1]
+    assert chain.endswith("qoffset=8/63") and default.roi_args(roi, 64, 64, "qp37-d16")[
+        1].endswith("qoffset=16/63")
+    for bad in (0, 52, -4, 8.0, True):
+        with pytest.raises(ValueError, match="from 1 to 51"):
+            create_codec("hevc", roi_method="qp", roi_qp_delta=bad)
+    with pytest.raises(ValueError, match="needs the qp ROI method"):
+        create_codec("hevc", roi_qp_delta=8)
+
+
 def test_hevc_qp_variant_beats_uniform_on_the_roi_at_equal_rate(coco_root):
     """Real x265: at one grid point the ROI variant's ROI-PSNR is above the uniform codec's at
     the same rate (log-rate interpolation) and its background PSNR below; an all-ROI mask
@@ -133,3 +154,31 @@ def test_run_labels_the_native_variant_and_refuses_codecs_without_one(coco_root,
     assert "hevc@roi-gt-qp" in capsys.readouterr().out
     assert main([*base, "--codec", "jpeg", "--roi-method", "qp"]) == 2
     assert "codecs with it: hevc" in capsys.readouterr().err
+
+
+
+def test_run_labels_another_background_offset_and_refuses_it_without_qp(coco_root, tmp_path,
+                                                                        capsys):  # fmt: skip
+    """``--roi-qp-delta 8`` runs a codec of its own beside the default offset in one store;
+    the default offset given explicitly is the plain variant; misuse is refused before
+    any work (exit 2)."""
+    from bench.store import ResultsStore
+
+    run = tmp_path / "run"
+    base = ["run", "--no-progress", "--limit", "1", "--metrics", "psnr", "--data-root",
+            str(coco_root), "--run-dir", str(run), "--codec", "hevc"]  # fmt: skip
+    assert main([*base, "--roi-method", "qp", "--roi-qp-delta", "8",
+                 "--quality", "qp37-d8"]) == 0
+    assert "hevc@roi-gt-qp@roi_qp_delta-8" in capsys.readouterr().out
+    assert main([*base, "--roi-method", "qp", "--roi-qp-delta", str(ROI_QP_DELTA),
+                 "--quality", f"qp37-d{ROI_QP_DELTA}"]) == 0
+    out = capsys.readouterr().out
+    assert "hevc@roi-gt-qp " in out and "roi_qp_delta" not in out
+    with ResultsStore(run) as store:
+        rows = {(r.label, r.quality) for r in store.results()}
+    assert rows == {("hevc@roi-gt-qp@roi_qp_delta-8", "qp37-d8"),
+                    ("hevc@roi-gt-qp", f"qp37-d{ROI_QP_DELTA}")}
+    assert main([*base, "--roi-qp-delta", "8"]) == 2
+    assert "add --roi-method qp" in capsys.readouterr().err
+    assert main([*base, "--roi-method", "qp", "--roi-qp-delta", "0"]) == 2
+    assert "from 1 to 51" in capsys.readouterr().err

@@ -74,6 +74,10 @@ def register(sub) -> None:
                    "for codecs whose encoder has one (hevc: x265 codes the background 16 QP "
                    "above the ROI's 32x32 blocks; points named e.g. qp37-d16). Labelled "
                    "CODEC@roi-gt-METHOD / CODEC@roi-pred-METHOD. Default: they code uniformly")
+    p.add_argument("--roi-qp-delta", type=int, default=None, metavar="QP",
+                   help="--roi-method qp: how many QPs above the ROI the background is coded "
+                   "(default: the codec's own, 16 for hevc); another value names the points "
+                   "e.g. qp37-d8 and labels the run CODEC@roi-gt-qp@roi_qp_delta-8")
     p.add_argument("--roi-model", default=None, metavar="PATH_OR_NAME",
                    help="--roi pred: the segmentation model that finds the ROI (default: the "
                    "segmentation task's model, i.e. --model segmentation=… if given, else "
@@ -206,6 +210,19 @@ def roi_predictor(args: argparse.Namespace, task_names: list[str]):
     return RoiPredictor(model, score, pixels)  # TaskError names the model when it fails
 
 
+def qp_delta_option(args: argparse.Namespace, cls: type) -> dict[str, int]:
+    """The constructor option ``--roi-qp-delta`` gives codec class ``cls`` (none when it is
+    not given or equals the codec's default); a ValueError when the codec cannot take it."""
+    from bench.labels import option_defaults
+
+    if args.roi_qp_delta is None or "qp" not in getattr(cls, "roi_methods", ()):
+        return {}  # a codec without the qp method is refused when it is created
+    default = option_defaults(cls).get("roi_qp_delta")
+    if default is None:
+        raise ValueError("its qp ROI method takes no background offset (--roi-qp-delta)")
+    return {} if args.roi_qp_delta == default else {"roi_qp_delta": args.roi_qp_delta}
+
+
 def pred_label(name: str, predictor, roi_text: str = "pred", extra: dict | None = None) -> str:
     """``name@roi-pred`` (``roi_text``), plus the ROI settings that differ from their
     defaults and the codec's ``extra`` (non-default) options."""
@@ -279,6 +296,9 @@ def main(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         return _fail(str(exc))
 
+    if args.roi_qp_delta is not None and args.roi_method != "qp":
+        return _fail("--roi-qp-delta sets the background offset of --roi-method qp; add "
+                     "--roi-method qp or drop it")
     task_names = list(dict.fromkeys(args.task or []))
     try:
         predictor = roi_predictor(args, task_names)
@@ -290,6 +310,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             cls = CODECS.get(name)
             extra = vtm_options(args, name)
+            extra.update(qp_delta_option(args, cls))
             opts, shown = dict(extra), dict(extra)  # constructor options, label options
             if cls.uses_roi:
                 opts["roi"] = shown["roi"] = args.roi

@@ -16,7 +16,9 @@ The grid uses the same QPs as :mod:`bench.codecs.vvc` (the MPEG VCM anchor QPs 2
 
 ROI (``roi_method="qp"``, ``bench run --codec hevc --roi-method qp``): x265's own spatial
 rate control codes the ROI's 32x32 blocks at the grid QP and the rest :data:`ROI_QP_DELTA`
-QP higher (points ``qp37-d16``; labels ``hevc@roi-gt-qp``/``hevc@roi-pred-qp``). The ROI
+QP higher (points ``qp37-d16``; labels ``hevc@roi-gt-qp``/``hevc@roi-pred-qp``); another
+background offset (``roi_qp_delta``, ``--roi-qp-delta 8``) names its points ``qp37-d8`` and
+its label ``hevc@roi-gt-qp@roi_qp_delta-8``. The ROI
 reaches x265 as ffmpeg region-of-interest data, which x265 applies only with adaptive
 quantisation on and not at a fixed QP; :mod:`bench.codecs.roi_qp` says how the variant
 keeps the uniform codec's QP otherwise.
@@ -71,9 +73,8 @@ class HevcCodec(YuvFfmpegCodec):
     )  # fmt: skip
     #: ROI methods x265 implements itself (:func:`bench.registry.create_codec`).
     roi_methods: ClassVar[tuple[str, ...]] = ("qp",)
-    #: the ``qp`` method's background QP offset and ROI block size (the version names them;
-    #: ``benchmarks/roi_qp_tune.py`` sets others on an instance to compare them)
-    roi_qp_delta: int = ROI_QP_DELTA
+    #: the ``qp`` method's ROI block size (the version names it; ``benchmarks/roi_qp_tune.py``
+    #: sets others on an instance to compare them)
     roi_block: int = roi_qp.X265_BLOCK
 
     def __init__(
@@ -86,17 +87,27 @@ class HevcCodec(YuvFfmpegCodec):
         colour_spec: colour.ColourSpec | None = None,
         roi_method: str | None = None,
         roi_source: str | None = None,
+        roi_qp_delta: int = ROI_QP_DELTA,
     ):
         if roi_method not in (None, *self.roi_methods):
             raise ValueError(
                 f"unknown hevc ROI method {roi_method!r}; choose from {', '.join(self.roi_methods)}"
             )
+        if isinstance(roi_qp_delta, bool) or not isinstance(roi_qp_delta, int) or not (
+                1 <= roi_qp_delta <= 51):
+            raise ValueError(f"background QP offset {roi_qp_delta!r} must be a whole number of "
+                             "QPs from 1 to 51 (the uniform codec is offset 0)")
+        if roi_method is None and roi_qp_delta != ROI_QP_DELTA:
+            raise ValueError("a background QP offset needs the qp ROI method (roi_method='qp', "
+                             "bench run --roi-method qp)")
+        #: the ``qp`` method's background QP offset (the points and the version name it)
+        self.roi_qp_delta = roi_qp_delta
         self.preset = self.check_preset(preset)
         self.roi_method = roi_method
         self.roi_source = roi_source  # None: the GT ROI; else the predicted ROI's key
         if roi_method is not None:
             self.uses_roi = True
-            self.qualities = tuple(f"{q}-d{ROI_QP_DELTA}" for q in type(self).qualities)
+            self.qualities = tuple(f"{q}-d{roi_qp_delta}" for q in type(self).qualities)
         super().__init__(ffmpeg, timeout, threads, extra_qualities, colour_spec)
 
     def parse_quality(self, quality: str) -> float:
