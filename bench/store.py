@@ -277,19 +277,23 @@ class ResultsStore:
         Why the machine: the learned codecs' bytes and the int8 detectors' AP depend on the
         CPU kind (README, under the leaderboard), so a report names where its rows came from.
         A command resumed on a second machine lists both; its rows may come from either.
+        The read and the write are one transaction that holds the write lock from the start,
+        so two processes recording commands at the same instant both keep theirs.
         """
-        have = self.commands()
-        machines = self.command_machines()
-        changed = command not in have
-        if changed:
-            have = (have + [command])[-self.MAX_COMMANDS:]
-        if machine is not None and machine not in machines.get(command, []):
-            machines.setdefault(command, []).append(machine)
-            changed = True
-        if not changed:
-            return
-        machines = {c: m for c, m in machines.items() if c in have}
-        with self.db:
+        with self.db:  # commits on leaving (an early return too), rolls back on an error
+            if not self.db.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")
+            have = self.commands()
+            machines = self.command_machines()
+            changed = command not in have
+            if changed:
+                have = (have + [command])[-self.MAX_COMMANDS:]
+            if machine is not None and machine not in machines.get(command, []):
+                machines.setdefault(command, []).append(machine)
+                changed = True
+            if not changed:
+                return
+            machines = {c: m for c, m in machines.items() if c in have}
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('commands', ?)",
                             (json.dumps(have),))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('command_machines', ?)",

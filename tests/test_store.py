@@ -163,3 +163,30 @@ def test_command_machines_are_kept_per_command_once_each_and_follow_the_cap(tmp_
         store.add_command("bench run --codec av1", machine=zen4)  # the oldest command goes,
         assert store.command_machines() == {"bench run --codec webp": [zen3],  # its machines
                                             "bench run --codec av1": [zen4]}  # with it
+
+
+def _record_commands(run_dir, tag: str, barrier, count: int) -> None:
+    """One of the processes of the concurrent-commands test: ``count`` commands of its own."""
+    with ResultsStore(run_dir) as store:
+        barrier.wait()
+        for i in range(count):
+            store.add_command(f"bench run --codec {tag} --limit {i}", {"cpu": tag})
+
+
+def test_commands_recorded_by_two_processes_at_once_are_all_kept(tmp_path):
+    """Two ``bench run``s recording their command lines on one store at the same instant:
+    none is lost. Reading the list and writing it back in two transactions lost a third to
+    all of one process's 45 commands in three runs out of three."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_record_commands, args=(tmp_path, tag, barrier, 45))
+             for tag in ("jpeg", "webp")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    with ResultsStore(tmp_path) as store:
+        assert len(store.commands()) == 90 and len(store.command_machines()) == 90
