@@ -153,6 +153,40 @@ def test_points_table_versions_and_common_images(tmp_path, capsys):
     assert set(pts.loc[pts["codec"] == "jpeg", "images"]) == {3}
 
 
+def test_variant_points_keep_their_grid_points_order(tmp_path, capsys):
+    """An ROI variant's points (``q20-b2``: grid point ``q20``, suffix ``-b2``) are ordered
+    like the codec's grid, so a rate that falls from one point to the next is flagged, not
+    hidden by an order made from the rates; only a name of no grid point is ordered by rate,
+    with a note."""
+    rd = tmp_path / "run"
+    blur = {"q10-b4": (900, 27.0), "q20-b2": (2000, 30.0), "q35-b1": (1800, 32.5),
+            "q50-b0.5": (2600, 34.0)}  # q20-b2 costs more than the next point
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG)
+        for q, (nbytes, psnr) in blur.items():
+            for i in (1, 2):
+                w, h = SIZES[i]
+                store.put(ImageResult("jpeg", "blur", q, i, width=w, height=h, bytes=nbytes,
+                                      bpp=8 * nbytes / (w * h), psnr=psnr, roi_psnr=psnr + 1,
+                                      bg_psnr=psnr - 1, label="jpeg@roi-gt-blur"))
+    assert report("--run-dir", str(rd), "--points", "--format", "csv") == 0
+    cap = capsys.readouterr()
+    assert "installed grid" not in cap.err
+    pts = pd.read_csv(io.StringIO(cap.out))
+    variant = pts[pts["codec"] == "jpeg@roi-gt-blur"].sort_values("grid_index")
+    assert list(variant["quality"]) == list(blur)
+    assert report("--run-dir", str(rd), "--anchor", "jpeg", "--metric", "psnr") == 0
+    assert "test non-monotonic: dominated q20-b2 dropped" in capsys.readouterr().out
+    with ResultsStore(rd) as store:
+        for i in (1, 2):
+            store.put(ImageResult("jpeg", "blur", "odd", i, width=10, height=10, bytes=10,
+                                  bpp=0.8, psnr=20.0, roi_psnr=21.0, bg_psnr=19.0,
+                                  label="jpeg@roi-gt-blur"))
+    assert report("--run-dir", str(rd), "--points", "--format", "csv") == 0
+    assert "jpeg@roi-gt-blur: odd not on the installed grid; ordered by rate" in (
+        capsys.readouterr().err)
+
+
 def test_report_errors_say_what_to_do(made_run, tmp_path, capsys):
     assert report("--run-dir", str(tmp_path / "nothing")) == 2
     assert "no results store" in capsys.readouterr().err

@@ -264,17 +264,33 @@ def build_points(store: ResultsStore, *, codecs: Sequence[str] | None = None,
 
 
 def _quality_orders(versions: dict[str, str], rows, notes: list[str]) -> dict[str, list[str]]:
-    """Each label's qualities in grid order; qualities off the installed grid by rate."""
+    """Each label's qualities in grid order; qualities off the installed grid by rate.
+
+    A point of an ROI variant is named ``<grid point>-<suffix>`` (``qp37-d16``, ``q50-b2``)
+    and takes its grid point's place, so a variant's curve is checked for monotonicity in
+    grid order like its codec's, not in an order made from its own rates.
+    """
     orders = {}
     for codec in versions:
         present = {r.quality for r in rows if r.label == codec}
-        g = [q for q in grid(codec) if q in present]
+        place = {q: i for i, q in enumerate(grid(codec))}
+        g = sorted((q for q in present if _grid_point(q, place) is not None),
+                   key=lambda q: (_grid_point(q, place), q))
         extra = sorted(present - set(g), key=lambda q: _pooled_rate(rows, codec, q))
         if extra:
             notes.append(f"{codec}: {', '.join(extra)} not on the installed grid; "
                          "ordered by rate")
         orders[codec] = g + extra
     return orders
+
+
+def _grid_point(quality: str, place: dict[str, int]) -> int | None:
+    """The grid index of ``quality``, or of the grid point it suffixes (``qp37-d16`` →
+    ``qp37``'s); None when it is neither."""
+    if quality in place:
+        return place[quality]
+    base, dash, _suffix = quality.rpartition("-")
+    return place.get(base) if dash else None
 
 
 def _pooled_rate(rows, label: str, quality: str) -> float:
