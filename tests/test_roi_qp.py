@@ -182,3 +182,10 @@ def test_run_labels_another_background_offset_and_refuses_it_without_qp(coco_roo
     assert "add --roi-method qp" in capsys.readouterr().err
     assert main([*base, "--roi-method", "qp", "--roi-qp-delta", "0"]) == 2
     assert "from 1 to 51" in capsys.readouterr().err
+
+
+def test_codecs_listing_names_the_encoders_own_roi_method(capsys):
+    assert main(["codecs", "hevc"]) == 0
+    assert capsys.readouterr().out.startswith("hevc (ROI through its encoder: --roi-method qp)")
+    assert main(["codecs", "jpeg"]) == 0
+    assert capsys.readouterr().out.startswith("jpeg: ")

@@ -68,7 +68,9 @@ def main(args: argparse.Namespace) -> int:
             status = "available" if reason is None else f"unavailable: {reason}"
             version = codec.version() if reason is None else "-"
             grid = ", ".join(codec.qualities)
-            roi = " (ROI-aware)" if codec.uses_roi else ""
+            own = ", ".join(getattr(codec, "roi_methods", ()))
+            roi = (" (ROI-aware)" if codec.uses_roi
+                   else f" (ROI through its encoder: --roi-method {own})" if own else "")
         except Exception as exc:  # a broken plugin is reported, not fatal to the listing
             status, version, grid, roi = f"unavailable: {type(exc).__name__}: {exc}", "-", "-", ""
         print(f"{name}{roi}: {status}")
