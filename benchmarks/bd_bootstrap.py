@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--replicates must be at least 1")
 
     from bench.data.coco import CocoDataset
-    from bench.report.bd import bd
+    from bench.report.bd import Curve, bd
     from bench.report.points import METRICS, build_points, curves
     from bench.store import ResultsStore
 
@@ -166,12 +166,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # all images: the report's curves, then this script's own from the same rows (a check)
     full: dict[tuple[str, str], float] = {}
-    gt_all = resampled_gt(coco, ids)
+    gt_all = resampled_gt(coco, ids) if any(m in TASK for m in metrics) else None
     for m in metrics:
         report = curves(points, METRICS[m])
         for lab in labels[1:]:
-            from bench.report.bd import Curve
-
             a, t = report[args.anchor], report[lab]
             full[(m, lab)] = bd(Curve(tuple(a[1]), tuple(a[2]), tuple(a[0])),
                                 Curve(tuple(t[1]), tuple(t[2]), tuple(t[0]))).bd_rate
