@@ -152,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.data.coco import CocoDataset
     from bench.report.bd import Curve, bd
-    from bench.report.points import METRICS, build_points, curves
+    from bench.report.points import METRICS, ReportError, build_points, curves
     from bench.store import ResultsStore
 
     labels = [args.anchor, *[c for c in args.codec if c != args.anchor]]
     coco = CocoDataset(args.data_root, args.split).coco
     with ResultsStore(args.run_dir) as store:
-        points = build_points(store, codecs=labels, coco=coco)
+        try:
+            points = build_points(store, codecs=labels, coco=coco)
+        except ReportError as exc:
+            p.error(str(exc))
         cells = {lab: Cells(store, points, lab, metrics) for lab in labels}
     ids = list(points.image_ids)
     print(f"{len(ids)} images, {args.replicates} resamples (seed {args.seed}), "
