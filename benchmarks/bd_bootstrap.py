@@ -38,11 +38,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-#: Picture metrics: CLI name -> stored row attribute.
-PICTURE = {"psnr": "psnr", "roi-psnr": "roi_psnr", "bg-psnr": "bg_psnr", "ms-ssim": "ms_ssim"}
-#: Task metrics: CLI name -> (task, COCO IoU type, statistic).
-TASK = {"det-ap": ("detection", "bbox", "AP"), "det-ap50": ("detection", "bbox", "AP50"),
-        "seg-ap": ("segmentation", "segm", "AP")}
+
+def metric(key: str):
+    """The report's :class:`bench.report.points.Metric` of a CLI name (``det-ap``): its
+    task (None for a picture metric, whose ``column`` is the stored row's attribute)."""
+    from bench.report.points import METRICS
+
+    return METRICS[key]
+
+
+def coco_stat(key: str) -> tuple[str, str]:
+    """(IoU type, statistic) of a task metric, as the report's points table reads them."""
+    from bench.report.points import TASK_STATS
+
+    column = metric(key).column
+    return next((iou, stat) for iou, stat, col in TASK_STATS if col == column)
 
 
 class Cells:
@@ -65,11 +75,11 @@ class Cells:
                     if r.ok and r.image_id in wanted]
             self.bits[q] = {r.image_id: (8 * r.bytes, r.width * r.height) for r in rows}
             for m in metrics:
-                if m in PICTURE:
-                    attr = PICTURE[m]
+                if metric(m).task is None:
+                    attr = metric(m).column
                     cap = capped_psnr if attr != "ms_ssim" else float
                     self.picture[(m, q)] = {r.image_id: cap(getattr(r, attr)) for r in rows}
-        for task in {TASK[m][0] for m in metrics if m in TASK}:
+        for task in {metric(m).task for m in metrics} - {None}:
             keys = points.frame.loc[(points.frame["codec"] == label)
                                     & (points.frame["task"] == task), "model_key"].unique()
             if len(keys) != 1:
@@ -79,7 +89,7 @@ class Cells:
                 ok, _bad = store.predictions(name, version, q, task, keys[0], wanted)
                 self.dets[(task, q)] = {i: json.loads(t) for i, t in ok.items()}
 
-    def curve(self, metric: str, draw: list[int], gt=None, evaluator: str = "pycocotools"):
+    def curve(self, key: str, draw: list[int], gt=None, evaluator: str = "pycocotools"):
         """The codec's Curve on the drawn images (``gt``: their COCO, for AP)."""
         from bench.report.bd import Curve
         from bench.tasks.cocoeval import evaluate
@@ -88,13 +98,13 @@ class Cells:
         for q in self.qualities:
             bits = [self.bits[q][i] for i in draw if i in self.bits[q]]
             rates.append(sum(b for b, _ in bits) / sum(p for _, p in bits))
-            if metric in PICTURE:
-                v = [self.picture[(metric, q)][i] for i in draw if i in self.bits[q]]
+            if metric(key).task is None:
+                v = [self.picture[(key, q)][i] for i in draw if i in self.bits[q]]
                 v = [x for x in v if not math.isnan(x)]
                 values.append(statistics.fmean(v) if v else math.nan)
             else:
-                task, iou, stat = TASK[metric]
-                dets = self.dets[(task, q)]
+                iou, stat = coco_stat(key)
+                dets = self.dets[(metric(key).task, q)]
                 results = [{**d, "image_id": k + 1} for k, i in enumerate(draw)
                            for d in dets.get(i, [])]
                 with warnings_off():
@@ -132,11 +142,13 @@ def resampled_gt(coco, draw: list[int]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.report.points import METRICS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", required=True)
     p.add_argument("--anchor", required=True, help="anchor codec label")
     p.add_argument("--codec", action="append", required=True, help="codec label (repeatable)")
-    p.add_argument("--metric", action="append", choices=[*PICTURE, *TASK],
+    p.add_argument("--metric", action="append", choices=list(METRICS),
                    help="quality axis (repeatable; default det-ap and roi-psnr)")
     p.add_argument("--replicates", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
@@ -152,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.data.coco import CocoDataset
     from bench.report.bd import Curve, bd
-    from bench.report.points import METRICS, ReportError, build_points, curves
+    from bench.report.points import ReportError, build_points, curves
     from bench.store import ResultsStore
 
     labels = [args.anchor, *[c for c in args.codec if c != args.anchor]]
@@ -169,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # all images: the report's curves, then this script's own from the same rows (a check)
     full: dict[tuple[str, str], float] = {}
-    gt_all = resampled_gt(coco, ids) if any(m in TASK for m in metrics) else None
+    needs_gt = any(metric(m).task for m in metrics)  # AP: ground truth per resample
+    gt_all = resampled_gt(coco, ids) if needs_gt else None
     for m in metrics:
         report = curves(points, METRICS[m])
         for lab in labels[1:]:
@@ -186,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in full}
     for r in range(args.replicates):
         draw = [int(i) for i in rng.choice(ids, size=len(ids), replace=True)]
-        gt = resampled_gt(coco, draw) if any(m in TASK for m in metrics) else None
+        gt = resampled_gt(coco, draw) if needs_gt else None
         for m in metrics:
             anchor = cells[args.anchor].curve(m, draw, gt, args.coco_eval)
             for lab in labels[1:]:

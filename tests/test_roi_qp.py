@@ -156,7 +156,6 @@ def test_run_labels_the_native_variant_and_refuses_codecs_without_one(coco_root,
     assert "codecs with it: hevc" in capsys.readouterr().err
 
 
-
 def test_run_labels_another_background_offset_and_refuses_it_without_qp(coco_root, tmp_path,
                                                                         capsys):  # fmt: skip
     """``--roi-qp-delta 8`` runs a codec of its own beside the default offset in one store;

@@ -274,9 +274,10 @@ def _quality_orders(versions: dict[str, str], rows, notes: list[str]) -> dict[st
     for codec in versions:
         present = {r.quality for r in rows if r.label == codec}
         place = {q: i for i, q in enumerate(grid(codec))}
-        g = sorted((q for q in present if _grid_point(q, place) is not None),
-                   key=lambda q: (_grid_point(q, place), q))
-        extra = sorted(present - set(g), key=lambda q: _pooled_rate(rows, codec, q))
+        index = {q: _grid_point(q, place) for q in present}
+        g = sorted((q for q, i in index.items() if i is not None), key=lambda q: (index[q], q))
+        extra = sorted((q for q, i in index.items() if i is None),
+                       key=lambda q: _pooled_rate(rows, codec, q))
         if extra:
             notes.append(f"{codec}: {', '.join(extra)} not on the installed grid; "
                          "ordered by rate")
