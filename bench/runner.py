@@ -559,10 +559,10 @@ def _error_rows(unit: Unit, exc: BaseException) -> list[ImageResult]:
     return rows
 
 
-def progress_bar(total: int, desc: str, disable: bool = False):
-    """A tqdm bar on stderr; off with ``disable`` or BENCH_PROGRESS=0."""
+def progress_bar(total: int, desc: str, disable: bool = False, unit: str = "img"):
+    """A tqdm bar on stderr counting ``unit``; off with ``disable`` or BENCH_PROGRESS=0."""
     from tqdm import tqdm
 
     disable = disable or os.environ.get("BENCH_PROGRESS") == "0"
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=disable,
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
                 dynamic_ncols=True)

@@ -87,7 +87,8 @@ class QualitySummary:
                      "psnr", "roi_psnr", "bg_psnr", "ms_ssim")
 
 
-def _mean(values: Sequence[float]) -> float:
+def finite_mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not None or NaN (NaN when none is; inf when one is)."""
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return math.nan
@@ -96,9 +97,9 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(vals) / len(vals)
 
 
-def _psnr_mean(values: Sequence[float]) -> float:
+def psnr_mean(values: Sequence[float]) -> float:
     """Mean of PSNR-type values, each capped at PSNR_CAP_DB (so never infinite)."""
-    return _mean([capped_psnr(v) for v in values if v is not None])
+    return finite_mean([capped_psnr(v) for v in values if v is not None])
 
 
 def _bpp_outliers(rows: Sequence[ImageResult]) -> tuple[float, list[tuple[int, float]]]:
@@ -145,17 +146,17 @@ def summarize(rows: Sequence[ImageResult], codec_order: Sequence[str],
                 quality=quality,
                 images=len(group),
                 errors=len(group) - len(ok),
-                bpp_mean=_mean([r.bpp for r in ok]),
+                bpp_mean=finite_mean([r.bpp for r in ok]),
                 bpp_pooled=8.0 * sum(r.bytes for r in ok) / pixels if pixels else math.nan,
-                psnr=_psnr_mean([r.psnr for r in ok]),
-                roi_psnr=_psnr_mean([r.roi_psnr for r in ok]),
-                bg_psnr=_psnr_mean([r.bg_psnr for r in ok]),
-                ms_ssim=math.nan if partial else _mean([r.ms_ssim for r in ok]),
-                encode_s=_mean([r.encode_s for r in ok]),
-                decode_s=_mean([r.decode_s for r in ok]),
+                psnr=psnr_mean([r.psnr for r in ok]),
+                roi_psnr=psnr_mean([r.roi_psnr for r in ok]),
+                bg_psnr=psnr_mean([r.bg_psnr for r in ok]),
+                ms_ssim=math.nan if partial else finite_mean([r.ms_ssim for r in ok]),
+                encode_s=finite_mean([r.encode_s for r in ok]),
+                decode_s=finite_mean([r.decode_s for r in ok]),
                 bpp_median=median,
                 bpp_outliers=outliers,
-                bpp_mean_inliers=_mean([r.bpp for r in ok if r.image_id not in outlier_ids]),
+                bpp_mean_inliers=finite_mean([r.bpp for r in ok if r.image_id not in outlier_ids]),
                 psnr_capped=capped,
                 ms_ssim_skipped=skipped if partial else 0,
             ))

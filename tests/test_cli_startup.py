@@ -66,6 +66,7 @@ def test_report_choices_are_the_library_constants():
     from bench.report.plots import STYLES
     from bench.report.points import IMAGE_MODES, METRICS, RATES
     from bench.report.tables import FORMATS
+    from bench.tasks.cocoeval import EVALUATORS
 
     parser = build_parser()
     args = parser.parse_args(["report", "--metric", "seg-ap", "--metric", "psnr", "--method",
@@ -78,6 +79,6 @@ def test_report_choices_are_the_library_constants():
     choices = {a.dest: tuple(a.choices) for a in report._actions if a.choices is not None}
     assert choices == {"metric": tuple(METRICS), "method": METHODS, "rate": tuple(RATES),
                        "images": IMAGE_MODES, "non_monotonic": POLICIES, "format": FORMATS,
-                       "plot_style": STYLES}
+                       "plot_style": STYLES, "coco_eval": EVALUATORS}
     with pytest.raises(SystemExit):
         parser.parse_args(["report", "--metric", "bogus"])

@@ -258,6 +258,26 @@ def test_real_run_bd_table_and_points(real_run, coco_root, capsys):
     pd.testing.assert_series_equal(fresh["ap"], pts["ap"], check_names=False)
 
 
+def test_real_run_bootstrap_on_ap(real_run, coco_root, capsys):
+    """AP re-scored on resampled images: on all images it must give the table's value (the
+    report checks that before resampling), and both COCO evaluators agree."""
+    rd, _, _ = real_run
+    tables = []
+    for evaluator in ("pycocotools", "faster-coco-eval"):
+        capsys.readouterr()
+        assert report("--run-dir", str(rd), "--anchor", "jpeg", "--metric", "det-ap",
+                      "--metric", "seg-ap", "--bootstrap", "3", "--coco-eval", evaluator,
+                      "--data-root", str(coco_root), "--format", "csv") == 0
+        tables.append(pd.read_csv(io.StringIO(capsys.readouterr().out)))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    webp = tables[0][tables[0]["codec"] == "webp"].set_index("metric")
+    assert set(webp.index) == {"det-ap", "seg-ap"} and (webp["bootstrap"] == 3).all()
+    for metric in ("det-ap", "seg-ap"):
+        row = webp.loc[metric]
+        if row["bd_rate_undefined"] < 3:
+            assert row["bd_rate_low"] <= row["bd_rate_median"] <= row["bd_rate_high"]
+
+
 def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
     rd, det, _ = real_run
     figs, board = tmp_path / "figs", tmp_path / "board"

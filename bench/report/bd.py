@@ -366,13 +366,17 @@ def bd_table(points, metric_key: str, anchor: str, *, method: str = "pchip",
 #: integrated over the common log-rate range (``metric_overlap``).
 QUALITY_OVERLAP_HEADER = "quality overlap (%)"
 RATE_OVERLAP_HEADER = "rate overlap (%)"
+#: Header of a BD value's bootstrap interval, the column right after the value.
+INTERVAL_HEADER = "95 % interval"
 
 
-def bd_columns(metric_key: str):
+def bd_columns(metric_key: str, intervals: bool = False):
     """The :class:`bench.report.tables.Column` list that shows a BD table to people.
 
     Each BD value carries :data:`LOW_OVERLAP_MARK` when its overlap is below
-    :data:`LOW_OVERLAP` and is then never marked as the best of its column.
+    :data:`LOW_OVERLAP` and is then never marked as the best of its column. With
+    ``intervals``, each BD value is followed by its bootstrap interval
+    (:func:`bench.report.bootstrap.add_intervals`).
     """
     from bench.report.points import METRICS
     from bench.report.tables import Column
@@ -381,12 +385,14 @@ def bd_columns(metric_key: str):
     unit = f" ({metric.unit})" if metric.unit else ""
     name = f"BD-{metric.short}"
     fmt = {"dB": "{:+.3f}", "%": "{:+.2f}"}.get(metric.unit, "{:+.4f}")
+    rate_ci = [Column("bd_rate_ci", INTERVAL_HEADER)] if intervals else []
+    metric_ci = [Column("bd_metric_ci", INTERVAL_HEADER)] if intervals else []
     return [Column("codec", "codec"), Column("points", "points", "{:d}"),
             Column("bd_rate", "BD-rate (%)", "{:+.2f}", "min", suffix="rate_flag",
-                   unranked="rate_flag"),
+                   unranked="rate_flag"), *rate_ci,
             Column("rate_overlap", QUALITY_OVERLAP_HEADER, "{:.0f}"),
             Column("bd_metric", name + unit, fmt, "max", suffix="metric_flag",
-                   unranked="metric_flag"),
+                   unranked="metric_flag"), *metric_ci,
             Column("metric_overlap", RATE_OVERLAP_HEADER, "{:.0f}"),
             Column("monotonic", "monotonic"),
             Column("note", "note", latex_spec="footnote")]

@@ -1,0 +1,116 @@
+"""`bench report --bootstrap N`: intervals with a known answer on a hand-made store, the
+all-images guard, and the options it refuses. The AP path runs on a real run in
+tests/test_report_cli.py."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.report.bd import bd_table
+from bench.report.bootstrap import BootstrapError, Interval, bootstrap_bd, draws
+from bench.report.points import build_points
+from bench.store import ResultsStore
+from tests.test_report_cli import JPEG, SIZES, WEBP, put
+
+
+def report(*args: str) -> int:
+    return main(["report", *args])
+
+
+@pytest.fixture
+def split_run(tmp_path):
+    """webp needs half of jpeg's bytes on image 1 and exactly jpeg's on image 2, at the same
+    PSNR everywhere: a resample of only image 1 gives -50 %, of only image 2 0 %, and a mixed
+    one the pooled ratio in between."""
+    rd = tmp_path / "split"
+    with ResultsStore(rd) as store:
+        put(store, "jpeg", JPEG)
+        half = {q: (JPEG[jq][0] // 2, JPEG[jq][1]) for q, jq in zip(WEBP, JPEG, strict=True)}
+        same = {q: JPEG[jq] for q, jq in zip(WEBP, JPEG, strict=True)}
+        put(store, "webp", half, ids=(1,))
+        put(store, "webp", same, ids=(2,))
+    return rd
+
+
+def test_intervals_have_the_known_answer(split_run, capsys):
+    replicates = 200
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--metric", "psnr",
+                  "--bootstrap", str(replicates), "--format", "csv") == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec")
+    webp = table.loc["webp"]
+    # bytes per image at every grid point: jpeg b1 (image 1), b2 (image 2); webp b1/2, b2
+    b1, b2 = (int(1000 * w * h / 5000) * 2 for w, h in (SIZES[1], SIZES[2]))
+    mixed = 100 * ((b1 / 2 + b2) / (b1 + b2) - 1)
+    assert webp["bd_rate"] == pytest.approx(mixed, abs=1e-9)  # all images: one of each
+    assert webp["bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
+    assert webp["bd_rate_high"] == pytest.approx(0.0, abs=1e-9)
+    assert webp["bd_rate_median"] == pytest.approx(mixed, abs=1e-9)
+    # the same PSNR at every point: BD-PSNR follows the rate gap, 0 on image 2 alone
+    assert webp["bd_metric_high"] > 0 and webp["bd_metric_low"] == pytest.approx(0, abs=1e-9)
+    only_image_2 = sum(d == [2, 2] for d in draws([1, 2], replicates, 0))
+    assert webp["bd_rate_below_zero"] == pytest.approx(1 - only_image_2 / replicates)
+    assert webp["bootstrap"] == replicates and webp["bd_rate_undefined"] == 0
+    assert "bd_rate_ci" not in table.columns  # the interval texts are for people only
+    anchor = table.loc["jpeg"]
+    assert anchor["bootstrap"] == 0 and math.isnan(anchor["bd_rate_low"])
+
+
+def test_text_table_shows_intervals_after_their_values(split_run, capsys):
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--metric", "psnr",
+                  "--bootstrap", "50", "--bootstrap-seed", "3") == 0
+    out = capsys.readouterr().out
+    assert "95 % intervals from 50 resamples of the images (seed 3)" in out
+    head = next(ln for ln in out.splitlines() if ln.startswith("codec "))
+    assert head.split("  ")[:4] == ["codec", "points", "BD-rate (%)", "95 % interval"]
+    assert head.count("95 % interval") == 2
+    webp = next(ln for ln in out.splitlines() if ln.startswith("webp "))
+    assert "[-50.00, +0.00]" in webp
+
+
+def test_seed_makes_a_report_reproducible(split_run, capsys):
+    tables = []
+    for seed in ("7", "7", "8"):
+        assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--bootstrap", "5",
+                      "--bootstrap-seed", seed, "--format", "csv") == 0
+        tables.append(pd.read_csv(io.StringIO(capsys.readouterr().out)))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert draws([1, 2], 5, 7) != draws([1, 2], 5, 8)
+
+
+def test_all_images_guard_names_a_disagreement(split_run):
+    with ResultsStore(split_run) as store:
+        points = build_points(store)
+        table = bd_table(points, "psnr", "jpeg").set_index("codec")
+        right = {"webp": (table.loc["webp", "bd_rate"], table.loc["webp", "bd_metric"])}
+        got = bootstrap_bd(points, store, None, "psnr", "jpeg", replicates=2, expected=right)
+        assert set(got) == {"webp"}
+        with pytest.raises(BootstrapError, match="webp psnr: per-image values give BD"):
+            bootstrap_bd(points, store, None, "psnr", "jpeg", replicates=2,
+                         expected={"webp": (-10.0, 0.5)})
+
+
+def test_interval_summary():
+    got = Interval.of([float(v) for v in range(-50, 51)] + [math.nan])
+    assert got.median == 0 and got.undefined == 1
+    assert got.low == pytest.approx(-47.5) and got.high == pytest.approx(47.5)
+    assert got.below_zero == pytest.approx(50 / 101)
+    none = Interval.of([math.nan, math.nan])
+    assert math.isnan(none.low) and none.undefined == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bootstrap", "5", "--points"], "--points prints the points table"),
+    (["--bootstrap", "-1"], "--bootstrap -1: give a number of resamples"),
+    (["--coco-eval", "faster-coco-eval"], "--coco-eval only applies with --bootstrap N"),
+    (["--bootstrap-seed", "2"], "--bootstrap-seed only applies with --bootstrap N"),
+    (["--bootstrap", "5", "--images", "all"], "--bootstrap needs --images common"),
+    (["--bootstrap", "5", "--with-points", "x.csv"], "a points file holds no per-image"),
+])
+def test_refused_combinations_say_why(split_run, capsys, args, message):
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", *args) == 2
+    assert message in capsys.readouterr().err
