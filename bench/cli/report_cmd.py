@@ -27,8 +27,9 @@ in both is taken from the run.
 
 --bootstrap N says how far the image sample alone moves each BD value: it resamples the
 images N times with replacement and gives the 2.5th and 97.5th percentiles of the values
-(in CSV also the median and the share of resamples below 0). On a few dozen images an AP
-BD-rate commonly moves by tens of points.
+(in CSV also the median and the share of resamples below 0), in the printed or --output
+table only (not in --html or --leaderboard). On a few dozen images an AP BD-rate commonly
+moves by tens of points.
 
 --points, --plot and --html need no anchor: without one (none named, none of the default
 ones in the store) the BD table is left out and said so, e.g. for a run of a single codec.
