@@ -114,3 +114,18 @@ def test_interval_summary():
 def test_refused_combinations_say_why(split_run, capsys, args, message):
     assert report("--run-dir", str(split_run), "--anchor", "jpeg", *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_html_report_shows_the_intervals_of_the_bootstrapped_axes(split_run, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "html"
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--metric", "psnr",
+                  "--bootstrap", "40", "--html", str(out), "--html-images", "0") == 0
+    page = (out / "index.html").read_text()
+    assert "95 % intervals from 40 resamples of the images (seed 0)" in page
+    # the summary row and the PSNR detail table: the interval beside webp's BD-rate
+    assert page.count("[-50.00, +0.00]") == 2 and page.count(">95 % interval<") == 3
+    bd = pd.read_csv(out / "data" / "bd.csv").set_index("codec")
+    assert bd.loc["webp", "bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
+    assert "bd_rate_ci" not in bd.columns
+    assert "[-50.00, +0.00]" in capsys.readouterr().out  # and in the printed table

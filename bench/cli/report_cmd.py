@@ -28,8 +28,8 @@ in both is taken from the run.
 --bootstrap N says how far the image sample alone moves each BD value: it resamples the
 images N times with replacement and gives the 2.5th and 97.5th percentiles of the values
 (in CSV also the median and the share of resamples below 0), in the printed or --output
-table only (not in --html or --leaderboard). On a few dozen images an AP BD-rate commonly
-moves by tens of points.
+table and, for the same --metric axes, in --html's tables (not in --leaderboard). On a few
+dozen images an AP BD-rate commonly moves by tens of points.
 
 --points, --plot and --html need no anchor: without one (none named, none of the default
 ones in the store) the BD table is left out and said so, e.g. for a run of a single codec.
@@ -154,11 +154,11 @@ def _fail(message: str) -> int:
     return 2
 
 
-def bd_tables(points, metrics: list[str], anchor: str, args, store=None,
-              coco=None) -> list[tuple[str, object]]:
+def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=None,
+              intervals=None) -> list[tuple[str, object]]:
     """[(title, BD DataFrame)] for every metric and task model asked for; with
     ``args.bootstrap``, each with its bootstrap intervals (read from ``store``, AP against
-    ``coco``)."""
+    ``coco``), also kept in ``intervals`` (a :class:`bench.report.bootstrap.Intervals`)."""
     from bench.report.bd import bd_table
     from bench.report.points import METRICS, metric_models
 
@@ -177,17 +177,20 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None,
             if model_key:
                 title += f", {metric.task} model {frame['model'].iloc[0]}"
             if args.bootstrap:
-                frame = _with_intervals(frame, points, store, coco, key, anchor, args,
-                                        model_key)
-                title += (f"; 95 % intervals from {args.bootstrap} resamples of the images "
-                          f"(seed {args.bootstrap_seed})")
+                from bench.report.bootstrap import Intervals, add_intervals
+
+                found = _intervals(frame, points, store, coco, key, anchor, args, model_key)
+                if intervals is not None:
+                    intervals.by_axis[(key, model_key)] = found
+                frame = add_intervals(frame, found, args.bootstrap, args.bootstrap_seed)
+                title += "; " + Intervals(args.bootstrap, args.bootstrap_seed, {}).caption()
             out.append((title, frame))
     return out
 
 
-def _with_intervals(frame, points, store, coco, key: str, anchor: str, args, model_key: str):
-    """``frame`` with the bootstrap intervals of its BD values, under a progress bar."""
-    from bench.report.bootstrap import add_intervals, bootstrap_bd
+def _intervals(frame, points, store, coco, key: str, anchor: str, args, model_key: str):
+    """The bootstrap intervals of a BD table's values, under a progress bar."""
+    from bench.report.bootstrap import bootstrap_bd
     from bench.runner import progress_bar
 
     expected = {c: (r, m) for c, r, m in frame[["codec", "bd_rate", "bd_metric"]].itertuples(
@@ -199,7 +202,7 @@ def _with_intervals(frame, points, store, coco, key: str, anchor: str, args, mod
                                  policy=args.non_monotonic, model_key=model_key,
                                  evaluator=args.coco_eval or "pycocotools",
                                  expected=expected, advance=lambda: bar.update(1))
-    return add_intervals(frame, intervals, args.bootstrap, args.bootstrap_seed)
+    return intervals
 
 
 def render_points(points, fmt: str) -> str:
@@ -248,15 +251,17 @@ def leaderboard_command(args: argparse.Namespace) -> str:
     return shlex.join(argv + ["--leaderboard", str(args.leaderboard)])
 
 
-def _bd_text(points, metrics: list[str], anchor: str, args, store=None, coco=None) -> str:
-    """The BD tables of ``metrics`` in ``args.format``, with provenance (not for CSV)."""
+def _bd_text(points, metrics: list[str], anchor: str, args, store=None, coco=None,
+             intervals=None) -> str:
+    """The BD tables of ``metrics`` in ``args.format``, with provenance (not for CSV); the
+    bootstrap's intervals also go into ``intervals`` (see :func:`bd_tables`)."""
     import pandas as pd
 
     from bench.report.bd import LOW_OVERLAP_MARK, bd_columns, low_overlap_legend
     from bench.report.bootstrap import INTERVAL_TEXT
     from bench.report.tables import render, to_csv
 
-    tables = bd_tables(points, metrics, anchor, args, store, coco)
+    tables = bd_tables(points, metrics, anchor, args, store, coco, intervals)
     if args.format == "csv":
         frame = pd.concat([f for _, f in tables], ignore_index=True)
         return to_csv(frame.drop(columns=[c for c in INTERVAL_TEXT if c in frame]))
@@ -393,11 +398,16 @@ def main(args: argparse.Namespace) -> int:
         metrics = list(dict.fromkeys(args.metric or ["psnr"]))
 
         text = None
+        intervals = None
+        if args.bootstrap:
+            from bench.report.bootstrap import Intervals
+
+            intervals = Intervals(args.bootstrap, args.bootstrap_seed, {})
         if args.points:
             text = render_points(points, args.format)
         elif anchor is not None:
             try:
-                text = _bd_text(points, metrics, anchor, args, store, coco)
+                text = _bd_text(points, metrics, anchor, args, store, coco, intervals)
             except ValueError as exc:
                 return _fail(str(exc))
         else:
@@ -424,7 +434,7 @@ def main(args: argparse.Namespace) -> int:
             report = write_html(
                 points, args.html, store=store, run_dir=args.run_dir, anchor=anchor,
                 why_no_anchor=why, metrics=args.metric, method=args.method, rate=args.rate,
-                policy=args.non_monotonic, dataset=dataset,
+                policy=args.non_monotonic, intervals=intervals, dataset=dataset,
                 dataset_error=no_dataset or "--html-images 0", images=images,
                 targets=args.html_bpp, command=shlex.join(["bench", *getattr(
                     args, "argv", ["report", "--run-dir", str(args.run_dir), "--html",

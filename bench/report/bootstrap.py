@@ -49,6 +49,21 @@ BOOTSTRAP_COLUMNS = ("bootstrap", "bootstrap_seed", "bd_rate_low", "bd_rate_medi
 INTERVAL_TEXT = ("bd_rate_ci", "bd_metric_ci")
 
 
+@dataclass(frozen=True)
+class Intervals:
+    """The bootstrap of a report: resamples, seed, and per axis (metric key, task model key)
+    the intervals of every codec label against the anchor (:func:`bootstrap_bd`)."""
+
+    replicates: int
+    seed: int
+    by_axis: dict[tuple[str, str], dict[str, tuple[Interval, Interval]]]
+
+    def caption(self) -> str:
+        """The sentence a table's title gets."""
+        return (f"{CONFIDENCE:.0f} % intervals from {self.replicates} resamples of the images "
+                f"(seed {self.seed})")
+
+
 class BootstrapError(ValueError):
     """The store cannot give this bootstrap; the message says why and what to do."""
 

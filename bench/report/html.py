@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report.bd import (
+    INTERVAL_HEADER,
     LOW_OVERLAP,
     LOW_OVERLAP_MARK,
     QUALITY_OVERLAP_HEADER,
@@ -230,10 +231,15 @@ def html_table(frame, columns: Sequence[Column], *, skip: Sequence[bool] | None 
 
 
 def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, *,
-               method: str, rate: str, policy: str, why_none: str = "") -> tuple[str, object]:
+               method: str, rate: str, policy: str, why_none: str = "",
+               intervals=None) -> tuple[str, object]:
     """The BD part of the page (summary table and one full table per axis) and the BD
-    values as one DataFrame (None without an anchor)."""
+    values as one DataFrame (None without an anchor). ``intervals``
+    (:class:`bench.report.bootstrap.Intervals`) puts a bootstrap interval beside the BD
+    values of the axes it covers."""
     import pandas as pd
+
+    from bench.report.bootstrap import INTERVAL_TEXT, add_intervals
 
     if anchor is None:
         return f'<p class="none">No BD table: {_esc(why_none)}</p>', None
@@ -248,6 +254,9 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
             note = str(exc)
         if f is not None:
             f["axis"] = _axis_title(points, key, model_key, several[key])
+            found = intervals.by_axis.get((key, model_key)) if intervals else None
+            if found is not None:
+                f = add_intervals(f, found, intervals.replicates, intervals.seed)
             frames.append((key, model_key, f))
         else:
             frames.append((key, model_key, note))
@@ -273,8 +282,12 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
             s[col + "_low"] = rec["rate_flag"]
             if rec["note"]:
                 titles[rec["codec"]].append(f"{rec['axis']}: {rec['note']}")
+            if "bd_rate_ci" in rec:
+                s[col + "_ci"] = rec["bd_rate_ci"]
         cols.append(Column(col, f"BD-rate {f['axis'].iloc[0]} (%)", "{:+.2f}", "min",
                            suffix=col + "_flag", unranked=col + "_low"))
+        if "bd_rate_ci" in f:
+            cols.append(Column(col + "_ci", INTERVAL_HEADER))
     f = points.frame
     for c in codecs:
         sel = f[f["codec"] == c]
@@ -297,7 +310,8 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
                         titles=["; ".join(titles[c]) for c in frame["codec"]],
                         caption=f"BD-rate against {anchor} ({method}, {rate} bpp, "
                                 f"{len(points.image_ids)} images); negative is better. "
-                                "Click a header to sort.")]
+                                + (intervals.caption() + ". " if intervals and
+                                   intervals.by_axis else "") + "Click a header to sort.")]
     parts.append(f'<p class="legend">† a curve is non-monotonic (its dominated points are '
                  f"dropped, drawn hollow in the charts); {LOW_OVERLAP_MARK} the curves "
                  f"overlap on less than {LOW_OVERLAP:.0f} % of their quality range (never set "
@@ -312,11 +326,11 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
             parts.append(f"<details><summary>{_esc(label)}</summary><p>{_esc(f)}</p>"
                          "</details>")
             continue
-        cs = bd_columns(key)
+        cs = bd_columns(key, intervals=INTERVAL_TEXT[0] in f)
         sk = [is_ceiling(c) for c in f["codec"]]
         parts.append(f"<details><summary>{_esc(label)}: BD-rate, BD-metric, overlaps, "
                      f"notes</summary>{html_table(f, cs, skip=sk, pin=sk)}</details>")
-    return "\n".join(parts), table
+    return "\n".join(parts), table.drop(columns=[c for c in INTERVAL_TEXT if c in table])
 
 
 # ------------------------------------------------------------------ gallery
@@ -469,13 +483,15 @@ def provenance_section(points: Points, store, *, command: str, run_dir, dataset_
 def write_html(points: Points, out_dir: str | Path, *, store, run_dir: str | Path,
                anchor: str | None, why_no_anchor: str = "", metrics: Sequence[str] | None = None,
                method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
-               dataset=None, dataset_error: str = "", images=None,
+               intervals=None, dataset=None, dataset_error: str = "", images=None,
                targets: Sequence[float] | None = None, command: str = "") -> HtmlReport:
     """Write the report into ``out_dir`` (see the module docstring); returns what it wrote.
 
     ``dataset`` (a :class:`bench.data.coco.CocoDataset` of the run's split) gives the
     gallery its originals and ROI; without it (``dataset_error`` says why) the page has no
     gallery. ``images`` and ``targets`` are those of :func:`bench.report.gallery.build_gallery`.
+    ``intervals`` are the bootstrap's (:class:`bench.report.bootstrap.Intervals`), shown
+    beside the BD values of the axes they cover.
     """
     from bench.report import gallery as gal
     from bench.report.plots import codec_colours
@@ -516,7 +532,8 @@ def write_html(points: Points, out_dir: str | Path, *, store, run_dir: str | Pat
                       "spec": rd_chart(points, key, model_key, rate=rate, title=title,
                                        gallery=shown, policy=policy)})
     bd_html, bd_frame = bd_section(points, axes, anchor, method=method, rate=rate,
-                                   policy=policy, why_none=why_no_anchor)
+                                   policy=policy, why_none=why_no_anchor,
+                                   intervals=intervals)
 
     frame, task_cols = wide(points)
     points_html = html_table(frame, wide_columns(task_cols),
