@@ -22,6 +22,10 @@ gave no value (curves without overlap). Nothing is coded or predicted again.
 
 The interval covers the sampling of pictures only: not the drift of int8 detectors between
 CPU kinds, nor a codec's training seed.
+
+Made for runs of tens to hundreds of images: the stored predictions of every point of an
+axis are held in memory while it is resampled, and each resample evaluates every point's AP
+again (on 79 images about 0.8 s per point with pycocotools, 0.14 s with faster-coco-eval).
 """
 
 from __future__ import annotations
