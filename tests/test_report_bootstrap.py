@@ -129,3 +129,15 @@ def test_html_report_shows_the_intervals_of_the_bootstrapped_axes(split_run, tmp
     assert bd.loc["webp", "bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
     assert "bd_rate_ci" not in bd.columns
     assert "[-50.00, +0.00]" in capsys.readouterr().out  # and in the printed table
+
+
+@pytest.mark.parametrize("options", [["--rate", "mean"], ["--method", "akima"],
+                                     ["--metric", "ms-ssim", "--non-monotonic", "nan"]])
+def test_report_options_carry_into_the_resamples(split_run, capsys, options):
+    """The resamples use the table's rate axis, method and policy: on all images they give
+    the table's values (checked before resampling, else exit 2), and image 1 alone -50 %."""
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--bootstrap", "60",
+                  "--format", "csv", *options) == 0
+    webp = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec").loc["webp"]
+    assert webp["bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
+    assert webp["bd_rate_high"] == pytest.approx(0.0, abs=1e-9)
