@@ -334,6 +334,32 @@ def test_latent_analysis_compares_shapes_within_the_network():
     assert "own_beta2_bpe" not in plain and fit_regions(plain) == {}
 
 
+def test_latent_analysis_names_the_channels_that_carry_no_bits():
+    """A channel whose analysis output is zeroed sits on its predicted mean and codes
+    (almost) nothing: the summary counts it out and names it; the bits per channel add up
+    to the codec's own bits."""
+    from bench.learned.latents import channel_summary, collect
+
+    model = _tiny("ggm", spread=True)
+    m = TINY["M"]
+    with torch.no_grad():  # channels 2 and 3 silent: y = 0 = its predicted mean, scale small
+        model.a_convs[3].weight[2:4].zero_()
+        model.a_convs[3].bias[2:4].zero_()
+        for rows, bias in ((slice(2, 4), 0.0), (slice(m + 2, m + 4), 0.0)):
+            model.head[-1].weight[rows].zero_()
+            model.head[-1].bias[rows] = bias
+    model.update()
+    images = [(natural_image(64, 96, seed=s), _roi(64, 96)) for s in (1, 2)]
+    got = collect(model, images, grid_point("q4"))
+    per = got["channel_bits"]
+    assert per.shape == (TINY["M"],)
+    assert per.sum() * 2 * 4 * 6 == pytest.approx(got["own_bpe"] * got["elements"], rel=1e-6)
+    line = channel_summary(per)
+    silent = [c for c in range(TINY["M"]) if per[c] <= 0.05]
+    assert 2 in silent and 3 in silent and len(silent) < TINY["M"]
+    assert f"{TINY['M'] - len(silent)} of {TINY['M']}" in line and "2–3" in line
+
+
 @pytest.mark.parametrize("fmt", [1, 2, 3])
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
 def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):

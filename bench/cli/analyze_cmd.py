@@ -4,7 +4,9 @@ element under each (next to the codec's own entropy model), with a histogram plo
 
 The latents are standardized by the hyper-decoder's predicted mean and scale; each family is
 fitted by maximum likelihood of the quantized symbols with one global scale factor (and a
-global shape for the generalized Gaussian).
+global shape for the generalized Gaussian). It also says how the latent channels share the
+bits: how many carry any (a channel that training never took up, e.g. one added by a
+widening, codes nothing) and how much the busiest tenth carries.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ def register(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.learned.data import shared_root
-    from bench.learned.latents import FAMILIES, collect, fit, fit_regions, plot
+    from bench.learned.latents import (
+        FAMILIES,
+        channel_summary,
+        collect,
+        fit,
+        fit_regions,
+        plot,
+    )
     from bench.learned.qmap import grid_point
     from bench.learned.rd import coco_images
     from bench.registry import create_codec
@@ -67,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
               f"{collected['own_same_std_gaussian_bpe']:.4f} bits/elem")
         qs = "  ".join(f"p{int(100 * p)}={v:.3f}" for p, v in collected["beta_quantiles"].items())
         print(f"  predicted beta quantiles: {qs}")
+    print(channel_summary(collected["channel_bits"]))
     regions = fit_regions(collected)
     for name, rf in regions.items():
         ggm = rf["ggm"]

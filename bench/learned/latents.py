@@ -26,6 +26,11 @@ import torch
 from scipy import optimize, stats
 
 FAMILIES = ("gaussian", "laplacian", "logistic", "ggm")
+#: A latent channel "carries bits" above this many estimated bits per latent position on
+#: average (as ``benchmarks/learned_ceiling.py`` counts them). A channel under it codes
+#: nearly nothing: it has collapsed onto its predicted mean (e.g. channels added by a
+#: widening, :mod:`bench.learned.widen`, that training never took up).
+ACTIVE_CHANNEL_BITS = 0.05
 
 
 def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
@@ -38,6 +43,7 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
 
     res, scl, region, betas = [], [], [], []
     own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
+    channel_bits, positions = None, 0
     for image, roi in images:
         x, q, q_lat, lat_codes = model_inputs(image, roi, point, mode)
         with single_thread(), torch.inference_mode():
@@ -50,7 +56,11 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
                 scale = model.conditional.bounded_scales(raw_scale, beta)
             else:
                 scale = model.conditional.lower_bound_scale(raw_scale)
-            own_bits += float((-torch.log2(out["likelihoods"]["y"])).sum())
+            bits_y = -torch.log2(out["likelihoods"]["y"])
+            own_bits += float(bits_y.sum())
+            per_channel = bits_y.sum(dim=(0, 2, 3)).double().numpy()
+            channel_bits = per_channel if channel_bits is None else channel_bits + per_channel
+            positions += bits_y.shape[0] * bits_y.shape[2] * bits_y.shape[3]
             if model.entropy == "ggm":
                 k = torch.round(out["y"] - mu).double()
                 a, b = scale.double(), beta.double().expand_as(k)
@@ -69,13 +79,42 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     idx = (np.random.default_rng(seed).choice(r.size, max_elements, replace=False)
            if r.size > max_elements else slice(None))
     out = {"residual": r[idx], "scale": s[idx], "in_roi": g[idx], "own_bpe": own_bits / count,
-           "elements": count, "entropy": model.entropy}
+           "elements": count, "entropy": model.entropy,
+           "channel_bits": channel_bits / positions}
     if betas:
         out["own_beta2_bpe"] = beta2_bits / count
         out["own_same_std_gaussian_bpe"] = std_bits / count
         levels = (0.05, 0.25, 0.5, 0.75, 0.95)
         values = np.quantile(np.concatenate(betas), levels)
         out["beta_quantiles"] = {p: float(v) for p, v in zip(levels, values, strict=True)}
+    return out
+
+
+def channel_summary(per_position: np.ndarray) -> str:
+    """One line on how a model's latent channels share its bits: how many carry bits
+    (:data:`ACTIVE_CHANNEL_BITS`), which do not (as index ranges), and the share of the
+    bits in the busiest tenth of the channels."""
+    active = per_position > ACTIVE_CHANNEL_BITS
+    busiest = np.sort(per_position)[::-1][:max(1, len(per_position) // 10)]
+    total = float(per_position.sum())
+    share = float(busiest.sum()) / total if total > 0 else math.nan
+    silent = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in _runs(~active)) or "none"
+    return (f"latent channels carrying bits (> {ACTIVE_CHANNEL_BITS:g} bit per position): "
+            f"{int(active.sum())} of {len(per_position)}; silent: {silent}; the busiest "
+            f"{len(busiest)} carry {share:.0%} of the bits")
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True in ``flags``."""
+    out, start = [], None
+    for i, f in enumerate(flags):
+        if f and start is None:
+            start = i
+        if not f and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(flags) - 1))
     return out
 
 
