@@ -560,3 +560,60 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16("flags\t: fpu sse amx_bf16 amx_tile\n")
     assert cpu_has_native_bf16("flags\t: fpu avx avx2 fma sha_ni vaes\n") is False
     assert cpu_has_native_bf16("processor\t: 0\n") is None
+
+
+def test_status_reads_the_state_folder_and_changes_nothing(image_dir, tmp_path):
+    """``bench train --status``: step, phase, the session record and the snapshot, from a
+    real checkpoint; the folder is left as it was."""
+    from bench.learned.status import describe, read_status
+
+    recipe = _recipe(steps=6, warmup=2, decay="cosine", decay_start=0.5)
+    _trainer(image_dir, tmp_path / "run", recipe, stop_at=3).run()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    status = read_status(recipe, "ggm", tmp_path / "run")
+    assert status.step == 3 and status.sessions[0]["stopped"] == "steps"
+    assert status.snapshot_step == -1  # no committed snapshot of a recipe named "custom"
+    lines = describe(recipe, status)
+    assert lines[0].endswith("step 3 of 6 (50%), lr 0.001 (cosine decay since step 3)")
+    assert lines[1].startswith("  not running; last session ended: steps")
+    assert "  1 sessions: 3 steps on cpu" in lines
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before
+    empty = describe(recipe, read_status(recipe, "gaussian", tmp_path / "none"))
+    assert empty == [f"gaussian-roi ({tmp_path / 'none'}): no checkpoint yet; it would start "
+                     "as the recipe says"]
+
+
+def test_status_tells_a_running_trainer_from_a_killed_one(tmp_path):
+    """Running: the log is fresh and newer than the checkpoint (pace and time left from the
+    session); a session still marked running whose log went stale was killed."""
+    import time
+
+    from bench.learned.status import CodecStatus, describe
+
+    recipe = _recipe(steps=10_000, warmup=100, decay="cosine", decay_start=0.7)
+    now = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 3600 - 60))
+    session = {"device": "cpu:x86_64x1", "precision": "fp32", "start_step": 1000,
+               "end_step": 1600, "stopped": "running", "started": started}
+    gpu = {"device": "cuda:NVIDIA H200", "start_step": 0, "end_step": 1000, "stopped": "time "
+           "budget", "started": started}
+
+    def status(log_age):
+        return CodecStatus("ggm", tmp_path, 1600, [gpu, session], 60.0, log_age, 1200, -1)
+
+    running = describe(recipe, status(5.0), now=now)
+    assert running[0].endswith("lr 0.001 (constant; cosine decay from step 7,000)")
+    assert running[1].startswith("  training now (log written 5 s ago)")
+    assert running[2] == ("  latest session (cpu:x86_64x1, fp32): 600 steps in 1.0 h = 600 "
+                          "steps/h; the 8,400 left take 14.0 h at that pace")
+    assert "  2 sessions: 600 steps on cpu, 1,000 steps on cuda" in running
+    assert running[-1] == "  committed snapshot at step 1,200 (+400 since)"
+    killed = describe(recipe, status(7200.0), now=now)
+    assert killed[1].startswith("  not running: its last session never finished")
+
+
+def test_status_needs_a_recipe(capsys):
+    from bench.cli import main
+
+    assert main(["train", "--status"]) == 2
+    assert "--status reads a recipe's state folders" in capsys.readouterr().err

@@ -22,6 +22,7 @@ Examples:
   bench train --recipe release-3 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
   bench train --recipe release-3 --entropy ggm --steps 20000         # stop at step 20000
   bench train --recipe release-3 --entropy ggm --export-only         # release its snapshot
+  bench train --recipe release-3 --status                      # where the campaign stands
   bench train --recipe release-3 --entropy both --snapshot     # carry it over to a new machine
   bench train --recipe release-3 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
       --export-only --export judge.pt --rd-images 0    # a snapshot as a model to measure
@@ -59,10 +60,11 @@ def register(sub) -> None:
     p.add_argument("--recipe", default=None,
                    help=f"named training recipe ({RECIPE_NAMES}); default: a custom run "
                         "from the flags below")
-    p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default="ggm",
-                   help="latent entropy model: ggm (codec ggm), gaussian (codec gaussian-roi), "
-                        "or both in one process, alternating chunks of steps so that their "
-                        "budgets stay equal (e.g. on a GPU)")
+    p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default=None,
+                   help="latent entropy model: ggm (codec ggm, the default), gaussian (codec "
+                        "gaussian-roi), or both in one process, alternating chunks of steps so "
+                        "that their budgets stay equal (e.g. on a GPU); with --status, both "
+                        "unless given")
     p.add_argument("--chunk", type=int, default=100,
                    help="with --entropy both: steps per turn (default 100)")
     p.add_argument("--steps", type=int, default=None,
@@ -133,6 +135,11 @@ def register(sub) -> None:
                         "about 6 MiB) and the budget, to commit so that a new machine goes on "
                         "from this step (default PATH: bench/learned/campaign/<codec>.pt; "
                         "with --entropy both, a folder)")
+    p.add_argument("--status", action="store_true",
+                   help="say where the recipe's campaign stands and exit, changing nothing: "
+                        "per codec the step of the planned total, the lr and its phase, "
+                        "whether a trainer is running, the pace and time left, the sessions "
+                        "per device, and the committed snapshot's step")
     p.add_argument("--rd-images", type=int, default=4,
                    help="images per set for the model card's RD numbers (0: none; default 4)")
     p.add_argument("--kodak", default=None, help="Kodak folder (default: shared)")
@@ -143,6 +150,22 @@ def register(sub) -> None:
 def _fail(message: str) -> int:
     print(f"bench train: error: {message}", file=sys.stderr)
     return 2
+
+
+def _status(recipe, args: argparse.Namespace) -> int:
+    """``--status``: where each codec's run of the recipe stands (see
+    :mod:`bench.learned.status`); reads the state folders, changes nothing."""
+    from bench.learned.status import describe, read_status
+
+    if not args.recipe:
+        return _fail("--status reads a recipe's state folders: pass --recipe NAME")
+    kinds = ("ggm", "gaussian") if args.entropy in (None, "both") else (args.entropy,)
+    print(recipe.describe())
+    for kind in kinds:
+        folder = (Path(args.out) / kind if len(kinds) > 1 else Path(args.out)) if args.out \
+            else state_dir(recipe.name, kind)
+        print("\n".join(describe(recipe, read_status(recipe, kind, folder))))
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -173,7 +196,10 @@ def main(args: argparse.Namespace) -> int:
         recipe = Recipe("custom", steps=args.steps or 100_000, batch_size=args.batch_size,
                         crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c)
         resume = args.resume or args.export_only
-    kinds = ("ggm", "gaussian") if args.entropy == "both" else (args.entropy,)
+    if args.status:
+        return _status(recipe, args)
+    entropy = args.entropy or "ggm"
+    kinds = ("ggm", "gaussian") if entropy == "both" else (entropy,)
     if len(kinds) > 1 and args.warm_start:
         return _fail("--warm-start names one model; with --entropy both each codec warm-starts "
                      "from its own released weights (or train them one at a time)")
