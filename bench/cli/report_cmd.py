@@ -160,7 +160,11 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
     ``args.bootstrap``, each with its bootstrap intervals (read from ``store``, AP against
     ``coco``), also kept in ``intervals`` (a :class:`bench.report.bootstrap.Intervals`)."""
     from bench.report.bd import bd_table
+    from bench.report.bootstrap import Intervals
     from bench.report.points import METRICS, metric_models
+
+    if args.bootstrap and intervals is None:
+        intervals = Intervals(args.bootstrap, args.bootstrap_seed, {})
 
     out = []
     for key in metrics:
@@ -177,13 +181,12 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
             if model_key:
                 title += f", {metric.task} model {frame['model'].iloc[0]}"
             if args.bootstrap:
-                from bench.report.bootstrap import Intervals, add_intervals
+                from bench.report.bootstrap import add_intervals
 
                 found = _intervals(frame, points, store, coco, key, anchor, args, model_key)
-                if intervals is not None:
-                    intervals.by_axis[(key, model_key)] = found
+                intervals.by_axis[(key, model_key)] = found
                 frame = add_intervals(frame, found, args.bootstrap, args.bootstrap_seed)
-                title += "; " + Intervals(args.bootstrap, args.bootstrap_seed, {}).caption()
+                title += "; " + intervals.caption()
             out.append((title, frame))
     return out
 
@@ -258,13 +261,13 @@ def _bd_text(points, metrics: list[str], anchor: str, args, store=None, coco=Non
     import pandas as pd
 
     from bench.report.bd import LOW_OVERLAP_MARK, bd_columns, low_overlap_legend
-    from bench.report.bootstrap import INTERVAL_TEXT
+    from bench.report.bootstrap import without_interval_text
     from bench.report.tables import render, to_csv
 
     tables = bd_tables(points, metrics, anchor, args, store, coco, intervals)
     if args.format == "csv":
-        frame = pd.concat([f for _, f in tables], ignore_index=True)
-        return to_csv(frame.drop(columns=[c for c in INTERVAL_TEXT if c in frame]))
+        return to_csv(without_interval_text(pd.concat([f for _, f in tables],
+                                                      ignore_index=True)))
     parts = []
     for i, (title, frame) in enumerate(tables):
         if (frame["rate_flag"] == LOW_OVERLAP_MARK).any() or (

@@ -298,6 +298,12 @@ def add_intervals(frame, intervals: dict[str, tuple[Interval, Interval]], replic
     return frame
 
 
+def without_interval_text(frame):
+    """``frame`` without the interval texts (:data:`INTERVAL_TEXT`), for CSV: the numbers
+    are in :data:`BOOTSTRAP_COLUMNS` already."""
+    return frame.drop(columns=[c for c in INTERVAL_TEXT if c in frame])
+
+
 def _span(interval: Interval | None, fmt: str) -> str:
     if interval is None or not math.isfinite(interval.low):
         return ""

@@ -239,7 +239,7 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
     values of the axes it covers."""
     import pandas as pd
 
-    from bench.report.bootstrap import INTERVAL_TEXT, add_intervals
+    from bench.report.bootstrap import INTERVAL_TEXT, add_intervals, without_interval_text
 
     if anchor is None:
         return f'<p class="none">No BD table: {_esc(why_none)}</p>', None
@@ -330,7 +330,7 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
         sk = [is_ceiling(c) for c in f["codec"]]
         parts.append(f"<details><summary>{_esc(label)}: BD-rate, BD-metric, overlaps, "
                      f"notes</summary>{html_table(f, cs, skip=sk, pin=sk)}</details>")
-    return "\n".join(parts), table.drop(columns=[c for c in INTERVAL_TEXT if c in table])
+    return "\n".join(parts), without_interval_text(table)
 
 
 # ------------------------------------------------------------------ gallery
