@@ -35,6 +35,7 @@ def passes(model, image: np.ndarray, code: int) -> dict:
     import torch
 
     from bench.learned.coding import model_inputs
+    from bench.learned.latents import ACTIVE_CHANNEL_BITS
     from bench.learned.layers import single_thread
     from bench.learned.qmap import GridPoint
 
@@ -53,7 +54,7 @@ def passes(model, image: np.ndarray, code: int) -> dict:
         return np.ascontiguousarray(arr)
 
     return {"bits": bits, "coded": to_image(out["x_hat"]), "free": to_image(free),
-            "active": int((per_position > 0.05).sum())}
+            "active": int((per_position > ACTIVE_CHANNEL_BITS).sum())}
 
 
 def measure(model, images, codes) -> list[dict]:

@@ -599,7 +599,8 @@ def test_status_tells_a_running_trainer_from_a_killed_one(tmp_path):
            "budget", "started": started}
 
     def status(log_age):
-        return CodecStatus("ggm", tmp_path, 1600, [gpu, session], 60.0, log_age, 1200, -1)
+        return CodecStatus("ggm", tmp_path, 1600, [gpu, session], now - 60.0, now - log_age,
+                           1200, -1)
 
     running = describe(recipe, status(5.0), now=now)
     assert running[0].endswith("lr 0.001 (constant; cosine decay from step 7,000)")

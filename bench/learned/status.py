@@ -32,31 +32,35 @@ class CodecStatus:
     folder: Path
     step: int | None
     sessions: list[dict]
-    checkpoint_age_s: float | None
-    log_age_s: float | None
+    #: modification times (seconds since the epoch) of the checkpoint and the log
+    checkpoint_mtime: float | None
+    log_mtime: float | None
     snapshot_step: int
     release_step: int
 
 
-def read_status(recipe, entropy: str, folder: Path, now: float | None = None) -> CodecStatus:
+def session_steps(session: dict) -> int:
+    """Steps a session record of a checkpoint took (to its last checkpoint if unfinished)."""
+    return session.get("end_step", session["start_step"]) - session["start_step"]
+
+
+def read_status(recipe, entropy: str, folder: Path) -> CodecStatus:
     """The state of ``entropy``'s run of ``recipe`` (a :class:`~bench.learned.recipe.Recipe`)
     in ``folder``; ``step`` is None when the folder holds no checkpoint yet."""
     from bench.learned import WEIGHTS_DIR
-    from bench.learned.checkpoint import load, steps_of
+    from bench.learned.checkpoint import CAMPAIGN_DIR, load, steps_of
 
-    now = time.time() if now is None else now
     ckpt, log = folder / "last.pt", folder / "train.log.jsonl"
-    step, sessions, age = None, [], None
+    step, sessions, mtime = None, [], None
     if ckpt.is_file():
         blob = load(ckpt)
         step = int(blob["step"])
         sessions = json.loads(blob.get("sessions", "[]"))
-        age = now - ckpt.stat().st_mtime
+        mtime = ckpt.stat().st_mtime
     name = CODECS[entropy]
-    campaign = WEIGHTS_DIR.parent / "campaign" / f"{name}.pt"
-    return CodecStatus(entropy, folder, step, sessions, age,
-                       now - log.stat().st_mtime if log.is_file() else None,
-                       steps_of(campaign, recipe.name),
+    return CodecStatus(entropy, folder, step, sessions, mtime,
+                       log.stat().st_mtime if log.is_file() else None,
+                       steps_of(CAMPAIGN_DIR / f"{name}.pt", recipe.name),
                        steps_of(WEIGHTS_DIR / f"{name}.pt", recipe.name))
 
 
@@ -72,24 +76,24 @@ def phase(recipe, step: int) -> str:
     return f"{recipe.decay} decay since step {start:,}"
 
 
-def pace(status: CodecStatus, now: float | None = None) -> tuple[int, float] | None:
+def pace(status: CodecStatus) -> tuple[int, float] | None:
     """(steps, seconds) of the latest session up to its last checkpoint, from the session's
     start time and the checkpoint's; None when it cannot be told."""
-    if not status.sessions or status.checkpoint_age_s is None:
+    if not status.sessions or status.checkpoint_mtime is None:
         return None
     last = status.sessions[-1]
     try:
         started = time.mktime(time.strptime(last["started"], "%Y-%m-%dT%H:%M:%S"))
     except (KeyError, ValueError):
         return None
-    now = time.time() if now is None else now
-    seconds = (now - status.checkpoint_age_s) - started
-    steps = int(last.get("end_step", last.get("start_step", 0))) - int(last.get("start_step", 0))
+    seconds = status.checkpoint_mtime - started
+    steps = session_steps(last)
     return (steps, seconds) if steps > 0 and seconds > 0 else None
 
 
 def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]:
-    """Lines for one codec (the first unindented)."""
+    """Lines for one codec (the first unindented); ages are counted to ``now`` (default:
+    the clock)."""
     head = f"{CODECS[status.entropy]} ({status.folder})"
     if status.step is None:
         start = max(status.snapshot_step, status.release_step)
@@ -101,21 +105,23 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
     step, total = status.step, recipe.steps
     lines = [f"{head}: step {step:,} of {total:,} ({step / total:.0%}), lr "
              f"{recipe.lr_at(step):.3g} ({phase(recipe, step)})"]
+    now = time.time() if now is None else now
+    log_age = None if status.log_mtime is None else now - status.log_mtime
     # a trainer writes its log every few steps and its checkpoint every few minutes, the
     # final checkpoint after the last log line: a fresh log newer than the checkpoint is a
     # trainer at work
-    running = (status.log_age_s is not None and status.log_age_s < STALE_LOG_S
-               and status.log_age_s <= status.checkpoint_age_s)
+    running = (log_age is not None and log_age < STALE_LOG_S
+               and status.log_mtime >= status.checkpoint_mtime)
     last = status.sessions[-1] if status.sessions else {}
     if running:
-        state = f"training now (log written {_ago(status.log_age_s)})"
+        state = f"training now (log written {_ago(log_age)})"
     elif last.get("stopped") == "running":
         state = ("not running: its last session never finished (the process was stopped "
-                 f"without a signal); log last written {_ago(status.log_age_s)}")
+                 f"without a signal); log last written {_ago(log_age)}")
     else:
         state = f"not running; last session ended: {last.get('stopped', 'unknown')}"
-    lines.append(f"  {state}; checkpoint written {_ago(status.checkpoint_age_s)}")
-    measured = pace(status, now)
+    lines.append(f"  {state}; checkpoint written {_ago(now - status.checkpoint_mtime)}")
+    measured = pace(status)
     if measured and step < total:
         steps, seconds = measured
         per_h = 3600 * steps / seconds
@@ -125,9 +131,8 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
                      f"{(total - step) / per_h:.1f} h at that pace")
     by_device: dict[str, int] = {}
     for s in status.sessions:
-        done = int(s.get("end_step", s.get("start_step", 0))) - int(s.get("start_step", 0))
         kind = str(s.get("device", "?")).split(":")[0]
-        by_device[kind] = by_device.get(kind, 0) + max(0, done)
+        by_device[kind] = by_device.get(kind, 0) + max(0, session_steps(s))
     if by_device:
         lines.append(f"  {len(status.sessions)} sessions: " + ", ".join(
             f"{n:,} steps on {k}" for k, n in sorted(by_device.items())))

@@ -52,6 +52,7 @@ from bench.learned.data import ImageFolderSource, MemorySource, PackSource, make
 from bench.learned.network import RoiHyperprior, count_parameters
 from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_of_q
 from bench.learned.recipe import Recipe
+from bench.learned.status import session_steps
 from bench.learned.widen import WIDENABLE, widen_state
 
 TRAIN_FORMAT = "bench-learned-train-v2"
@@ -440,8 +441,8 @@ class Trainer:
     def steps_on_this_data(self) -> int:
         """Steps that earlier sessions of this run took on the same crops as this one (the
         same pack, say): a small pack seen again is fitted, not learned from."""
-        return sum(s.get("end_step", s["start_step"]) - s["start_step"]
-                   for s in self._sessions_on_this_data() if s is not self._session)
+        return sum(session_steps(s) for s in self._sessions_on_this_data()
+                   if s is not self._session)
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
