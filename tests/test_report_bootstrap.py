@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -129,6 +130,12 @@ def test_html_report_shows_the_intervals_of_the_bootstrapped_axes(split_run, tmp
     assert bd.loc["webp", "bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
     assert "bd_rate_ci" not in bd.columns
     assert "[-50.00, +0.00]" in capsys.readouterr().out  # and in the printed table
+    # sorting by the interval column orders by the bootstrap median, not by the text
+    # (a text sort puts [-50.00, ...] after [-10.00, ...])
+    keys = re.findall(r'<td data-v="([^"]*)">\[-50\.00, \+0\.00\]</td>', page)
+    assert len(keys) == 2
+    assert all(float(k) == pytest.approx(bd.loc["webp", "bd_rate_median"]) for k in keys)
+    assert '<td data-v=""></td>' in page  # the anchor's empty interval sorts last
 
 
 @pytest.mark.parametrize("options", [["--rate", "mean"], ["--method", "akima"],

@@ -385,8 +385,10 @@ def bd_columns(metric_key: str, intervals: bool = False):
     unit = f" ({metric.unit})" if metric.unit else ""
     name = f"BD-{metric.short}"
     fmt = {"dB": "{:+.3f}", "%": "{:+.2f}"}.get(metric.unit, "{:+.4f}")
-    rate_ci = [Column("bd_rate_ci", INTERVAL_HEADER)] if intervals else []
-    metric_ci = [Column("bd_metric_ci", INTERVAL_HEADER)] if intervals else []
+    rate_ci = ([Column("bd_rate_ci", INTERVAL_HEADER, sort_by="bd_rate_median")]
+               if intervals else [])
+    metric_ci = ([Column("bd_metric_ci", INTERVAL_HEADER, sort_by="bd_metric_median")]
+                 if intervals else [])
     return [Column("codec", "codec"), Column("points", "points", "{:d}"),
             Column("bd_rate", "BD-rate (%)", "{:+.2f}", "min", suffix="rate_flag",
                    unranked="rate_flag"), *rate_ci,

@@ -204,7 +204,8 @@ def html_table(frame, columns: Sequence[Column], *, skip: Sequence[bool] | None 
                table_id: str = "", caption: str = "", titles: Sequence[str] | None = None,
                pin: Sequence[bool] | None = None) -> str:
     """A sortable HTML table: cells formatted as in the text tables (:func:`cell`), the
-    best values in bold, numbers sorted by value (``data-v``), pinned rows kept last."""
+    best values in bold, numbers sorted by value (``data-v``; a column with ``sort_by`` by
+    that column's number), pinned rows kept last."""
     best = [best_rows(frame, c, skip) for c in columns]
     head = "".join(f'<th scope="col">{_esc(c.header)}</th>' for c in columns)
     body = []
@@ -216,8 +217,9 @@ def html_table(frame, columns: Sequence[Column], *, skip: Sequence[bool] | None 
             if c.suffix and row.get(c.suffix):
                 text += f" {row[c.suffix]}"
             attrs = ""
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                attrs = f' data-v="{v if math.isfinite(float(v)) else ""}"'
+            order = row.get(c.sort_by) if c.sort_by else v
+            if isinstance(order, int | float) and not isinstance(order, bool):
+                attrs = f' data-v="{order if math.isfinite(float(order)) else ""}"'
             inner = f"<b>{_esc(text)}</b>" if i in best[j] else _esc(text)
             cells.append(f"<td{attrs}>{inner}</td>")
         attrs = ' data-pin="1"' if pin and pin[i] else ""
@@ -284,10 +286,11 @@ def bd_section(points: Points, axes: list[tuple[str, str]], anchor: str | None, 
                 titles[rec["codec"]].append(f"{rec['axis']}: {rec['note']}")
             if "bd_rate_ci" in rec:
                 s[col + "_ci"] = rec["bd_rate_ci"]
+                s[col + "_median"] = rec["bd_rate_median"]
         cols.append(Column(col, f"BD-rate {f['axis'].iloc[0]} (%)", "{:+.2f}", "min",
                            suffix=col + "_flag", unranked=col + "_low"))
         if "bd_rate_ci" in f:
-            cols.append(Column(col + "_ci", INTERVAL_HEADER))
+            cols.append(Column(col + "_ci", INTERVAL_HEADER, sort_by=col + "_median"))
     f = points.frame
     for c in codecs:
         sel = f[f["codec"] == c]

@@ -40,6 +40,9 @@ class Column:
     #: a frame column whose non-empty cells exclude the row from being this column's best
     #: (a BD value resting on a small overlap is flagged, never bold)
     unranked: str | None = None
+    #: a frame column of numbers that orders this column when an HTML table is sorted by it
+    #: (an interval's text sorts by its bootstrap median, not as text)
+    sort_by: str | None = None
 
 
 def _is_number(value) -> bool:
