@@ -278,6 +278,41 @@ def test_real_run_bootstrap_on_ap(real_run, coco_root, capsys):
             assert row["bd_rate_low"] <= row["bd_rate_median"] <= row["bd_rate_high"]
 
 
+def test_real_run_bootstrap_evaluates_each_draw_once(real_run, coco_root, capsys):
+    """det-ap50 after det-ap reads the bbox evaluations det-ap made on the same draws: the
+    same intervals as det-ap50 alone, and not one evaluation more."""
+    from bench.report.bootstrap import bootstrap_bd
+    from bench.report.points import coco_loader
+
+    rd, _, _ = real_run
+    rows = []
+    for metrics in (["det-ap", "det-ap50"], ["det-ap50"]):
+        capsys.readouterr()
+        chosen = [a for m in metrics for a in ("--metric", m)]
+        assert report("--run-dir", str(rd), "--anchor", "jpeg", *chosen, "--bootstrap", "4",
+                      "--data-root", str(coco_root), "--format", "csv") == 0
+        table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+        rows.append(table[table["metric"] == "det-ap50"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(rows[0], rows[1])
+    # jpeg is the anchor and the ceiling has no curve to resample: webp's row
+    assert rows[0].set_index("codec").loc["webp", "bootstrap"] == 4
+    coco = coco_loader(str(coco_root))
+    with ResultsStore(rd) as store:
+        points = build_points(store, coco=coco)
+        evaluations: dict = {}
+        ap = bootstrap_bd(points, store, coco, "det-ap", "jpeg", replicates=4,
+                          model_key=next(iter(points.models("detection"))),
+                          evaluations=evaluations)
+        made = len(evaluations)
+        ap50 = bootstrap_bd(points, store, coco, "det-ap50", "jpeg", replicates=4,
+                            model_key=next(iter(points.models("detection"))),
+                            evaluations=evaluations)
+        fresh = bootstrap_bd(points, store, coco, "det-ap50", "jpeg", replicates=4,
+                             model_key=next(iter(points.models("detection"))))
+    assert made > 0 and len(evaluations) == made  # det-ap50 evaluated nothing new
+    assert ap50 == fresh and ap.keys() == ap50.keys()
+
+
 def test_real_run_plots_and_leaderboard(real_run, tmp_path, capsys):
     rd, det, _ = real_run
     figs, board = tmp_path / "figs", tmp_path / "board"

@@ -167,6 +167,7 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
         intervals = Intervals(args.bootstrap, args.bootstrap_seed, {})
 
     out = []
+    evaluations: dict = {}  # COCO stats by draw, shared by det-ap, det-ap50 and det-ap75
     for key in metrics:
         metric = METRICS[key]
         models = metric_models(points, metric)
@@ -183,7 +184,8 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
             if args.bootstrap:
                 from bench.report.bootstrap import add_intervals
 
-                found = _intervals(frame, points, store, coco, key, anchor, args, model_key)
+                found = _intervals(frame, points, store, coco, key, anchor, args, model_key,
+                                   evaluations)
                 intervals.by_axis[(key, model_key)] = found
                 frame = add_intervals(frame, found, args.bootstrap, args.bootstrap_seed)
                 title += "; " + intervals.caption()
@@ -191,8 +193,10 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
     return out
 
 
-def _intervals(frame, points, store, coco, key: str, anchor: str, args, model_key: str):
-    """The bootstrap intervals of a BD table's values, under a progress bar."""
+def _intervals(frame, points, store, coco, key: str, anchor: str, args, model_key: str,
+               evaluations: dict):
+    """The bootstrap intervals of a BD table's values, under a progress bar; COCO
+    evaluations are kept in ``evaluations`` for the next metric they give."""
     from bench.report.bootstrap import bootstrap_bd
     from bench.runner import progress_bar
 
@@ -204,7 +208,8 @@ def _intervals(frame, points, store, coco, key: str, anchor: str, args, model_ke
                                  method=args.method, rate=args.rate,
                                  policy=args.non_monotonic, model_key=model_key,
                                  evaluator=args.coco_eval or "pycocotools",
-                                 expected=expected, advance=lambda: bar.update(1))
+                                 expected=expected, advance=lambda: bar.update(1),
+                                 evaluations=evaluations)
     return intervals
 
 

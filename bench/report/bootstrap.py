@@ -111,6 +111,7 @@ class CodecCells:
         from bench.metrics import MS_SSIM_SKIPPED
 
         self.label, self.metric, self.qualities = label, metric, list(qualities)
+        self.model_key = model_key
         wanted = set(image_ids)
         name = codec_name(label)
         #: {quality: {image id: (bits, pixels, bpp)}}
@@ -139,11 +140,13 @@ class CodecCells:
                 self.predictions[q] = {i: json.loads(t) for i, t in ok.items()}
 
     def curve(self, draw: Sequence[int], rate: str, gt=None,
-              evaluator: str = "pycocotools") -> Curve:
+              evaluator: str = "pycocotools", evaluations: dict | None = None) -> Curve:
         """The label's rate–quality curve on the drawn images.
 
         ``draw`` lists image ids (repeats allowed); ``gt`` is the ground truth of the draw
         (:func:`resampled_gt`), needed for AP only; ``rate`` is ``pooled`` or ``mean``.
+        ``evaluations`` keeps each COCO evaluation's stats for the other metrics it gives
+        (AP, AP50 and AP75 come from one bbox evaluation).
         """
         from bench.summary import finite_mean, psnr_mean
 
@@ -159,23 +162,29 @@ class CodecCells:
                 else:
                     values.append(psnr_mean(vals))
             else:
-                values.append(self._ap(q, draw, gt, evaluator))
+                values.append(self._ap(q, draw, gt, evaluator, evaluations))
         return Curve(tuple(rates), tuple(values), tuple(self.qualities))
 
-    def _ap(self, quality: str, draw: Sequence[int], gt, evaluator: str) -> float:
+    def _ap(self, quality: str, draw: Sequence[int], gt, evaluator: str,
+            evaluations: dict | None) -> float:
         from bench.report.points import TASK_STATS
         from bench.tasks.cocoeval import evaluate
 
         iou, stat = next((i, s) for i, s, col in TASK_STATS if col == self.metric.column)
-        found = self.predictions[quality]
-        scored = [k + 1 for k, i in enumerate(draw) if i in found]
-        if not scored:
-            return math.nan
-        results = [{**d, "image_id": k + 1} for k, i in enumerate(draw) if i in found
-                   for d in found[i]]
-        with warnings.catch_warnings():  # "no detections": AP 0, as the report gives it
-            warnings.simplefilter("ignore")
-            stats = evaluate(gt, results, scored, iou, evaluator)
+        key = (self.label, quality, self.model_key, iou, evaluator, tuple(draw))
+        stats = evaluations.get(key) if evaluations is not None else None
+        if stats is None:
+            found = self.predictions[quality]
+            scored = [k + 1 for k, i in enumerate(draw) if i in found]
+            if not scored:
+                return math.nan
+            results = [{**d, "image_id": k + 1} for k, i in enumerate(draw) if i in found
+                       for d in found[i]]
+            with warnings.catch_warnings():  # "no detections": AP 0, as the report gives it
+                warnings.simplefilter("ignore")
+                stats = evaluate(gt, results, scored, iou, evaluator)
+            if evaluations is not None:
+                evaluations[key] = stats
         return float(stats.get(stat, math.nan))
 
 
@@ -210,7 +219,7 @@ def bootstrap_bd(points, store, coco, metric_key: str, anchor: str, *, replicate
                  seed: int = 0, method: str = "pchip", rate: str = "pooled",
                  policy: str = "pareto", model_key: str = "", evaluator: str = "pycocotools",
                  expected: dict[str, tuple[float, float]] | None = None,
-                 advance: Callable[[], None] | None = None
+                 advance: Callable[[], None] | None = None, evaluations: dict | None = None
                  ) -> dict[str, tuple[Interval, Interval]]:
     """{codec label: (BD-rate interval, BD-metric interval)} against ``anchor``.
 
@@ -219,6 +228,9 @@ def bootstrap_bd(points, store, coco, metric_key: str, anchor: str, *, replicate
     (BD-rate, BD-metric) on all images: the curves rebuilt here from per-image values must
     give them, or :class:`BootstrapError` says they do not (a guard against the two
     computations drifting apart). ``advance`` is called after each resample (progress).
+    ``evaluations``, a dict shared by the calls of one report, keeps every COCO evaluation's
+    stats so that the next AP metric of the same evaluation (det-ap50 after det-ap, on the
+    same draws) reads them instead of evaluating again.
     """
     from bench.report.points import METRICS, curves
 
@@ -237,10 +249,11 @@ def bootstrap_bd(points, store, coco, metric_key: str, anchor: str, *, replicate
 
     def values(draw: list[int]) -> dict[str, tuple[float, float]]:
         gt = resampled_gt(coco, draw) if needs_gt else None
-        base = cells[anchor].curve(draw, rate, gt, evaluator)
+        base = cells[anchor].curve(draw, rate, gt, evaluator, evaluations)
         out = {}
         for label in tests:
-            res = bd(base, cells[label].curve(draw, rate, gt, evaluator), method, policy)
+            res = bd(base, cells[label].curve(draw, rate, gt, evaluator, evaluations),
+                     method, policy)
             out[label] = (res.bd_rate, res.bd_metric)
         return out
 
