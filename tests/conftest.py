@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.codecs.conformance import natural_image  # noqa: F401  (the tests' picture)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
@@ -50,18 +52,6 @@ def kodak_dir() -> Path:
     if not (path / "kodim01.png").is_file():
         pytest.skip(f"Kodak not found at {path} (set BENCH_KODAK_DIR)")
     return path
-
-
-def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth, textured RGB test image (codecs behave on it as on photos)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    base = np.stack([
-        128 + 80 * np.sin(x / 9.0 + seed) * np.cos(y / 13.0),
-        128 + 60 * np.cos((x + y) / 17.0),
-        128 + 70 * np.sin(y / 7.0 - seed),
-    ], axis=2)
-    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:

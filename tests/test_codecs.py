@@ -1,7 +1,10 @@
 """Every registered codec, tested through the registry: a new codec is tested for free.
 
-Round trip on generated images (odd sizes and 1×1 included): the decoder gets only the
-bytes, returns the original shape, and the quality grid is ordered from low to high rate.
+Each codec is held to the codec contract's checks (:mod:`bench.codecs.conformance`, also
+`bench codecs NAME --verify`): round trip on generated pictures (odd sizes and 1×1 included)
+from the bytes alone, the top point close to the input, the grid ordered from low to high
+rate, the same bytes twice, the ROI never in a bitstream for free, and decoding in a fresh
+process.
 """
 
 from __future__ import annotations
@@ -9,63 +12,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.metrics import psnr
-from bench.registry import create_codec, list_codecs
+from bench.codecs.conformance import CHECK_NAMES, Subject, run_check
+from bench.registry import CODECS, create_codec, list_codecs
 from tests.conftest import jpeg_bytes, natural_image
 
-
-def _codec(name):
-    codec = create_codec(name)
-    reason = codec.availability()
-    if reason is not None:
-        pytest.skip(f"{name} unavailable here: {reason}")
-    return codec
+_SUBJECTS: dict[str, Subject] = {}
 
 
-def _encode(codec, image, quality):
-    source = jpeg_bytes(image, 100)
-    if codec.name == "original":
-        from bench.data.images import decode_rgb
+def _subject(name: str) -> Subject:
+    """One loaded codec per name and test process (a learned codec loads its weights once)."""
+    if name not in _SUBJECTS:
+        subject = Subject(CODECS.get(name), registered=name)
+        reason = subject.codec.availability()
+        if reason is not None:
+            pytest.skip(f"{name} unavailable here: {reason}")
+        subject.codec.load()
+        _SUBJECTS[name] = subject
+    return _SUBJECTS[name]
 
-        image = decode_rgb(source)
-    return codec.encode_source(image, None, quality, source), image
 
-
+@pytest.mark.parametrize("check", CHECK_NAMES)
 @pytest.mark.parametrize("name", list_codecs())
-def test_declares_grid_and_version(name):
-    codec = _codec(name)
-    assert codec.name == name
-    assert len(codec.qualities) >= 1 and len(set(codec.qualities)) == len(codec.qualities)
-    assert isinstance(codec.version(), str) and codec.version()
-
-
-@pytest.mark.parametrize("name", list_codecs())
-@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (31, 17), (64, 96)])
-def test_round_trip_any_size(name, shape):
-    codec = _codec(name)
-    image = natural_image(*shape, seed=3)
-    quality = codec.qualities[-1]
-    data, image = _encode(codec, image, quality)
-    assert isinstance(data, bytes) and len(data) > 0
-    recon = codec.decode(data)
-    assert recon.shape == image.shape and recon.dtype == np.uint8
-    if shape == (64, 96):
-        assert psnr(image, recon) > 28, "the highest quality should be close to the input"
-
-
-@pytest.mark.parametrize("name", list_codecs())
-def test_rate_increases_along_the_grid(name):
-    codec = _codec(name)
-    image = natural_image(96, 128, seed=5)
-    sizes = [len(_encode(codec, image, q)[0]) for q in codec.qualities]
-    assert sizes == sorted(sizes) and (len(sizes) == 1 or sizes[0] < sizes[-1]), sizes
-
-
-@pytest.mark.parametrize("name", list_codecs())
-def test_unknown_quality_names_the_grid(name):
-    codec = _codec(name)
-    with pytest.raises(ValueError, match=codec.qualities[0]):
-        codec.check_quality("no-such-quality")
+def test_codec_keeps_the_contract(name, check):
+    finding = run_check(_subject(name), check)
+    assert finding.ok, f"{name} {check}: {finding.detail}"
 
 
 def test_original_passes_the_source_through():

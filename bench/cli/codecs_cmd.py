@@ -1,4 +1,16 @@
-"""``bench codecs``: every installed codec, its quality grid, and whether it runs here."""
+"""``bench codecs``: every installed codec, its quality grid, and whether it runs here.
+
+With --verify, each matching codec that runs here is also checked against the codec contract
+on generated pictures (round trip at odd sizes, grid ordered by rate, same bytes twice, the
+ROI never in a bitstream for free, decoding in a fresh process from the bytes alone: see
+bench/codecs/conformance.py), so a codec of your own can be checked before it goes into a
+benchmark:
+
+  bench codecs mycodec --verify
+
+Exit status: 0 when every check of every verified codec passed, 1 when one failed or no
+matching codec could run here, 2 for a usage error.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +18,14 @@ import argparse
 
 
 def register(sub) -> None:
-    p = sub.add_parser("codecs", help="list the installed codecs and whether they run here",
-                       description=__doc__)
+    p = sub.add_parser("codecs", help="list the installed codecs and whether they run here "
+                       "(--verify: check them against the codec contract)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
+    p.add_argument("--verify", action="store_true",
+                   help="also check each matching codec that runs here against the codec "
+                   "contract on generated pictures (a few seconds per codec); exit 1 if a "
+                   "check fails")
     add_vtm_dir(p)
     p.set_defaults(func=main)
 
@@ -61,7 +78,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"bench codecs: {problem}", file=sys.stderr)
         return 2
 
-    for name in CODECS.names(args.pattern):
+    names = CODECS.names(args.pattern)
+    if args.verify:
+        return _verify(names, args)
+    for name in names:
         try:
             codec = CODECS.create(name, **vtm_options(args, name))
             reason = codec.availability()
@@ -77,3 +97,39 @@ def main(args: argparse.Namespace) -> int:
         print(f"    grid (low → high rate): {grid}")
         print(f"    version: {version}")
     return 0
+
+
+def _verify(names: list[str], args: argparse.Namespace) -> int:
+    """``--verify``: the contract's checks on each codec of ``names`` that runs here."""
+    import sys
+
+    from bench.codecs.conformance import Subject, verify
+    from bench.registry import CODECS
+
+    if not names:
+        print(f"bench codecs: no installed codec matches {args.pattern!r}; `bench codecs` "
+              "lists them", file=sys.stderr)
+        return 1
+    verified, failed, unavailable = [], [], []
+    for name in names:
+        try:
+            subject = Subject(CODECS.get(name), vtm_options(args, name), registered=name)
+            reason = subject.codec.availability()
+        except Exception as exc:  # a broken plugin is a failed codec, not a crash
+            print(f"{name}: FAIL: could not be made: {type(exc).__name__}: {exc}")
+            failed.append(name)
+            continue
+        if reason is not None:
+            print(f"{name}: not verified: unavailable here: {reason}")
+            unavailable.append(name)
+            continue
+        print(f"{name}:", flush=True)
+        findings = verify(subject, report=lambda f: print(
+            f"  {'ok  ' if f.ok else 'FAIL'}  {f.check}: {f.detail}", flush=True))
+        (verified if all(f.ok for f in findings) else failed).append(name)
+    parts = [f"{len(verified)} passed", f"{len(failed)} failed"]
+    if unavailable:
+        parts.append(f"{len(unavailable)} not verified (unavailable here: "
+                     f"{', '.join(unavailable)})")
+    print("verify: " + ", ".join(parts) + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed or not verified else 0
