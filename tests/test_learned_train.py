@@ -31,6 +31,7 @@ from bench.learned.train import (
     Trainer,
     cpu_has_native_bf16,
     heldout_stalled,
+    precision_warning,
     warm_start_source,
 )
 from tests.conftest import natural_image
@@ -560,6 +561,17 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16("flags\t: fpu sse amx_bf16 amx_tile\n")
     assert cpu_has_native_bf16("flags\t: fpu avx avx2 fma sha_ni vaes\n") is False
     assert cpu_has_native_bf16("processor\t: 0\n") is None
+
+
+@pytest.mark.parametrize("recipe_autocast, fp32, native, says", [
+    (True, False, False, "add --fp32"),     # emulated bf16: float32 is faster
+    (True, True, True, "drop --fp32"),      # native bf16: float32 is the slow choice
+    (True, True, False, ""), (True, False, True, ""),   # the right choice for the CPU
+    (True, True, None, ""), (False, True, True, ""),    # unknown CPU; a float32 recipe
+])
+def test_precision_warning_points_to_the_faster_choice(recipe_autocast, fp32, native, says):
+    warning = precision_warning(recipe_autocast, fp32, native)
+    assert (says in warning) if says else warning == ""
 
 
 def test_status_reads_the_state_folder_and_changes_nothing(image_dir, tmp_path):

@@ -89,8 +89,10 @@ def register(sub) -> None:
                    help="compute in float32 where the recipe trains under bfloat16 autocast "
                         "(release-2, release-3): for a CPU without native bfloat16 (no "
                         "avx512_bf16 or amx_bf16 flag), where autocast is emulated and about "
-                        "7x slower (measured on an AMD EPYC Zen 3); an equivalent model, not a "
-                        "bit-identical one; each session records its precision")
+                        "7x slower (measured on an AMD EPYC Zen 3); on a CPU with them float32 "
+                        "is the slow choice (about 3x on an Intel Xeon with AMX); an "
+                        "equivalent model, not a bit-identical one; each session records its "
+                        "precision")
     p.add_argument("--out", default=None,
                    help="checkpoint/log folder (default: the recipe's state folder, or "
                         "runs/train-ENTROPY for a custom run)")
@@ -214,7 +216,12 @@ def main(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.learned.train import TrainConfig, Trainer, cpu_has_native_bf16
+    from bench.learned.train import (
+        TrainConfig,
+        Trainer,
+        cpu_has_native_bf16,
+        precision_warning,
+    )
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail("CUDA is not available here; use --device cpu")
@@ -250,12 +257,10 @@ def main(args: argparse.Namespace) -> int:
               f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
               f"state in {cfg.out}", file=sys.stderr)
     trains = not (args.export_only or args.snapshot is not None)
-    if (trains and args.device == "cpu" and any(t.autocast for t in trainers.values())
-            and cpu_has_native_bf16() is False):
-        print("bench train: warning: this CPU has no native bfloat16 (no avx512_bf16 or "
-              "amx_bf16 in /proc/cpuinfo), so the recipe's bf16 autocast is emulated, about 7x "
-              "slower than float32 (measured on an AMD EPYC Zen 3); add --fp32 to train in "
-              "float32 here", file=sys.stderr)
+    warning = precision_warning(any(t.recipe.autocast for t in trainers.values()),
+                                args.fp32, cpu_has_native_bf16())
+    if trains and args.device == "cpu" and warning:
+        print(f"bench train: warning: {warning}", file=sys.stderr)
     for kind, trainer in trainers.items():
         seen = trainer.steps_on_this_data() if trains and args.pack else 0
         if seen:
