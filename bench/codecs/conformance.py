@@ -113,6 +113,7 @@ def _top(s: Subject) -> str:
 
 
 def check_grid(s: Subject) -> Finding:
+    """The ``grid`` check: name, quality grid and version string."""
     c = s.codec
     q = c.qualities
     problems = []
@@ -134,6 +135,7 @@ def check_grid(s: Subject) -> Finding:
 
 
 def check_unknown_quality(s: Subject) -> Finding:
+    """The ``unknown-quality`` check: a quality off the grid is refused by name."""
     name = "unknown-quality"
     try:
         s.encode(8, 8, "no-such-quality")
@@ -147,6 +149,7 @@ def check_unknown_quality(s: Subject) -> Finding:
 
 
 def check_round_trip(s: Subject) -> Finding:
+    """The ``round-trip`` check: every size in :data:`ROUND_TRIP_SHAPES` comes back whole."""
     quality = _top(s)
     for h, w in ROUND_TRIP_SHAPES:
         image, data = s.encode(h, w, quality, seed=3)
@@ -164,6 +167,7 @@ def check_round_trip(s: Subject) -> Finding:
 
 
 def check_top_quality(s: Subject) -> Finding:
+    """The ``top-quality`` check: the top point above :data:`TOP_PSNR_DB`."""
     from bench.metrics import psnr
 
     quality = _top(s)
@@ -177,6 +181,7 @@ def check_top_quality(s: Subject) -> Finding:
 
 
 def check_rate_order(s: Subject) -> Finding:
+    """The ``rate-order`` check: bytes grow along the grid."""
     sizes = [len(s.encode(96, 128, q, seed=5)[1]) for q in s.codec.qualities]
     listed = ", ".join(f"{q} {n}" for q, n in zip(s.codec.qualities, sizes, strict=True))
     if sizes == sorted(sizes) and (len(sizes) == 1 or sizes[0] < sizes[-1]):
@@ -192,6 +197,7 @@ def _roi(h: int, w: int) -> np.ndarray:
 
 
 def check_deterministic(s: Subject) -> Finding:
+    """The ``deterministic`` check: the same input gives the same bytes."""
     quality = s.codec.qualities[len(s.codec.qualities) // 2]
     roi = _roi(64, 96)
     first = s.encode(64, 96, quality, roi)[1]
@@ -203,6 +209,7 @@ def check_deterministic(s: Subject) -> Finding:
 
 
 def check_roi(s: Subject) -> Finding:
+    """The ``roi`` check: no ROI in a non-ROI codec's bytes; a ROI-coded picture decodes."""
     quality = s.codec.qualities[len(s.codec.qualities) // 2]
     roi = _roi(64, 96)
     image, with_roi = s.encode(64, 96, quality, roi)
@@ -227,6 +234,7 @@ def check_roi(s: Subject) -> Finding:
 
 
 def check_fresh_process(s: Subject) -> Finding:
+    """The ``fresh-process`` check: another process decodes the same pixels."""
     from bench import external
 
     quality = _top(s)
