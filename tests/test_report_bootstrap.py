@@ -148,3 +148,28 @@ def test_report_options_carry_into_the_resamples(split_run, capsys, options):
     webp = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("codec").loc["webp"]
     assert webp["bd_rate_low"] == pytest.approx(-50.0, abs=1e-9)
     assert webp["bd_rate_high"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_leaderboard_carries_the_intervals_of_all_its_axes(split_run, tmp_path, capsys):
+    """--leaderboard with --bootstrap: every leaderboard axis gets its intervals, those the
+    printed table covered (psnr) and the others (roi-psnr, ms-ssim), in the CSV and beside
+    each BD-rate in the Markdown; the command that made it names the bootstrap."""
+    out = tmp_path / "lb"
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg", "--metric", "psnr",
+                  "--bootstrap", "40", "--leaderboard", str(out)) == 0
+    board = pd.read_csv(out / "leaderboard.csv").set_index("codec")
+    for axis in ("psnr", "roi_psnr", "ms_ssim"):
+        # the same PSNR, ROI-PSNR and MS-SSIM on both images: the known [-50, 0] on each axis
+        assert board.loc["webp", f"bd_rate_{axis}_low"] == pytest.approx(-50.0, abs=1e-6)
+        assert board.loc["webp", f"bd_rate_{axis}_high"] == pytest.approx(0.0, abs=1e-6)
+        assert math.isnan(board.loc["jpeg", f"bd_rate_{axis}_low"])  # the anchor
+    assert board.loc["webp", "bootstrap"] == 40
+    md = (out / "leaderboard.md").read_text()
+    assert md.count("[-50.00, +0.00]") == 3
+    assert "[low, high]: the BD-rate's 95 % intervals from 40 resamples" in md
+    assert "--bootstrap 40 --leaderboard" in md  # "This copy was made with"
+    assert report("--run-dir", str(split_run), "--anchor", "jpeg",
+                  "--leaderboard", str(tmp_path / "plain")) == 0
+    plain = pd.read_csv(tmp_path / "plain" / "leaderboard.csv")
+    assert not any(c.endswith(("_low", "_high")) or c == "bootstrap" for c in plain.columns)
+    assert "[low, high]" not in (tmp_path / "plain" / "leaderboard.md").read_text()

@@ -28,8 +28,9 @@ in both is taken from the run.
 --bootstrap N says how far the image sample alone moves each BD value: it resamples the
 images N times with replacement and gives the 2.5th and 97.5th percentiles of the values
 (in CSV also the median and the share of resamples below 0), in the printed or --output
-table and, for the same --metric axes, in --html's tables (not in --leaderboard). On a few
-dozen images an AP BD-rate commonly moves by tens of points.
+table and, for the same --metric axes, in --html's tables; with --leaderboard, beside every
+BD-rate of the leaderboard (all its axes; not with --with-points, whose points file has no
+per-image values). On a few dozen images an AP BD-rate commonly moves by tens of points.
 
 --points, --plot and --html need no anchor: without one (none named, none of the default
 ones in the store) the BD table is left out and said so, e.g. for a run of a single codec.
@@ -155,10 +156,11 @@ def _fail(message: str) -> int:
 
 
 def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=None,
-              intervals=None) -> list[tuple[str, object]]:
+              intervals=None, evaluations: dict | None = None) -> list[tuple[str, object]]:
     """[(title, BD DataFrame)] for every metric and task model asked for; with
     ``args.bootstrap``, each with its bootstrap intervals (read from ``store``, AP against
-    ``coco``), also kept in ``intervals`` (a :class:`bench.report.bootstrap.Intervals`)."""
+    ``coco``), also kept in ``intervals`` (a :class:`bench.report.bootstrap.Intervals`);
+    ``evaluations`` keeps the COCO evaluations for the report's later bootstraps."""
     from bench.report.bd import bd_table
     from bench.report.bootstrap import Intervals
     from bench.report.points import METRICS, metric_models
@@ -167,7 +169,8 @@ def bd_tables(points, metrics: list[str], anchor: str, args, store=None, coco=No
         intervals = Intervals(args.bootstrap, args.bootstrap_seed, {})
 
     out = []
-    evaluations: dict = {}  # COCO stats by draw, shared by det-ap, det-ap50 and det-ap75
+    if evaluations is None:
+        evaluations = {}  # COCO stats by draw, shared by det-ap, det-ap50 and det-ap75
     for key in metrics:
         metric = METRICS[key]
         models = metric_models(points, metric)
@@ -213,6 +216,24 @@ def _intervals(frame, points, store, coco, key: str, anchor: str, args, model_ke
     return intervals
 
 
+def _leaderboard_intervals(points, store, coco, anchor: str, args, intervals,
+                           evaluations: dict) -> None:
+    """Add to ``intervals`` the bootstrap of every leaderboard axis the printed tables did not
+    cover (the leaderboard ranks on its own axes, whatever --metric asked for)."""
+    from bench.report.bd import bd_table
+    from bench.report.leaderboard import AXES
+    from bench.report.points import METRICS, metric_models
+
+    for axis in AXES:
+        models = metric_models(points, METRICS[axis])
+        if not models or (axis, models[0]) in intervals.by_axis:
+            continue
+        frame = bd_table(points, axis, anchor, method=args.method, rate=args.rate,
+                         policy=args.non_monotonic, model_key=models[0])
+        intervals.by_axis[(axis, models[0])] = _intervals(
+            frame, points, store, coco, axis, anchor, args, models[0], evaluations)
+
+
 def render_points(points, fmt: str) -> str:
     """The points table in a format: CSV long (one row per codec, quality, task, model) with
     every provenance column; the others wide (one row per codec and quality) with codec
@@ -253,14 +274,17 @@ def leaderboard_command(args: argparse.Namespace) -> str:
                                  ("--images", args.images, "common"),
                                  ("--non-monotonic", args.non_monotonic, "pareto"),
                                  ("--data-root", args.data_root, None),
-                                 ("--split", args.split, "val2017")):
+                                 ("--split", args.split, "val2017"),
+                                 ("--bootstrap", getattr(args, "bootstrap", 0), 0),
+                                 ("--bootstrap-seed", getattr(args, "bootstrap_seed", 0), 0),
+                                 ("--coco-eval", getattr(args, "coco_eval", None), None)):
         if value is not None and value != default:
             argv += [flag, str(value)]
     return shlex.join(argv + ["--leaderboard", str(args.leaderboard)])
 
 
 def _bd_text(points, metrics: list[str], anchor: str, args, store=None, coco=None,
-             intervals=None) -> str:
+             intervals=None, evaluations: dict | None = None) -> str:
     """The BD tables of ``metrics`` in ``args.format``, with provenance (not for CSV); the
     bootstrap's intervals also go into ``intervals`` (see :func:`bd_tables`)."""
     import pandas as pd
@@ -269,7 +293,7 @@ def _bd_text(points, metrics: list[str], anchor: str, args, store=None, coco=Non
     from bench.report.bootstrap import without_interval_text
     from bench.report.tables import render, to_csv
 
-    tables = bd_tables(points, metrics, anchor, args, store, coco, intervals)
+    tables = bd_tables(points, metrics, anchor, args, store, coco, intervals, evaluations)
     if args.format == "csv":
         return to_csv(without_interval_text(pd.concat([f for _, f in tables],
                                                       ignore_index=True)))
@@ -407,6 +431,7 @@ def main(args: argparse.Namespace) -> int:
 
         text = None
         intervals = None
+        evaluations: dict = {}  # the bootstrap's COCO evaluations, for every table it fills
         if args.bootstrap:
             from bench.report.bootstrap import Intervals
 
@@ -415,7 +440,8 @@ def main(args: argparse.Namespace) -> int:
             text = render_points(points, args.format)
         elif anchor is not None:
             try:
-                text = _bd_text(points, metrics, anchor, args, store, coco, intervals)
+                text = _bd_text(points, metrics, anchor, args, store, coco, intervals,
+                                evaluations)
             except ValueError as exc:
                 return _fail(str(exc))
         else:
@@ -454,10 +480,13 @@ def main(args: argparse.Namespace) -> int:
         if args.leaderboard:
             from bench.report.leaderboard import write_leaderboard
 
+            if intervals is not None:
+                _leaderboard_intervals(points, store, coco, anchor, args, intervals,
+                                       evaluations)
             paths = write_leaderboard(points, args.leaderboard, anchor=anchor,
                                       method=args.method, rate=args.rate,
                                       policy=args.non_monotonic,
                                       command=leaderboard_command(args),
-                                      runs=store.command_records())
+                                      runs=store.command_records(), intervals=intervals)
             print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0

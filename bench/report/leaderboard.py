@@ -66,8 +66,11 @@ def _slug(key: str) -> str:
 
 
 def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
-                      rate: str = "pooled", policy: str = "pareto"):
-    """One row per codec label: BD-rate, overlap and monotonicity per axis, provenance, rank."""
+                      rate: str = "pooled", policy: str = "pareto", intervals=None):
+    """One row per codec label: BD-rate, overlap and monotonicity per axis, provenance, rank.
+
+    ``intervals`` (:class:`bench.report.bootstrap.Intervals`) adds each BD-rate's bootstrap
+    interval (``bd_rate_AXIS_low`` / ``_high``) on the axes it covers."""
     import pandas as pd
 
     axes = [a for a in AXES if metric_models(points, METRICS[a])]
@@ -80,10 +83,15 @@ def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
             models[METRICS[axis].task] = info
         frame = bd_table(points, axis, anchor, method=method, rate=rate, policy=policy,
                          model_key=model_key)
+        found = intervals.by_axis.get((axis, model_key)) if intervals else None
         for rec in frame.to_dict("records"):
             row = rows.setdefault(rec["codec"], {"codec": rec["codec"]})
             s = _slug(axis)
             row[f"bd_rate_{s}"] = rec["bd_rate"]
+            if found is not None:
+                pair = found.get(rec["codec"])
+                row[f"bd_rate_{s}_low"] = pair[0].low if pair else math.nan
+                row[f"bd_rate_{s}_high"] = pair[0].high if pair else math.nan
             row[f"overlap_{s}"] = rec["rate_overlap"]
             row[f"monotonic_{s}"] = rec["monotonic"]
             row[f"flag_{s}"] = _flag(rec)
@@ -102,6 +110,8 @@ def leaderboard_frame(points: Points, *, anchor: str, method: str = "pchip",
             row[f"{task}_model"] = info["model"]
             row[f"{task}_model_sha256"] = info["sha256"]
         row.update(anchor=anchor, method=method, rate_axis=rate)
+        if intervals is not None and intervals.by_axis:
+            row.update(bootstrap=intervals.replicates, bootstrap_seed=intervals.seed)
     key = f"bd_rate_{_slug(axes[0])}" if axes else None
     order = sorted(rows, key=lambda c: (is_ceiling(c), _rank_value(rows[c], key), c))
     rank = 0
@@ -131,17 +141,25 @@ def _flag(rec: dict) -> str:
 
 def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str,
              rate: str, command: str = "",
-             runs: Sequence[tuple[str, Sequence[dict]]] | None = None) -> str:
+             runs: Sequence[tuple[str, Sequence[dict]]] | None = None,
+             intervals=None) -> str:
     """The leaderboard as Markdown: ranking table, models, codec versions, how it was made
-    and, given ``runs`` (see :func:`recorded_runs`), where."""
+    and, given ``runs`` (see :func:`recorded_runs`), where. With ``intervals`` (those of
+    :func:`leaderboard_frame`'s frame), each BD-rate they cover is followed by its interval."""
     cols = [Column("rank", "rank", "{:.0f}"), Column("codec", "codec")]
     frame = frame.copy()
     for axis in axes:
         s = _slug(axis)
         # a low-overlap value is never set in bold as the best (as in the other tables)
         frame[f"low_{s}"] = [overlap_flag(v) for v in frame[f"overlap_{s}"]]
+        suffix = f"flag_{s}"
+        if f"bd_rate_{s}_low" in frame:
+            suffix = f"after_{s}"
+            frame[suffix] = [" ".join(t for t in (flag, _span(lo, hi)) if t) for flag, lo, hi
+                             in zip(frame[f"flag_{s}"], frame[f"bd_rate_{s}_low"],
+                                    frame[f"bd_rate_{s}_high"], strict=True)]
         cols.append(Column(f"bd_rate_{s}", f"BD-rate {METRICS[axis].label} (%)", "{:+.2f}",
-                           "min", suffix=f"flag_{s}", unranked=f"low_{s}"))
+                           "min", suffix=suffix, unranked=f"low_{s}"))
     if "det_ap_max" in frame and frame["det_ap_max"].notna().any():
         cols.append(Column("det_ap_max", "best det AP", "{:.1f}", "max"))
     cols += [Column("bpp_min", "bpp min", "{:.3f}"), Column("bpp_max", "bpp max", "{:.3f}"),
@@ -153,7 +171,9 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
         f"{len(points.image_ids)} COCO val2017 images; negative is better (less rate for "
         "the same quality). Ranked by the first column. † a curve is non-monotonic (its "
         f"dominated points dropped); ‡ the curves overlap on less than {LOW_OVERLAP:.0f} % "
-        "of their quality range; — no value (see leaderboard.csv for the reason).",
+        "of their quality range; — no value (see leaderboard.csv for the reason)."
+        + (f" [low, high]: the BD-rate's {intervals.caption()}." if intervals is not None
+           and intervals.by_axis else ""),
         "",
         to_markdown(frame, cols),
         "",
@@ -172,6 +192,13 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
     if runs is not None:
         lines += recorded_runs(runs)
     return "\n".join(lines)
+
+
+def _span(low: float, high: float) -> str:
+    """``[-45.06, -18.20]``, or "" without an interval (the anchor, an undefined value)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"[{low:+.2f}, {high:+.2f}]"
 
 
 def recorded_runs(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[str]:
@@ -202,23 +229,26 @@ def recorded_runs(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[str]:
 def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
                       method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
                       command: str = "",
-                      runs: Sequence[tuple[str, Sequence[dict]]] | None = None) -> list[Path]:
+                      runs: Sequence[tuple[str, Sequence[dict]]] | None = None,
+                      intervals=None) -> list[Path]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard_points.csv`` (the
     points ranked, which ``bench report --with-points`` reads back) into ``out_dir``; return
     the paths.
 
     ``command`` is the command line that made them, recorded in the Markdown when it is not
     the standard one; ``runs`` are the commands recorded in the run's store with the
-    machines each ran on (:func:`recorded_runs`), left out when None.
+    machines each ran on (:func:`recorded_runs`), left out when None. ``intervals``
+    (:class:`bench.report.bootstrap.Intervals`) puts each BD-rate's bootstrap interval beside
+    it on the axes it covers.
     """
     frame, axes = leaderboard_frame(points, anchor=anchor, method=method, rate=rate,
-                                    policy=policy)
+                                    policy=policy, intervals=intervals)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
     points_path = out / POINTS_FILE
     csv_path.write_text(to_csv(frame))
     md_path.write_text(markdown(frame, axes, points, anchor=anchor, method=method, rate=rate,
-                                command=command, runs=runs))
+                                command=command, runs=runs, intervals=intervals))
     points_path.write_text(points_csv(points))
     return [csv_path, md_path, points_path]
