@@ -45,6 +45,32 @@ class Levels(Codec):
         return ((values.astype(np.uint16) << shift) + ((1 << shift) >> 1)).astype(np.uint8)
 
 
+class RoiLevels(Levels):
+    """ROI-aware and honest: 6 bits inside the ROI, 2 outside, the mask in the bitstream."""
+
+    uses_roi = True
+
+    def encode(self, image, roi, quality):
+        if roi is None:
+            return b"\x00" + super().encode(image, roi, quality)
+        inside = super().encode(image, roi, "b6")
+        outside = super().encode(image, roi, "b2")
+        mask = zlib.compress(np.packbits(roi).tobytes())
+        return b"\x01" + struct.pack(">III", len(inside), len(outside), len(mask)) + (
+            inside + outside + mask)
+
+    def decode(self, data):
+        if data[0] == 0:
+            return super().decode(data[1:])
+        n_in, n_out, n_mask = struct.unpack(">III", data[1:13])
+        inside = super().decode(data[13:13 + n_in])
+        outside = super().decode(data[13 + n_in:13 + n_in + n_out])
+        h, w = inside.shape[:2]
+        bits = np.frombuffer(zlib.decompress(data[13 + n_in + n_out:]), np.uint8)
+        roi = np.unpackbits(bits)[:h * w].reshape(h, w).astype(bool)
+        return np.where(roi[..., None], inside, outside)
+
+
 class KeepsThePicture(Levels):
     """Decodes from what the encoding object remembers, not from the bytes."""
 
@@ -114,6 +140,12 @@ def test_an_honest_codec_passes_every_check():
     assert all(f.ok for f in findings), [f for f in findings if not f.ok]
     detail = {f.check: f.detail for f in findings}
     assert "b2" in detail["rate-order"] and "ignores the ROI" in detail["roi"]
+
+
+def test_an_honest_roi_codec_passes_every_check():
+    findings = verify(Subject(RoiLevels))
+    assert all(f.ok for f in findings), [f for f in findings if not f.ok]
+    assert "ROI-aware" in {f.check: f.detail for f in findings}["roi"]
 
 
 @pytest.mark.parametrize("cls, check, says", [
