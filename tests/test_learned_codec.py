@@ -445,3 +445,17 @@ def test_the_model_package_does_not_import_the_codec_package():
     offenders = [p.name for p in folder.glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
     assert list(folder.glob("*.py"))  # the scan saw the package's modules
+
+
+def test_benchmarks_find_the_shared_coco_subset_without_the_environment(monkeypatch):
+    """benchmarks/learned_rd.py and its kin read COCO through coco_images(None): without
+    $BENCH_DATA_ROOT that is the shared subset beside the repository (as their --help says),
+    not ~/.cache/bench/coco."""
+    from bench.learned.rd import coco_images
+    from tests.conftest import SHARED
+
+    if not (SHARED / "data" / "coco" / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"no shared COCO subset at {SHARED}")
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    [(image, roi)] = coco_images(None, "val2017", limit=1)
+    assert image.ndim == 3 and roi.shape == image.shape[:2]

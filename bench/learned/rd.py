@@ -48,7 +48,11 @@ def kodak_images(directory: str | Path, limit: int | None = None):
 
 
 def coco_images(root: str | Path | None, split: str = "val2017", limit: int | None = None):
+    """(picture, GT ROI) of the first ``limit`` images of ``split`` under ``root`` (None:
+    ``$BENCH_DATA_ROOT``, else the shared COCO subset beside the repository, as the
+    benchmarks' ``--help`` says)."""
     from bench.data.coco import CocoDataset
+    from bench.report.check import default_data_root
 
-    ds = CocoDataset(root, split, limit=limit)
+    ds = CocoDataset(root if root is not None else default_data_root(), split, limit=limit)
     return [(s.image, s.roi) for s in ds]
