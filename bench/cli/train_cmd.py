@@ -257,10 +257,11 @@ def main(args: argparse.Namespace) -> int:
               f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
               f"state in {cfg.out}", file=sys.stderr)
     trains = not (args.export_only or args.snapshot is not None)
-    warning = precision_warning(any(t.recipe.autocast for t in trainers.values()),
-                                args.fp32, cpu_has_native_bf16())
-    if trains and args.device == "cpu" and warning:
-        print(f"bench train: warning: {warning}", file=sys.stderr)
+    if trains and args.device == "cpu":
+        warning = precision_warning(any(t.recipe.autocast for t in trainers.values()),
+                                    args.fp32, cpu_has_native_bf16())
+        if warning:
+            print(f"bench train: warning: {warning}", file=sys.stderr)
     for kind, trainer in trainers.items():
         seen = trainer.steps_on_this_data() if trains and args.pack else 0
         if seen:
