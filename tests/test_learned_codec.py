@@ -187,6 +187,20 @@ def test_cli_help():
         5, 2, 64, True, 1.5)
 
 
+def test_analyze_latents_reads_bench_data_root_and_names_a_missing_one(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Without --data-root the val pictures come from $BENCH_DATA_ROOT, as for bench run; a
+    folder without COCO is a clear error naming it, not a traceback."""
+    from bench.cli import main
+
+    missing = tmp_path / "no-coco"
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(missing))
+    assert main(["analyze-latents", "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing / "annotations" / "instances_val2017.json") in err
+    assert "--data-root" in err
+
+
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
 def test_released_model_rate_matches_estimate_on_coco(coco_root, name):
     """The shipped model on a real val2017 image with its GT ROI, at both ends of the grid,

@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--weights", default=None, help="released checkpoint (default: the package's)")
     p.add_argument("--quality", default="q5", help="grid point (default q5)")
     p.add_argument("--roi", choices=("gt", "none"), default="gt", help="ROI mode (default gt)")
-    p.add_argument("--data-root", default=None, help="COCO root (default: shared)")
+    p.add_argument("--data-root", default=None,
+                   help="COCO root (default: $BENCH_DATA_ROOT, else the shared subset)")
     p.add_argument("--split", default="val2017", help="COCO split (default val2017)")
     p.add_argument("--limit", type=int, default=20, help="images (default 20)")
     p.add_argument("--plot", default="latents.png", help="histogram PNG (default latents.png)")
@@ -30,7 +31,6 @@ def register(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.learned.data import shared_root
     from bench.learned.latents import (
         FAMILIES,
         channel_summary,
@@ -42,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.learned.qmap import grid_point
     from bench.learned.rd import coco_images
     from bench.registry import create_codec
+    from bench.report.check import default_data_root
 
     codec = create_codec(args.codec, **({"weights": args.weights} if args.weights else {}))
     if not hasattr(codec, "entropy"):
@@ -53,13 +54,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"bench analyze-latents: error: {reason}", file=sys.stderr)
         return 2
     from bench.codecs.base import CodecError
+    from bench.data.coco import DataError
 
     try:
+        images = coco_images(args.data_root or default_data_root(), args.split, args.limit)
         model = codec.model
-    except CodecError as exc:
+    except (CodecError, DataError) as exc:
         print(f"bench analyze-latents: error: {exc}", file=sys.stderr)
         return 2
-    images = coco_images(args.data_root or shared_root() / "coco", args.split, args.limit)
     collected = collect(model, images, grid_point(args.quality), args.roi)
     fits = fit(collected)
     print(f"{args.codec} at {args.quality} (roi {args.roi}), {len(images)} {args.split} images, "

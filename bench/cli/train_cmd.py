@@ -123,7 +123,9 @@ def register(sub) -> None:
                    help="with --eval-every: stop when the held-out loss has not improved for "
                         "EVALS evaluations, a pack being fitted; the weights are then the last "
                         "step's, up to EVALS x STEPS past the best (default 0: never)")
-    p.add_argument("--data-root", default=None, help="COCO root with train2017 (default: shared)")
+    p.add_argument("--data-root", default=None,
+                   help="COCO root with train2017 (default: shared), and val2017 for the "
+                        "card's RD (default there: $BENCH_DATA_ROOT, else shared)")
     p.add_argument("--extra-dir", action="append", default=None, metavar="DIR",
                    help="extra unannotated image folder (default: shared codec-train)")
     p.add_argument("--export", nargs="?", const="", default=None, metavar="PATH",
@@ -354,6 +356,7 @@ def _rd(trainer, args, shared) -> dict:
     from pathlib import Path
 
     from bench.learned.rd import coco_images, kodak_images, rd_points
+    from bench.report.check import default_data_root
 
     model = trainer.release_model()
     model.eval().update(force=True)
@@ -362,8 +365,8 @@ def _rd(trainer, args, shared) -> dict:
     if kodak.is_dir():
         out["kodak_uniform"] = rd_points(model, kodak_images(kodak, args.rd_images), "none")
     try:
-        out["coco_val2017_roi"] = rd_points(model, coco_images(args.data_root or shared / "coco",
-                                                               "val2017", args.rd_images), "gt")
+        val = coco_images(args.data_root or default_data_root(), "val2017", args.rd_images)
+        out["coco_val2017_roi"] = rd_points(model, val, "gt")
     except Exception as exc:  # no val2017 here: the card says so
         out["coco_val2017_roi"] = f"not measured: {exc}"
     return out
