@@ -42,7 +42,6 @@ def main(args: argparse.Namespace) -> int:
     from bench.learned.qmap import grid_point
     from bench.learned.rd import coco_images
     from bench.registry import create_codec
-    from bench.report.check import default_data_root
 
     codec = create_codec(args.codec, **({"weights": args.weights} if args.weights else {}))
     if not hasattr(codec, "entropy"):
@@ -57,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.data.coco import DataError
 
     try:
-        images = coco_images(args.data_root or default_data_root(), args.split, args.limit)
+        images = coco_images(args.data_root or None, args.split, args.limit)
         model = codec.model
     except (CodecError, DataError) as exc:
         print(f"bench analyze-latents: error: {exc}", file=sys.stderr)

@@ -356,7 +356,6 @@ def _rd(trainer, args, shared) -> dict:
     from pathlib import Path
 
     from bench.learned.rd import coco_images, kodak_images, rd_points
-    from bench.report.check import default_data_root
 
     model = trainer.release_model()
     model.eval().update(force=True)
@@ -365,7 +364,7 @@ def _rd(trainer, args, shared) -> dict:
     if kodak.is_dir():
         out["kodak_uniform"] = rd_points(model, kodak_images(kodak, args.rd_images), "none")
     try:
-        val = coco_images(args.data_root or default_data_root(), "val2017", args.rd_images)
+        val = coco_images(args.data_root or None, "val2017", args.rd_images)
         out["coco_val2017_roi"] = rd_points(model, val, "gt")
     except Exception as exc:  # no val2017 here: the card says so
         out["coco_val2017_roi"] = f"not measured: {exc}"
