@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.learned.bitstream import FORMAT_WRITTEN
 from bench.learned.checkpoint import export_model, load_model
 from bench.learned.coding import decode_image, encode_image, model_inputs
 from bench.learned.network import RoiHyperprior
@@ -79,11 +80,13 @@ def test_actual_rate_matches_estimate(entropy, gains):
     assert est_y > 2000
     assert abs(8 * len(enc["y"]) - est_y) / est_y < 0.02  # nearest table scale: was 3 %
     assert abs(8 * len(data) - est) / est < 0.05  # header, map and coder flushes included
-    # format 2: the same symbols in one string, so one coder flush and no length less
-    one = encode_image(model, image, None, point)  # format 2 is the one written
-    assert one[0] >> 4 == 2
-    assert len(data) - 8 - 2 <= len(one) < len(data), (len(one), len(data))
-    assert np.array_equal(decode_image(model, one), decode_image(model, data))
+    # formats 2 and 3: the same symbols in one string, so one coder flush and no length less
+    for fmt in (2, 3):
+        one = encode_image(model, image, None, point, stream_format=fmt)
+        assert one[0] >> 4 == fmt
+        assert len(data) - 8 - 2 <= len(one) < len(data), (fmt, len(one), len(data))
+        assert np.array_equal(decode_image(model, one), decode_image(model, data))
+    assert encode_image(model, image, None, point)[0] >> 4 == FORMAT_WRITTEN
 
 
 @pytest.mark.parametrize("fmt", [1, 2, 3])
@@ -204,7 +207,7 @@ def test_analyze_latents_reads_bench_data_root_and_names_a_missing_one(tmp_path,
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
 def test_released_model_rate_matches_estimate_on_coco(coco_root, name):
     """The shipped model on a real val2017 image with its GT ROI, at both ends of the grid,
-    in the format it writes (2: the ROI map's blocks, z and y in one rANS string): the string
+    in the format it writes (3: the ROI map's blocks, z and y in one rANS string): the string
     within 1 % of the model's own rate estimate plus the map's information under its context
     model, and the header at most 16 bytes for the 640×426 picture. (Format 1 held the
     strings to 1 % of the estimate and its side information, zlib'd map included, to 128 B.)"""
@@ -227,7 +230,7 @@ def test_released_model_rate_matches_estimate_on_coco(coco_root, name):
         assert map_in_stream(codes)  # the picture has objects: a two-level map
         est += information_bits((codes == codes.max()).astype(np.uint8))
         payload = unpack(data)
-        assert payload.format == 2
+        assert payload.format == 3
         assert abs(8 * len(payload.stream) - est) / est < 0.01, (quality, len(payload.stream), est)
         assert len(data) - len(payload.stream) <= 16, (quality, len(data) - len(payload.stream))
 

@@ -403,7 +403,7 @@ def test_gpu_script_explains_its_arguments_and_a_missing_pack(tmp_path):
 def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp_path, capsys):
     from bench.cli import main
 
-    common = ["train", "--recipe", "release-2", "--out", str(tmp_path / "empty"),
+    common = ["train", "--recipe", "release-3", "--out", str(tmp_path / "empty"),
               "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
               "--no-progress"]
     assert main(common + ["--snapshot", str(tmp_path / "s.pt"), "--export-only"]) == 2

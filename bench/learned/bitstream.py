@@ -28,11 +28,11 @@ layers and the hyper-decoder's head use nothing else). A two-level (ROI) map cos
 bytes after zlib in format 1 (67 on average on the shared val2017 pictures) and about 21
 bytes of the shared string in format 2; a uniform map costs one byte.
 
-Release 2 final (the release-2 recipe's 48,000 steps) writes format 2
-(:data:`FORMAT_WRITTEN`); releases 1 and 2 at step 10,000 wrote format 1, and every decoder
-reads all three. Format 3 is written from the next release on (its codec version changes
-with it; writing it now would orphan the committed leaderboard's rows): format 2 decodes
-exactly only on the CPU kind that encoded it.
+Release 3 (the release-3 recipe's 40,000 steps) writes format 3 (:data:`FORMAT_WRITTEN`),
+whose entropy parameters are computed in float64 so that another CPU kind decodes what this
+one encoded; release 2 final wrote format 2, which decodes exactly only on the CPU kind that
+encoded it, and releases 1 and 2 at step 10,000 wrote format 1. Every decoder reads all
+three.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from bench.varint import decode_varint, encode_varint
 
 FORMATS = (1, 2, 3)
 #: The format :func:`bench.learned.coding.encode_image` writes by default.
-FORMAT_WRITTEN = 2
+FORMAT_WRITTEN = 3
 ENTROPY_IDS = {"ggm": 0, "gaussian": 1}
 MAP_METHODS = {"raw": 0, "zlib": 1}
 

@@ -18,7 +18,7 @@ products, ONEDNN_MAX_CPU_ISA=SSE41 for float32 convolutions) gave garbage on 3 o
 cases in format 2 (8 pictures × q1, q4, q8), on none in format 3, whose entropy parameters
 are computed in float64: rounding differences of ~1e-16 instead of ~1e-7 make a table
 mismatch far less likely, not impossible (``tests/test_learned_codec.py`` keeps two of the
-cases format 2 lost). Format 3 is written from the next release on
+cases format 2 lost). Format 3 is written from release 3 on
 (:mod:`bench.learned.bitstream`). A decoder that loses sync in format 2 or 3, like one given
 a truncated or corrupt stream or one written with other weights, now says so
 (:func:`bench.learned.stream.check_stream_end`: the rANS state must end where it started)
