@@ -413,6 +413,22 @@ def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp
     assert not (tmp_path / "s.pt").exists()
 
 
+def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_path, capsys):
+    """release-2's network is narrower than the released weights (release 3, widened from
+    it): a fresh run of release-2 cannot start from them, and the error says from which file
+    and what to pass instead of only the shapes."""
+    from bench.cli import main
+
+    code = main(["train", "--recipe", "release-2", "--entropy", "ggm", "--out",
+                 str(tmp_path / "empty"), "--data-root", str(image_dir / "no-coco"),
+                 "--extra-dir", str(image_dir), "--no-progress", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "cannot warm-start from" in err and "ggm.pt (release-3)" in err, err
+    assert "--warm-start PATH" in err and "nothing may shrink" in err
+    assert not any((tmp_path / "empty").rglob("*.pt"))  # no checkpoint was started
+
+
 def test_missing_warm_start_is_a_clear_error(image_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="warm-starts from"):
         _trainer(image_dir, tmp_path / "x", _recipe(warm_start=True),

@@ -361,8 +361,15 @@ class Trainer:
         if width != {k: self.model.config()[k] for k in WIDENABLE}:
             # a wider recipe: the old weights in the leading channels (bench.learned.widen)
             widened = width
-            source_state = widen_state({k: v for k, v in source_state.items() if not is_table(k)},
-                                       blob["config"], self.model)
+            try:
+                source_state = widen_state(
+                    {k: v for k, v in source_state.items() if not is_table(k)},
+                    blob["config"], self.model)
+            except ValueError as error:
+                made_by = blob.get("card", {}).get("recipe", {}).get("name", "another recipe")
+                raise ValueError(f"recipe {self.recipe.name} cannot warm-start from {path} "
+                                 f"({made_by}): {error}; pass --warm-start PATH with a model "
+                                 f"no wider than the recipe's network") from error
         state = {k: v for k, v in source_state.items() if k in own}
         missing = sorted(k for k in set(own) - set(state) if not is_table(k))
         # a snapshot has no coding tables: the model keeps its own (training needs none)
