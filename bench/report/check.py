@@ -20,8 +20,9 @@ version, grid and determinism, every compared value and the environment that dec
 scores (:func:`environment_fingerprint`: CPU model and ISA flags, versions of the detector's
 packages); ``bench check --update`` rewrites it. Where the environment here differs from the
 baseline's (or the baseline records none), AP and AP50 beyond tolerance are WARN, not FAIL:
-the int8 detector's kernels depend on the CPU, so its AP is only comparable on the machine
-that made the baseline. Likewise a codec whose bytes depend on the CPU's float kernels
+AP moves with the smallest pixel change, and both the int8 detector's kernels and some
+codecs' decoded pixels (libjxl's) may depend on the CPU, so AP is only comparable on the
+machine that made the baseline. Likewise a codec whose bytes depend on the CPU's float kernels
 (``cpu_exact = False``: the learned codecs) is held there to bytes within 1 % and its
 bitstream digest is WARN; its PSNR and everything else are gated the same everywhere.
 
