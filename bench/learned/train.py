@@ -354,6 +354,8 @@ class Trainer:
                 or blob["config"]["entropy"] != self.cfg.entropy:
             raise ValueError(f"{path} is not a released {self.cfg.entropy} model or a "
                              f"campaign snapshot of one")
+        card = blob.get("card", {})
+        card_recipe = card.get("recipe", {}).get("name")
         own = self.model.state_dict()
         widened = None
         source_state = blob["state_dict"]
@@ -366,10 +368,10 @@ class Trainer:
                     {k: v for k, v in source_state.items() if not is_table(k)},
                     blob["config"], self.model)
             except ValueError as error:
-                made_by = blob.get("card", {}).get("recipe", {}).get("name", "another recipe")
                 raise ValueError(f"recipe {self.recipe.name} cannot warm-start from {path} "
-                                 f"({made_by}): {error}; pass --warm-start PATH with a model "
-                                 f"no wider than the recipe's network") from error
+                                 f"({card_recipe or 'another recipe'}): {error}; pass "
+                                 f"--warm-start PATH with a model no wider than the recipe's "
+                                 f"network") from error
         state = {k: v for k, v in source_state.items() if k in own}
         missing = sorted(k for k in set(own) - set(state) if not is_table(k))
         # a snapshot has no coding tables: the model keeps its own (training needs none)
@@ -378,13 +380,12 @@ class Trainer:
         allowed = {"log_gain", "log_inv_gain"}
         if set(result.missing_keys) - allowed:
             raise ValueError(f"{path} lacks {sorted(set(result.missing_keys) - allowed)}")
-        card = blob.get("card", {})
-        self.warm_start = {"from": path.name, "card_recipe": card.get("recipe", {}).get("name"),
+        self.warm_start = {"from": path.name, "card_recipe": card_recipe,
                            "card_steps": card.get("budget", {}).get("steps"),
                            "initialized": missing}
         if widened:
             self.warm_start["widened_from"] = widened
-        if card.get("recipe", {}).get("name") == self.recipe.name:
+        if card_recipe == self.recipe.name:
             # the release is a snapshot of this very recipe: continue its schedule and budget
             budget = card["budget"]
             self.step = int(budget["steps"])
