@@ -91,9 +91,9 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
                          coco_root=str(images / "no-coco"), extra_dirs=[str(images)],
                          progress=False, threads=1, warm_start_from=str(tmp_path / "narrow.pt"))
     trainer = Trainer(recipe, config)
-    assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24}
+    assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24, "blocks": 0}
     assert trainer.describe_warm_start() == (
-        f"warm-started from narrow.pt (unnamed recipe, 9 steps), widened from N=16, M=24 to "
+        f"warm-started from narrow.pt (unnamed recipe, 9 steps), grown from N=16, M=24 to "
         f"N={WIDE['N']}, M={WIDE['M']}")
     x, q = _inputs()
     trainer.model.eval()
@@ -102,7 +102,7 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
     trainer.model.train()
     assert len(trainer.run()) == 2
     card = trainer.export(tmp_path / "wide.pt")
-    assert card["warm_start"]["widened_from"] == {"N": 16, "M": 24}
+    assert card["warm_start"]["widened_from"] == {"N": 16, "M": 24, "blocks": 0}
     stored = load(tmp_path / "wide.pt")["state_dict"]
     assert stored["s_convs.1.weight"].dtype == torch.float16  # large weights: half the bytes
     assert stored["log_gain"].dtype == torch.float32  # small ones as they are
@@ -112,3 +112,70 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
         if not is_table(name):
             assert torch.equal(model.state_dict()[name], value), name
     assert model.s_convs[1].weight.dtype == torch.float32  # the codec computes in float32
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_deepening_keeps_the_reconstruction_and_the_new_blocks_learn(entropy):
+    """release-4 grows release 3 by residual blocks: step 0 reconstructs what release 3 did
+    (every latent's entropy parameters included), and the blocks get gradients at once."""
+    narrow = _trained_looking(entropy)
+    torch.manual_seed(5)
+    deep = RoiHyperprior(entropy, **dict(NARROW, blocks=2))
+    state = {k: v for k, v in narrow.state_dict().items() if not is_table(k)}
+    deep.load_state_dict(widen_state(state, narrow.config(), deep))
+    deep.eval()
+    x, q = _inputs()
+    with torch.no_grad():
+        a, b = narrow(x, q), deep(x, q)
+    assert (a["x_hat"] - b["x_hat"]).abs().max() < 1e-5
+    for old, new in zip(a["params"], b["params"], strict=True):
+        assert (old - new).abs().max() < 1e-5
+    deep.train()
+    rd_loss(deep(x, q), x, q)["loss"].backward()
+    for place in ("a_blocks.1.0", "a_blocks.2.1", "s_blocks.0.0", "s_blocks.2.1"):
+        last = deep.get_submodule(f"{place}.body.2")
+        assert torch.equal(last.weight, torch.zeros_like(last.weight))  # the identity at first
+        assert last.weight.grad.abs().sum() > 0, place  # that training moves
+
+
+def test_deepening_refuses_fewer_blocks():
+    deep = RoiHyperprior("ggm", **dict(NARROW, blocks=2))
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_state(deep.state_dict(), deep.config(),
+                    RoiHyperprior("ggm", **dict(NARROW, blocks=1)))
+
+
+def test_release_4_deepens_release_3_and_round_trips(tmp_path):
+    r3, r4 = RECIPES["release-3"], RECIPES["release-4"]
+    assert r4.warm_start and r4.blocks > 0 and r3.blocks == 0
+    assert {k: v for k, v in r4.network().items() if k != "blocks"} == r3.network()
+    assert Recipe.from_json(r4.to_json()) == r4
+    torch.manual_seed(3)
+    model = RoiHyperprior("ggm", **dict(NARROW, blocks=1)).eval()
+    export_model(model, tmp_path / "deep.pt", {})
+    loaded, _ = load_model(tmp_path / "deep.pt")
+    assert loaded.config() == model.config() == dict(NARROW, blocks=1, entropy="ggm")
+    x, q = _inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, q)["x_hat"], model(x, q)["x_hat"])
+
+
+def test_a_deeper_recipe_warm_starts_from_a_shallower_release(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, (h, w) in enumerate([(96, 128), (112, 96)]):
+        Image.fromarray(natural_image(h, w, seed=i)).save(images / f"{i}.png")
+    shallow = _trained_looking("gaussian")
+    export_model(shallow, tmp_path / "shallow.pt", {"budget": {"steps": 9}})
+    recipe = Recipe(name="custom", steps=2, batch_size=2, crop=64, lr=1e-3, seed=7,
+                    warm_start=True, **dict(NARROW, blocks=1))
+    config = TrainConfig(entropy="gaussian", out=str(tmp_path / "d"),
+                         coco_root=str(images / "no-coco"), extra_dirs=[str(images)],
+                         progress=False, threads=1, warm_start_from=str(tmp_path / "shallow.pt"))
+    trainer = Trainer(recipe, config)
+    assert trainer.describe_warm_start() == (
+        "warm-started from shallow.pt (unnamed recipe, 9 steps), grown from blocks=0 to blocks=1")
+    x, q = _inputs()
+    trainer.model.eval()
+    with torch.no_grad():
+        assert (trainer.model(x, q)["x_hat"] - shallow(x, q)["x_hat"]).abs().max() < 1e-5

@@ -47,6 +47,28 @@ class SFT(nn.Module):
         return x * (1 + self.gamma(h)) + self.beta(h)
 
 
+class ResidualBlock(nn.Module):
+    """``x + conv(act(conv(x)))`` with two 3×3 convolutions that keep size and channels.
+
+    Depth for the transforms at little cost (He et al., CVPR 2016, "Deep residual learning
+    for image recognition"; used between the stride-2 stages of a learned codec's transforms
+    by Cheng et al., CVPR 2020, "Learned image compression with discretized Gaussian mixture
+    likelihoods and attention modules"). The second convolution starts at zero, so a new
+    block is the identity: inserted into a trained network (:mod:`bench.learned.widen`) it
+    changes nothing until training moves it.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv(channels, channels, 3, 1), act(),
+                                  conv(channels, channels, 3, 1))
+        nn.init.zeros_(self.body[2].weight)
+        nn.init.zeros_(self.body[2].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
 class EncoderCondition(nn.Module):
     """Full-resolution quality map → condition features at 1/2, 1/4, 1/8 resolution."""
 

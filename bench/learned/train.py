@@ -53,7 +53,7 @@ from bench.learned.network import RoiHyperprior, count_parameters
 from bench.learned.qmap import LAMBDA_MAX, LAMBDA_MIN, grid_description, lambda_of_q
 from bench.learned.recipe import Recipe
 from bench.learned.status import session_steps
-from bench.learned.widen import WIDENABLE, widen_state
+from bench.learned.widen import shape_of, widen_state
 
 TRAIN_FORMAT = "bench-learned-train-v2"
 #: consecutive non-finite gradients after which a run stops (the weights stay as they were)
@@ -359,9 +359,10 @@ class Trainer:
         own = self.model.state_dict()
         widened = None
         source_state = blob["state_dict"]
-        width = {k: blob["config"].get(k) for k in WIDENABLE}
-        if width != {k: self.model.config()[k] for k in WIDENABLE}:
-            # a wider recipe: the old weights in the leading channels (bench.learned.widen)
+        width = shape_of(blob["config"])
+        if width != shape_of(self.model.config()):
+            # a wider or deeper recipe: the old weights in the leading channels, new residual
+            # blocks as the identity (bench.learned.widen)
             widened = width
             try:
                 source_state = widen_state(
@@ -408,9 +409,11 @@ class Trainer:
                 what.append(f"{ws['card_steps']} steps")
             text += f" ({', '.join(what)})"
         if ws.get("widened_from"):
-            old = ", ".join(f"{k}={v}" for k, v in ws["widened_from"].items())
-            new = ", ".join(f"{k}={self.model.config()[k]}" for k in ws["widened_from"])
-            text += f", widened from {old} to {new}"
+            shape = shape_of(self.model.config())
+            grown = [k for k, v in ws["widened_from"].items() if shape.get(k) != v]
+            old = ", ".join(f"{k}={ws['widened_from'][k]}" for k in grown)
+            new = ", ".join(f"{k}={shape[k]}" for k in grown)
+            text += f", grown from {old} to {new}"
         for key, verb in (("resumed_release", "continuing release"),
                           ("resumed_snapshot", "continuing snapshot")):
             if ws.get(key):

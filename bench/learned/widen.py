@@ -11,6 +11,11 @@ learning via knowledge transfer"), with zero outgoing weights instead of Net2Net
 copies. Only the new latent and hyper-latent channels change anything: they are coded, so
 the rate starts a little above the narrow model's and training decides what they carry.
 
+A deeper recipe (more residual blocks, ``blocks``; :mod:`bench.learned.network`) is grown
+the same way: the new blocks are entries the old state lacks and keep their initial values,
+and a new :class:`~bench.learned.layers.ResidualBlock` is the identity (its last
+convolution starts at zero), so the output is again unchanged at step 0.
+
 Two tensors are not channel-ordered end to end and get an explicit layout: the input of the
 entropy-parameter head is ``[hyper-synthesis features (N), quality condition (C)]``, its
 output ``n_params`` chunks of ``M`` (mean, scale[, shape]). GDN's ``gamma`` needs nothing
@@ -23,14 +28,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: configuration keys the widening may change (the rest must match)
-WIDENABLE = ("N", "M")
+#: configuration keys the widening may grow (the rest must match); a config without
+#: ``blocks`` (releases 1–3) has none
+WIDENABLE = ("N", "M", "blocks")
+
+
+def shape_of(config: dict) -> dict:
+    """The growable part of a network ``config``: its :data:`WIDENABLE` keys (absent: 0)."""
+    return {k: int(config.get(k, 0)) for k in WIDENABLE}
 
 
 def can_widen(old: dict, new: dict) -> bool:
-    """Whether a model of config ``old`` widens to ``new`` (same kind, no channel count smaller)."""
+    """Whether a model of config ``old`` grows to ``new`` (same kind, nothing smaller)."""
     same = all(old.get(k) == new.get(k) for k in ("entropy", "C", "gains"))
-    return same and all(int(old[k]) <= int(new[k]) for k in WIDENABLE) and old != new
+    before, after = shape_of(old), shape_of(new)
+    return same and all(before[k] <= after[k] for k in WIDENABLE) and before != after
 
 
 def _layout(name: str, dim: int, old: dict, new: dict, old_size: int, new_size: int):
@@ -63,7 +75,8 @@ def widen_state(state: dict, old_config: dict, model: nn.Module) -> dict:
     new_config = model.config()
     if not can_widen(old_config, new_config):
         raise ValueError(f"cannot widen a model of {old_config} to {new_config}: only "
-                         f"{', '.join(WIDENABLE)} may grow, nothing may shrink")
+                         f"{', '.join(WIDENABLE)} may grow, nothing may shrink, and the "
+                         f"entropy model, C and gains must match")
     fresh = model.state_dict()
     unknown = sorted(set(state) - set(fresh))
     if unknown:
