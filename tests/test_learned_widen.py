@@ -34,14 +34,19 @@ def _inputs(seed: int = 1):
     return torch.rand(2, 3, 64, 96, generator=g), torch.rand(2, 1, 64, 96, generator=g)
 
 
+def _grown(narrow: RoiHyperprior, **network) -> RoiHyperprior:
+    """A fresh model of ``network`` holding ``narrow``'s weights (:func:`widen_state`)."""
+    torch.manual_seed(5)
+    grown = RoiHyperprior(narrow.entropy, **network)
+    state = {k: v for k, v in narrow.state_dict().items() if not is_table(k)}
+    grown.load_state_dict(widen_state(state, narrow.config(), grown))
+    return grown.eval()
+
+
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
 def test_widening_keeps_the_reconstruction_and_the_old_latents(entropy):
     narrow = _trained_looking(entropy)
-    torch.manual_seed(5)
-    wide = RoiHyperprior(entropy, **WIDE)
-    state = {k: v for k, v in narrow.state_dict().items() if not is_table(k)}
-    wide.load_state_dict(widen_state(state, narrow.config(), wide))
-    wide.eval()
+    wide = _grown(narrow, **WIDE)
     x, q = _inputs()
     with torch.no_grad():
         a, b = narrow(x, q), wide(x, q)
@@ -78,19 +83,25 @@ def test_release_3_widens_release_2():
     assert Recipe.from_json(r3.to_json()) == r3
 
 
-def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
+def _trainer_from_release(tmp_path, released: RoiHyperprior, **recipe_fields) -> Trainer:
+    """A 2-step custom-recipe trainer on two small pictures that warm-starts from
+    ``released``, exported as ``narrow.pt`` with a card of 9 steps."""
     images = tmp_path / "imgs"
     images.mkdir()
     for i, (h, w) in enumerate([(72, 80), (64, 96)]):
         Image.fromarray(natural_image(h, w, seed=i)).save(images / f"{i}.png")
-    narrow = _trained_looking("ggm")
-    export_model(narrow, tmp_path / "narrow.pt", {"budget": {"steps": 9}})
+    export_model(released, tmp_path / "narrow.pt", {"budget": {"steps": 9}})
     recipe = Recipe(name="custom", steps=2, batch_size=2, crop=64, lr=1e-3, seed=7,
-                    warm_start=True, half_weights=True, ema=0.9, **WIDE)
-    config = TrainConfig(entropy="ggm", out=str(tmp_path / "w"),
+                    warm_start=True, **recipe_fields)
+    config = TrainConfig(entropy=released.entropy, out=str(tmp_path / "w"),
                          coco_root=str(images / "no-coco"), extra_dirs=[str(images)],
                          progress=False, threads=1, warm_start_from=str(tmp_path / "narrow.pt"))
-    trainer = Trainer(recipe, config)
+    return Trainer(recipe, config)
+
+
+def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
+    narrow = _trained_looking("ggm")
+    trainer = _trainer_from_release(tmp_path, narrow, half_weights=True, ema=0.9, **WIDE)
     assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24, "blocks": 0}
     assert trainer.describe_warm_start() == (
         f"warm-started from narrow.pt (unnamed recipe, 9 steps), grown from N=16, M=24 to "
@@ -119,11 +130,7 @@ def test_deepening_keeps_the_reconstruction_and_the_new_blocks_learn(entropy):
     """release-4 grows release 3 by residual blocks: step 0 reconstructs what release 3 did
     (every latent's entropy parameters included), and the blocks get gradients at once."""
     narrow = _trained_looking(entropy)
-    torch.manual_seed(5)
-    deep = RoiHyperprior(entropy, **dict(NARROW, blocks=2))
-    state = {k: v for k, v in narrow.state_dict().items() if not is_table(k)}
-    deep.load_state_dict(widen_state(state, narrow.config(), deep))
-    deep.eval()
+    deep = _grown(narrow, **dict(NARROW, blocks=2))
     x, q = _inputs()
     with torch.no_grad():
         a, b = narrow(x, q), deep(x, q)
@@ -161,20 +168,10 @@ def test_release_4_deepens_release_3_and_round_trips(tmp_path):
 
 
 def test_a_deeper_recipe_warm_starts_from_a_shallower_release(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, (h, w) in enumerate([(96, 128), (112, 96)]):
-        Image.fromarray(natural_image(h, w, seed=i)).save(images / f"{i}.png")
     shallow = _trained_looking("gaussian")
-    export_model(shallow, tmp_path / "shallow.pt", {"budget": {"steps": 9}})
-    recipe = Recipe(name="custom", steps=2, batch_size=2, crop=64, lr=1e-3, seed=7,
-                    warm_start=True, **dict(NARROW, blocks=1))
-    config = TrainConfig(entropy="gaussian", out=str(tmp_path / "d"),
-                         coco_root=str(images / "no-coco"), extra_dirs=[str(images)],
-                         progress=False, threads=1, warm_start_from=str(tmp_path / "shallow.pt"))
-    trainer = Trainer(recipe, config)
+    trainer = _trainer_from_release(tmp_path, shallow, **dict(NARROW, blocks=1))
     assert trainer.describe_warm_start() == (
-        "warm-started from shallow.pt (unnamed recipe, 9 steps), grown from blocks=0 to blocks=1")
+        "warm-started from narrow.pt (unnamed recipe, 9 steps), grown from blocks=0 to blocks=1")
     x, q = _inputs()
     trainer.model.eval()
     with torch.no_grad():
