@@ -604,7 +604,7 @@ def test_status_reads_the_state_folder_and_changes_nothing(image_dir, tmp_path):
     lines = describe(recipe, status)
     assert lines[0].endswith("step 3 of 6 (50%), lr 0.001 (cosine decay since step 3)")
     assert lines[1].startswith("  not running; last session ended: steps")
-    assert "  1 sessions: 3 steps on cpu" in lines
+    assert "  1 session: 3 steps on cpu" in lines
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before
     empty = describe(recipe, read_status(recipe, "gaussian", tmp_path / "none"))
     assert empty == [f"gaussian-roi ({tmp_path / 'none'}): no checkpoint yet; it would start "

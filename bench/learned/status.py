@@ -134,7 +134,8 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
         kind = str(s.get("device", "?")).split(":")[0]
         by_device[kind] = by_device.get(kind, 0) + max(0, session_steps(s))
     if by_device:
-        lines.append(f"  {len(status.sessions)} sessions: " + ", ".join(
+        count = len(status.sessions)
+        lines.append(f"  {count} session{'' if count == 1 else 's'}: " + ", ".join(
             f"{n:,} steps on {k}" for k, n in sorted(by_device.items())))
     if status.snapshot_step >= 0:
         lines.append(f"  committed snapshot at step {status.snapshot_step:,} "
