@@ -27,7 +27,7 @@ py=${PYTHON:-python3} device=${DEVICE:-cuda} state=${STATE:-/tmp/state}
 holdout=${HOLDOUT:-64} eval_every=${EVAL_EVERY:-500} patience=${PATIENCE:-4}
 if [ "$holdout" = 0 ]; then eval_every=0 patience=0; fi  # nothing held out: nothing to watch
 if [ ! -f "$pack" ]; then
-    echo "no training pack at $pack: make one with bench train --make-pack $pack --pack-mib 36" \
+    echo "no training pack at $pack: make one with bench train --make-pack $pack --pack-mib 30" \
         "--seed N (a seed no lease has used; README, \"On a GPU machine\")" >&2
     exit 2
 fi
