@@ -125,9 +125,9 @@ class RoiHyperprior(CompressionModel):
         self.a_convs = nn.ModuleList([conv(4, N), conv(N, N), conv(N, N), conv(N, M)])
         self.a_gdns = nn.ModuleList([GDN(N) for _ in range(3)])
         self.a_sfts = nn.ModuleList([SFT(N, C) for _ in range(3)])
-        if self.blocks:
-            self.a_blocks = nn.ModuleDict({str(i): _blocks(N, self.blocks)
-                                           for i in self.ANALYSIS_BLOCKS})
+        # empty without blocks (releases 1–3): no entries in the state dict
+        self.a_blocks = nn.ModuleDict({str(i): _blocks(N, self.blocks)
+                                       for i in self.ANALYSIS_BLOCKS if self.blocks})
         # hyperprior
         self.h_a = nn.Sequential(conv(M, N, 3, 1), act(), conv(N, N), act(), conv(N, N))
         self.h_s = nn.Sequential(deconv(N, N), act(), deconv(N, N), act(), conv(N, N, 3, 1), act())
@@ -146,9 +146,9 @@ class RoiHyperprior(CompressionModel):
         self.s_convs = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, 3)])
         self.s_gdns = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
         self.s_sfts = nn.ModuleList([SFT(N, C) for _ in range(3)])
-        if self.blocks:
-            self.s_blocks = nn.ModuleDict({str(i): _blocks(N, self.blocks)
-                                           for i in self.SYNTHESIS_BLOCKS})
+        # empty without blocks (releases 1–3): no entries in the state dict
+        self.s_blocks = nn.ModuleDict({str(i): _blocks(N, self.blocks)
+                                       for i in self.SYNTHESIS_BLOCKS if self.blocks})
 
     # ------------------------------------------------------------------ transforms
     def g_a(self, x: Tensor, q: Tensor) -> Tensor:
@@ -156,7 +156,7 @@ class RoiHyperprior(CompressionModel):
         h = torch.cat([x, q], dim=1)
         for i in range(3):
             h = self.a_sfts[i](self.a_gdns[i](self.a_convs[i](h)), conds[i])
-            if self.blocks and str(i) in self.a_blocks:
+            if str(i) in self.a_blocks:
                 h = self.a_blocks[str(i)](h)
         return self.a_convs[3](h)
 
@@ -165,7 +165,7 @@ class RoiHyperprior(CompressionModel):
         h = self.s_sft_in(y_hat, c_lat)
         for i in range(3):
             h = self.s_sfts[i](self.s_gdns[i](self.s_convs[i](h)), conds[i])
-            if self.blocks and str(i) in self.s_blocks:
+            if str(i) in self.s_blocks:
                 h = self.s_blocks[str(i)](h)
         return self.s_convs[3](h)
 

@@ -371,8 +371,8 @@ class Trainer:
             except ValueError as error:
                 raise ValueError(f"recipe {self.recipe.name} cannot warm-start from {path} "
                                  f"({card_recipe or 'another recipe'}): {error}; pass "
-                                 f"--warm-start PATH with a model no wider than the recipe's "
-                                 f"network") from error
+                                 f"--warm-start PATH with a model no wider or deeper than the "
+                                 f"recipe's network") from error
         state = {k: v for k, v in source_state.items() if k in own}
         missing = sorted(k for k in set(own) - set(state) if not is_table(k))
         # a snapshot has no coding tables: the model keeps its own (training needs none)
