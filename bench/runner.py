@@ -425,8 +425,13 @@ def _run_pool(pending: list[Unit], cfg: RunConfig, jobs: int, commit,
                              initargs=(cfg, os.getpid())) as pool:
         while pending or running:
             while pending and len(running) < limit:
-                unit = pending.pop()
-                running[pool.submit(code_unit, unit)] = unit
+                try:  # a worker may have died since the last wait: the pool refuses work
+                    fut = pool.submit(code_unit, pending[-1])
+                except BrokenProcessPool:
+                    if not running:  # nothing in flight will report it: start a new pool
+                        return
+                    break  # the units in flight fail with BrokenProcessPool below
+                running[fut] = pending.pop()
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 unit = running.pop(fut)

@@ -6,10 +6,12 @@ the load to the encode time of the first image it coded (4.2 s instead of 2.3 s 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -73,6 +75,11 @@ PLUGIN = textwrap.dedent("""
         def encode(self, image, roi, quality):
             if image.shape[:2] == (1, 1):
                 import os
+                gate = os.environ.get("CRASHY_GATE")
+                if gate:  # die only once the run has taken a first row (see the test)
+                    while not os.path.exists(os.path.join(gate, "go")):
+                        time.sleep(0.01)
+                    open(os.path.join(gate, "died"), "w").close()
                 os._exit(3)
             self.encodes = 2  # no first-call delay
             return super().encode(image, roi, quality)
@@ -145,6 +152,50 @@ def test_a_worker_that_dies_fails_only_the_image_that_killed_it(tiny_coco, tmp_p
     failed = sorted(k for k, r in crashy.items() if not r.ok)
     assert failed == [("a", 4), ("b", 4)], {k: r.error for k, r in crashy.items()}
     assert all("worker process died" in crashy[k].error for k in failed)
+
+
+def test_a_worker_that_dies_while_a_row_is_committed_does_not_stop_the_run(
+        tiny_coco, tmp_path, monkeypatch):
+    """The race behind a rare "process pool is not usable anymore" exit: a worker dies
+    while the run is busy committing another image's rows, so the pool is broken before
+    the run hands it the next image. That image is kept for a new pool, and only the image
+    that killed its worker fails. The crash is made to happen inside the commit: the dying
+    image waits for the first committed row, and that commit waits for the death."""
+    from bench.runner import RunConfig, execute, plan_units
+
+    site = _plugin_site(tmp_path)
+    monkeypatch.syspath_prepend(str(site))  # the spawned workers find crashy through it
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("CRASHY_GATE", str(gate))
+
+    def on_row(row):
+        if not (gate / "go").exists():
+            (gate / "go").touch()
+            deadline = time.monotonic() + 120
+            while not (gate / "died").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.5)  # for the pool to see its worker's death
+
+    # crashy's four images fill the pool (2 jobs, 4 in flight); jpeg's wait for it
+    # this process has read its entry points already (once per process): load the class
+    spec = importlib.util.spec_from_file_location("lazycodec_here", site / "lazycodec.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    codecs = {"crashy": plugin.Crashy(), "jpeg": create_codec("jpeg")}
+    cfg = RunConfig(data_root=str(tiny_coco), run_dir=str(tmp_path / "run"))
+    with ResultsStore(tmp_path / "run") as store:
+        units = plan_units(store, codecs, {"crashy": ("a", "b"), "jpeg": ("q50",)},
+                           [1, 2, 3, 4])
+        assert [u.codec for u in units[:4]] == ["crashy"] * 4 and len(units) == 8
+        assert execute(units, cfg, store, jobs=2, on_row=on_row) == 12
+        rows = {(r.quality, r.image_id): r for r in store.results("crashy")}
+        jpeg = store.results("jpeg")
+    assert (gate / "died").exists()  # the crash did happen inside the first commit
+    assert len(jpeg) == 4 and all(r.ok for r in jpeg), [r.error for r in jpeg]
+    failed = sorted(k for k, r in rows.items() if not r.ok)
+    assert failed == [("a", 4), ("b", 4)], {k: r.error for k, r in rows.items()}
+    assert all("worker process died" in rows[k].error for k in failed)
 
 
 @pytest.mark.slow
