@@ -6,7 +6,9 @@ with real bitstreams (every byte counted):
 
 * **uniform** (``--roi none``) on COCO val2017 images: bpp and PSNR per grid point, the PSNR
   gain per doubling of λ over the grid (the model card's λ range and the grid's uniform
-  codes), and the PSNR at the top grid point;
+  codes), and the PSNR at the top grid point; one more uniform point at the top of the λ
+  range (code 100, above the grid's top uniform code): how much quality the λ the model was
+  trained up to still buys, i.e. whether its quality response flattens at the top;
 * **ROI** (``--roi gt``) on the same images: bpp, ROI-PSNR and background PSNR per point, and
   the *ROI gain*: BD-rate of ROI mode against the same model's uniform mode, on ROI-PSNR
   (pchip, pooled bpp), the figure ``bench report --anchor ggm@roi-none`` gives on a run;
@@ -31,7 +33,7 @@ import numpy as np
 
 from bench.learned.checkpoint import load_model
 from bench.learned.coding import decode_image, encode_image
-from bench.learned.qmap import GRID, LAMBDA_MAX, LAMBDA_MIN, Q_STEPS
+from bench.learned.qmap import GRID, LAMBDA_MAX, LAMBDA_MIN, Q_STEPS, GridPoint
 from bench.metrics import region_psnrs
 from bench.report.bd import Curve, bd
 
@@ -41,10 +43,14 @@ def lambda_range(card: dict) -> tuple[float, float]:
     return recipe.get("lambda_min", LAMBDA_MIN), recipe.get("lambda_max", LAMBDA_MAX)
 
 
-def measure(model, images, mode: str) -> list[dict]:
-    """Pooled bpp and mean PSNR / ROI-PSNR / background PSNR per grid point."""
+#: Uniform coding at the top of the model's λ range (q = 1), beyond the grid's top point.
+LAMBDA_MAX_POINT = GridPoint("λmax", Q_STEPS, Q_STEPS, Q_STEPS)
+
+
+def measure(model, images, mode: str, points=GRID) -> list[dict]:
+    """Pooled bpp and mean PSNR / ROI-PSNR / background PSNR per point (default the grid)."""
     rows = []
-    for point in GRID:
+    for point in points:
         bits = pixels = 0
         full, roi_p, bg_p = [], [], []
         for image, roi in images:
@@ -97,20 +103,24 @@ def main() -> None:
                f"step {steps})"
         uniform = measure(model, coco, "none")
         roi = measure(model, coco, "gt")
+        (top,) = measure(model, coco, "none", (LAMBDA_MAX_POINT,))
         print(f"\n{name}: λ {lam_min:g}–{lam_max:g}")
         print(f"{'q':>3} {'bpp uni':>8} {'PSNR uni':>8} {'bpp roi':>8} {'ROI-PSNR':>8} "
               f"{'bg-PSNR':>8} {'uni ROI':>8}")
         for u, r in zip(uniform, roi, strict=True):
             print(f"{u['quality']:>3} {u['bpp']:8.4f} {u['psnr']:8.3f} {r['bpp']:8.4f} "
                   f"{r['roi_psnr']:8.3f} {r['bg_psnr']:8.3f} {u['roi_psnr']:8.3f}")
+        print(f"{'λmax':>4}{top['bpp']:8.4f} {top['psnr']:8.3f}   (uniform at code {Q_STEPS})")
         lo, hi = GRID[0].uniform / Q_STEPS, GRID[-1].uniform / Q_STEPS
         doublings = (hi - lo) * math.log2(lam_max / lam_min)
         slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / doublings
+        top_slope = (top["psnr"] - uniform[-1]["psnr"]) / ((1 - hi) * math.log2(lam_max / lam_min))
         roi_curve = _curve(roi, "roi_psnr")
         gain = bd(_curve(uniform, "roi_psnr"), roi_curve)
         line = {"model": name, "slope": slope, "top": uniform[-1]["psnr"],
                 "uniform": _curve(uniform, "psnr"), "roi": roi_curve,
                 "top_bpp": uniform[-1]["bpp"], "roi_gain": gain.bd_rate,
+                "lmax": top, "top_slope": top_slope,
                 "roi_overlap": gain.rate_overlap, "bpp_range": (roi[0]["bpp"], roi[-1]["bpp"])}
         if kodak:
             k = measure(model, kodak, "none")
@@ -123,7 +133,9 @@ def main() -> None:
         print(f"  {s['model']}: PSNR per doubling of λ {s['slope']:.2f} dB; top uniform "
               f"{s['top']:.2f} dB at {s['top_bpp']:.3f} bpp; ROI gain (BD-rate gt vs none, "
               f"ROI-PSNR) {s['roi_gain']:+.1f} % (overlap {s['roi_overlap']:.0f} %); ROI-mode "
-              f"bpp {s['bpp_range'][0]:.3f}–{s['bpp_range'][1]:.3f}")
+              f"bpp {s['bpp_range'][0]:.3f}–{s['bpp_range'][1]:.3f}; at λ max "
+              f"{s['lmax']['psnr']:.2f} dB at {s['lmax']['bpp']:.3f} bpp "
+              f"({s['top_slope']:.2f} dB per doubling above the top point)")
     first = summary[0]
     for s in summary[1:]:
         uni, roi = bd(first["uniform"], s["uniform"]), bd(first["roi"], s["roi"])
