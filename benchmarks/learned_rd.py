@@ -112,9 +112,9 @@ def main() -> None:
                   f"{r['roi_psnr']:8.3f} {r['bg_psnr']:8.3f} {u['roi_psnr']:8.3f}")
         print(f"{'λmax':>4}{top['bpp']:8.4f} {top['psnr']:8.3f}   (uniform at code {Q_STEPS})")
         lo, hi = GRID[0].uniform / Q_STEPS, GRID[-1].uniform / Q_STEPS
-        doublings = (hi - lo) * math.log2(lam_max / lam_min)
-        slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / doublings
-        top_slope = (top["psnr"] - uniform[-1]["psnr"]) / ((1 - hi) * math.log2(lam_max / lam_min))
+        octaves = math.log2(lam_max / lam_min)  # doublings of λ from q = 0 to q = 1
+        slope = (uniform[-1]["psnr"] - uniform[0]["psnr"]) / ((hi - lo) * octaves)
+        top_slope = (top["psnr"] - uniform[-1]["psnr"]) / ((1 - hi) * octaves)
         roi_curve = _curve(roi, "roi_psnr")
         gain = bd(_curve(uniform, "roi_psnr"), roi_curve)
         line = {"model": name, "slope": slope, "top": uniform[-1]["psnr"],

@@ -177,7 +177,6 @@ def test_a_worker_that_dies_while_a_row_is_committed_does_not_stop_the_run(
                 time.sleep(0.01)
             time.sleep(0.5)  # for the pool to see its worker's death
 
-    # crashy's four images fill the pool (2 jobs, 4 in flight); jpeg's wait for it
     # this process has read its entry points already (once per process): load the class
     spec = importlib.util.spec_from_file_location("lazycodec_here", site / "lazycodec.py")
     plugin = importlib.util.module_from_spec(spec)
@@ -185,6 +184,7 @@ def test_a_worker_that_dies_while_a_row_is_committed_does_not_stop_the_run(
     codecs = {"crashy": plugin.Crashy(), "jpeg": create_codec("jpeg")}
     cfg = RunConfig(data_root=str(tiny_coco), run_dir=str(tmp_path / "run"))
     with ResultsStore(tmp_path / "run") as store:
+        # crashy's four images fill the pool (2 jobs, 4 in flight); jpeg's wait for it
         units = plan_units(store, codecs, {"crashy": ("a", "b"), "jpeg": ("q50",)},
                            [1, 2, 3, 4])
         assert [u.codec for u in units[:4]] == ["crashy"] * 4 and len(units) == 8
