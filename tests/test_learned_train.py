@@ -259,9 +259,10 @@ def test_named_recipes_plan_their_budget():
 
 
 def test_train_help_names_every_recipe():
-    from bench.cli.train_cmd import RECIPE_NAMES
+    from bench.cli.train_cmd import AUTOCAST_RECIPE_NAMES, RECIPE_NAMES
 
     assert RECIPE_NAMES.split(", ") == list(RECIPES)
+    assert AUTOCAST_RECIPE_NAMES.split(", ") == [n for n, r in RECIPES.items() if r.autocast]
 
 
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():

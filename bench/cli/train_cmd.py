@@ -26,7 +26,7 @@ Examples:
   bench train --recipe release-4 --entropy both --snapshot     # carry it over to a new machine
   bench train --recipe release-4 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
       --export-only --export judge.pt --rd-images 0    # a snapshot as a model to measure
-  bench train --make-pack pack.npz --pack-mib 12      # crops for a GPU machine
+  bench train --make-pack pack.npz --pack-mib 30      # crops for a GPU machine
   bench train --recipe release-4 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
       --out gpu-state                     # both codecs, equal steps, on a GPU machine
   bash bench/learned/campaign/gpu.sh release-4 8.5 OUT   # the same, side by side, + snapshots
@@ -43,6 +43,8 @@ from pathlib import Path
 
 #: the names of ``bench.learned.recipe.RECIPES``, for ``--help``
 RECIPE_NAMES = "release-1, release-2, release-3, release-4"
+#: the recipes among them that train under bfloat16 autocast, for ``--fp32``'s help
+AUTOCAST_RECIPE_NAMES = "release-2, release-3, release-4"
 
 
 def state_dir(recipe: str, entropy: str) -> Path:
@@ -87,7 +89,7 @@ def register(sub) -> None:
                         "of a minute or two; see benchmarks/train_speed.py)")
     p.add_argument("--fp32", action="store_true",
                    help="compute in float32 where the recipe trains under bfloat16 autocast "
-                        "(release-2, release-3): for a CPU without native bfloat16 (no "
+                        f"({AUTOCAST_RECIPE_NAMES}): for a CPU without native bfloat16 (no "
                         "avx512_bf16 or amx_bf16 flag), where autocast is emulated and about "
                         "7x slower (measured on an AMD EPYC Zen 3); on a CPU with them float32 "
                         "is the slow choice (about 3x on an Intel Xeon with AMX); an "
@@ -136,9 +138,9 @@ def register(sub) -> None:
     p.add_argument("--snapshot", nargs="?", const="", default=None, metavar="PATH",
                    help="write a campaign snapshot of the checkpoint in OUT and exit, no "
                         "training: the weights (float16 where large, no optimizer state, "
-                        "about 6 MiB) and the budget, to commit so that a new machine goes on "
-                        "from this step (default PATH: bench/learned/campaign/<codec>.pt; "
-                        "with --entropy both, a folder)")
+                        "about 13 MiB for release-4) and the budget, to commit so that a new "
+                        "machine goes on from this step (default PATH: "
+                        "bench/learned/campaign/<codec>.pt; with --entropy both, a folder)")
     p.add_argument("--status", action="store_true",
                    help="say where the recipe's campaign stands and exit, changing nothing: "
                         "per codec the step of the planned total, the lr and its phase, "
