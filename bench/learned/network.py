@@ -30,9 +30,10 @@ skip; :class:`~bench.learned.layers.ResidualBlock`) after the analysis stages at
 resolution and after every synthesis stage (1/8, 1/4, 1/2), as Cheng et al. (CVPR 2020)
 place them between the stride-2 stages. Release 3's transforms bound its top end
 (``benchmarks/learned_ceiling.py``: 34.1 dB with unquantized latents at q = 1 on 6 val
-pictures, 0.5 dB above the coded PSNR); one block at each place costs about 22 % more per
-bfloat16 training step on one core of an Intel Xeon with AMX (measured 2026-12-05), most of
-it the synthesis block at 1/2 resolution (the four others together: +6 %). A block starts
+pictures, 0.5 dB above the coded PSNR); one block at each place costs about 23 % more per
+bfloat16 training step on one core of an Intel Xeon with AMX (eager; 27 % compiled; measured
+2026-12-05), most of it the synthesis block at 1/2 resolution (the four others together:
++6 %). A block starts
 as the identity, so a deeper network warm-starts from a shallower one without changing its
 output. With ``blocks = 0`` the network is release 3's, bit for bit.
 

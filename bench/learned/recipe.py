@@ -11,9 +11,9 @@ from wherever it stopped with the same schedule, and a release says how it was m
 (the hyper-latent gets 4×4 positions), a λ range reaching lower rates, more two-level
 object-aligned quality maps, bfloat16 transforms, an exponential moving average of the
 weights (what is exported), and a warm start from the released weights. ``release-3`` is
-the same schedule on a wider network, warm-started from release-2's finished weights;
-``release-4`` the same again on release 3's network with residual blocks, warm-started
-from release 3.
+release-2's lr schedule over 40,000 steps on a wider network, warm-started from release-2's
+finished weights; ``release-4`` the same again on release 3's network with residual blocks,
+warm-started from release 3.
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # release-2's finished network widened to compressai's low-rate hyperprior width
     # (N = 128, M = 192; 5.4 M parameters against 3.0 M): at its end the transforms bound the
     # top end (benchmarks/learned_ceiling.py: ~33 dB with unquantized latents). Warm-starts
-    # from the release by function-preserving widening, then release-2's schedule again.
+    # from the release by function-preserving widening, then release-2's lr schedule (warm-up,
+    # cosine decay from 70 %) over 40,000 steps.
     Recipe("release-3", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
            decay="cosine", decay_start=0.7, final_lr_factor=0.1,
            lambda_min=0.0003, lambda_max=0.1,
