@@ -4,7 +4,6 @@ and both ROI modes of a real learned codec side by side in one run directory and
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -109,9 +108,9 @@ def test_two_roi_modes_of_ggm_in_one_run_directory(coco_root, tmp_path, capsys):
     assert set(bd["anchor"]) == {"ggm@roi-none"}
     assert bd.loc[("roi-psnr", "ggm@roi-none"), "note"] == "anchor"
     gain = bd.loc[("roi-psnr", "ggm")]
-    # an empty note reads back as NaN, which is truthy: ask for a string with text in it
-    assert math.isfinite(gain["bd_rate"]) or (isinstance(gain["note"], str) and gain["note"]), \
-        gain.to_dict()
+    # the ROI mode's gain, one BD call on one store: release 3 gives -29.3 % on these 2
+    # pictures (-40.4 % on the 79); about 0 would mean the two modes code alike
+    assert gain["bd_rate"] < -10, gain.to_dict()
     assert main(["report", "--run-dir", str(rd), "--codec", "ggm@roi-none", "--anchor",
                  "ggm@roi-none", "--points", "--format", "csv"]) == 0
     assert set(pd.read_csv(io.StringIO(capsys.readouterr().out))["codec"]) == {"ggm@roi-none"}

@@ -61,11 +61,14 @@ def test_codec_shares_the_keep_mask_across_points_without_changing_pixels(
     it codes is the bitstream of the freshly pre-filtered picture."""
     sample = next(iter(CocoDataset(coco_root, "val2017", limit=1)))
     codec, inner = create_codec("jpeg", roi_method="blur"), create_codec("jpeg")
+    grown = []
     for quality in codec.qualities[::3]:
         sigma = codec.sigmas[codec._inner_quality[quality]]
         fresh = simplify_background(sample.image, sample.roi, sigma)
         assert codec.encode(sample.image, sample.roi, quality) == \
             inner.encode(fresh, None, codec._inner_quality[quality])
+        grown.append(codec._keep)
+    assert len(grown) >= 3 and all(k is grown[0] for k in grown)  # grown once, then shared
 
 
 def test_grid_pairs_each_point_with_a_weaker_blur_towards_high_rate():

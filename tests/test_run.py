@@ -225,6 +225,7 @@ def test_original_row_matches_source_pixels(coco_root, tmp_path):
                str(coco_root), "--run-dir", str(rd)) == 0
     with ResultsStore(rd) as store:
         rows = store.results()
+    assert len(rows) == 2
     for r in rows:
         src = coco_root / "val2017" / r.file_name
         assert r.bytes == src.stat().st_size and r.psnr == np.inf
@@ -293,7 +294,7 @@ def test_tasks_predict_where_the_reconstruction_was_decoded(coco_root, tmp_path,
     """With --task in the coding run, the worker that decoded a reconstruction predicts on
     it: the scoring phase decodes nothing (predict_rows is never called) and the predictions
     equal those of a task added to the finished run (which decodes the stored bitstreams)."""
-    import bench.scoring
+    import bench.pipeline
     from tests.conftest import DETECTOR, shared_model
 
     model = str(shared_model(DETECTOR))
@@ -309,7 +310,8 @@ def test_tasks_predict_where_the_reconstruction_was_decoded(coco_root, tmp_path,
     def no_second_decode(*args, **kwargs):
         raise AssertionError("the scoring phase decoded stored bitstreams again")
 
-    monkeypatch.setattr(bench.scoring, "predict_rows", no_second_decode)
+    # where the scoring phase calls it (bench.pipeline imports it by name)
+    monkeypatch.setattr(bench.pipeline, "predict_rows", no_second_decode)
     capsys.readouterr()
     assert run(*base, *task, "--run-dir", str(one_pass), "--jobs", jobs) == 0
     assert _predictions(one_pass) == later
