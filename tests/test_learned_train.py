@@ -265,6 +265,15 @@ def test_train_help_names_every_recipe():
     assert AUTOCAST_RECIPE_NAMES.split(", ") == [n for n, r in RECIPES.items() if r.autocast]
 
 
+def test_release_5_is_release_4s_schedule_on_release_3s_network():
+    """release-5's ggm run adopted the release-4 control's checkpoint (release-4 with
+    ``blocks = 0`` under another name): that holds only while the two recipes are equal but
+    for the name and the blocks."""
+    r3, r4, r5 = RECIPES["release-3"], RECIPES["release-4"], RECIPES["release-5"]
+    assert dataclasses.replace(r4, name="release-5", blocks=0) == r5
+    assert r5.network() == r3.network() and r5.warm_start and r5.blocks == 0
+
+
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
     with pytest.raises(ValueError, match="at least 64"):
         _recipe(autocast=True, crop=32)

@@ -18,18 +18,18 @@ writes the released model and its card into the package
 (bench/learned/weights/<codec>.pt/.json), with RD numbers measured on Kodak and val2017.
 
 Examples:
-  bench train --recipe release-4 --entropy ggm --threads 1 --compile  # the CPU campaign
-  bench train --recipe release-4 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
-  bench train --recipe release-4 --entropy ggm --steps 20000         # stop at step 20000
-  bench train --recipe release-4 --entropy ggm --export-only         # release its snapshot
-  bench train --recipe release-4 --status                      # where the campaign stands
-  bench train --recipe release-4 --entropy both --snapshot     # carry it over to a new machine
-  bench train --recipe release-4 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
+  bench train --recipe release-5 --entropy ggm --threads 1 --compile  # the CPU campaign
+  bench train --recipe release-5 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
+  bench train --recipe release-5 --entropy ggm --steps 20000         # stop at step 20000
+  bench train --recipe release-5 --entropy ggm --export-only         # release its snapshot
+  bench train --recipe release-5 --status                      # where the campaign stands
+  bench train --recipe release-5 --entropy both --snapshot     # carry it over to a new machine
+  bench train --recipe release-5 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
       --export-only --export judge.pt --rd-images 0    # a snapshot as a model to measure
   bench train --make-pack pack.npz --pack-mib 30      # crops for a GPU machine
-  bench train --recipe release-4 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
+  bench train --recipe release-5 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
       --out gpu-state                     # both codecs, equal steps, on a GPU machine
-  bash bench/learned/campaign/gpu.sh release-4 8.5 OUT   # the same, side by side, + snapshots
+  bash bench/learned/campaign/gpu.sh release-5 8.5 OUT   # the same, side by side, + snapshots
   bench train --entropy ggm --steps 2000 --crop 128 --out runs/quick   # a custom run
 """
 
@@ -42,9 +42,9 @@ import sys
 from pathlib import Path
 
 #: the names of ``bench.learned.recipe.RECIPES``, for ``--help``
-RECIPE_NAMES = "release-1, release-2, release-3, release-4"
+RECIPE_NAMES = "release-1, release-2, release-3, release-4, release-5"
 #: the recipes among them that train under bfloat16 autocast, for ``--fp32``'s help
-AUTOCAST_RECIPE_NAMES = "release-2, release-3, release-4"
+AUTOCAST_RECIPE_NAMES = "release-2, release-3, release-4, release-5"
 
 
 def state_dir(recipe: str, entropy: str) -> Path:
@@ -138,7 +138,7 @@ def register(sub) -> None:
     p.add_argument("--snapshot", nargs="?", const="", default=None, metavar="PATH",
                    help="write a campaign snapshot of the checkpoint in OUT and exit, no "
                         "training: the weights (float16 where large, no optimizer state, "
-                        "about 13 MiB for release-4) and the budget, to commit so that a new "
+                        "about 11 MiB for release-5) and the budget, to commit so that a new "
                         "machine goes on from this step (default PATH: "
                         "bench/learned/campaign/<codec>.pt; with --entropy both, a folder)")
     p.add_argument("--status", action="store_true",
