@@ -168,8 +168,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # blocks cost 27 % more per step and, at equal steps (12,567), led this network by only
     # 0.2 % / 0.7 % of rate, a lead that had shrunk from 0.6 % / 1.0 % at step 6,000, with the
     # top end unchanged, and coded 1.5x slower (model card, "Release-4 against its
-    # control"). Its first 12,567 steps
-    # of ggm are that control's, run with this recipe under another name.
+    # control"). Its first 12,567 steps of ggm are that control's, run with this recipe
+    # under another name.
     Recipe("release-5", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
            decay="cosine", decay_start=0.7, final_lr_factor=0.1,
            lambda_min=0.0003, lambda_max=0.1,
