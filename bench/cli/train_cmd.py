@@ -138,7 +138,7 @@ def register(sub) -> None:
     p.add_argument("--snapshot", nargs="?", const="", default=None, metavar="PATH",
                    help="write a campaign snapshot of the checkpoint in OUT and exit, no "
                         "training: the weights (float16 where large, no optimizer state, "
-                        "about 11 MiB for release-5) and the budget, to commit so that a new "
+                        "about 10 MiB for release-5) and the budget, to commit so that a new "
                         "machine goes on from this step (default PATH: "
                         "bench/learned/campaign/<codec>.pt; with --entropy both, a folder)")
     p.add_argument("--status", action="store_true",
