@@ -32,10 +32,9 @@ place them between the stride-2 stages. Release 3's transforms bound its top end
 (``benchmarks/learned_ceiling.py``: 34.1 dB with unquantized latents at q = 1 on 6 val
 pictures, 0.5 dB above the coded PSNR); one block at each place costs about 23 % more per
 bfloat16 training step on one core of an Intel Xeon with AMX (eager; 27 % compiled; measured
-2026-12-05), most of it the synthesis block at 1/2 resolution (the four others together:
-+6 %). A block starts
-as the identity, so a deeper network warm-starts from a shallower one without changing its
-output. With ``blocks = 0`` the network is release 3's, bit for bit.
+2026-12-05), most of it the synthesis block at 1/2 resolution (the four others together
+add 6 %). A block starts as the identity, so a deeper network warm-starts from a shallower
+one without changing its output. With ``blocks = 0`` the network is release 3's, bit for bit.
 
 Coding tables: both entropy models map a predicted scale to the nearest table scale in log
 space (compressai's default is the upper neighbour, which costs a few percent of rate; see

@@ -127,6 +127,19 @@ class Recipe:
                 f"×{self.final_lr_factor:g}), λ {self.lambda_min:g}–{self.lambda_max:g}")
 
 
+# release-2's finished network widened to compressai's low-rate hyperprior width
+# (N = 128, M = 192; 5.4 M parameters against 3.0 M): at its end the transforms bound the top
+# end (benchmarks/learned_ceiling.py: ~33 dB with unquantized latents). Warm-starts from the
+# release by function-preserving widening, then release-2's lr schedule (warm-up, cosine decay
+# from 70 %) over 40,000 steps. Releases 4 and 5 train this schedule again.
+_RELEASE_3 = Recipe("release-3", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
+                    decay="cosine", decay_start=0.7, final_lr_factor=0.1,
+                    lambda_min=0.0003, lambda_max=0.1,
+                    qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1,
+                                  "gradient": 0.05, "blobs": 0.2},
+                    N=128, M=192, gains=9, autocast=True, channels_last=True, ema=0.999,
+                    source="memory", warm_start=True, half_weights=True)
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # What release 1 did (lr 1e-4 for its first ~1.5k steps aside): 8 crops of 128².
     Recipe("release-1", steps=11_500, batch_size=8, crop=128, lr=3e-4, decay="step",
@@ -140,43 +153,20 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                          "blobs": 0.2},
            gains=9, autocast=True, channels_last=True, ema=0.999, source="memory",
            warm_start=True),
-    # release-2's finished network widened to compressai's low-rate hyperprior width
-    # (N = 128, M = 192; 5.4 M parameters against 3.0 M): at its end the transforms bound the
-    # top end (benchmarks/learned_ceiling.py: ~33 dB with unquantized latents). Warm-starts
-    # from the release by function-preserving widening, then release-2's lr schedule (warm-up,
-    # cosine decay from 70 %) over 40,000 steps.
-    Recipe("release-3", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
-           decay="cosine", decay_start=0.7, final_lr_factor=0.1,
-           lambda_min=0.0003, lambda_max=0.1,
-           qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1, "gradient": 0.05,
-                         "blobs": 0.2},
-           N=128, M=192, gains=9, autocast=True, channels_last=True, ema=0.999,
-           source="memory", warm_start=True, half_weights=True),
+    _RELEASE_3,
     # release-3's finished network made deeper: one residual block after the analysis stages
     # at 1/4 and 1/8 and after each synthesis stage (6.9 M parameters against 5.4 M), since
     # release 3's transforms bound its top end (benchmarks/learned_ceiling.py: 34.1 dB with
     # unquantized latents at q = 1, 6 val pictures). Warm-starts from release 3 (the new
     # blocks start as the identity), then the same schedule again.
-    Recipe("release-4", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
-           decay="cosine", decay_start=0.7, final_lr_factor=0.1,
-           lambda_min=0.0003, lambda_max=0.1,
-           qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1, "gradient": 0.05,
-                         "blobs": 0.2},
-           N=128, M=192, gains=9, blocks=1, autocast=True, channels_last=True, ema=0.999,
-           source="memory", warm_start=True, half_weights=True),
+    dataclasses.replace(_RELEASE_3, name="release-4", blocks=1),
     # release-4's schedule on release 3's network, warm-started from release 3: release-4's
     # blocks cost 27 % more per step and, at equal steps (12,567), led this network by only
     # 0.2 % / 0.7 % of rate, a lead that had shrunk from 0.6 % / 1.0 % at step 6,000, with the
     # top end unchanged, and coded 1.5x slower (model card, "Release-4 against its
     # control"). Its first 12,567 steps of ggm are that control's, run with this recipe
     # under another name.
-    Recipe("release-5", steps=40_000, batch_size=4, crop=256, lr=3e-4, warmup=500,
-           decay="cosine", decay_start=0.7, final_lr_factor=0.1,
-           lambda_min=0.0003, lambda_max=0.1,
-           qmap_weights={"uniform": 0.3, "roi": 0.35, "instances": 0.1, "gradient": 0.05,
-                         "blobs": 0.2},
-           N=128, M=192, gains=9, autocast=True, channels_last=True, ema=0.999,
-           source="memory", warm_start=True, half_weights=True),
+    dataclasses.replace(_RELEASE_3, name="release-5"),
 )}
 
 
