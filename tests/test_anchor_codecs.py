@@ -207,6 +207,17 @@ def test_corrupt_stream_raises_codec_error():
         codec.decode(pack_header(codec.colour_spec, 16, 16) + b"\x00\x00\x01garbage")
 
 
+def test_vvc_names_ffmpegs_output_buffer_when_a_picture_needs_more_than_8_bpp():
+    """ffmpeg's libvvenc wrapper holds one picture's bitstream in width x height bytes:
+    uniform noise fits at qp17 (about 7.9 bpp) and not at qp12; the error says why and what
+    to do instead of only ffmpeg's "Error submitting video frame"."""
+    codec = make("vvc")
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert len(codec.encode(noise, None, "qp17")) * 8 / noise[..., 0].size < 8.0
+    with pytest.raises(CodecError, match=r"qp12.*4096 bytes \(8 bits per pixel\).*qp17"):
+        codec.encode(noise, None, "qp12")
+
+
 def test_jpeg2000_helpers():
     assert resolutions_for(1, 1) == 1 and resolutions_for(3, 5) == 2
     assert resolutions_for(480, 640) == 6

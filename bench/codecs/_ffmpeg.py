@@ -372,6 +372,12 @@ class FfmpegCodec(Codec):
         at most the codec's ``timeout``; size unknown: that of a 16-megapixel picture)."""
         return decode_timeout(height, width, self.ffmpeg.timeout)
 
+    def _encode_failed(self, exc: CodecError, height: int, width: int, quality: str) -> CodecError:
+        """The error of a failed encode of a ``height`` x ``width`` coded picture at
+        ``quality``; codecs whose encoder has a known limit say which (ffmpeg's own
+        message is kept)."""
+        return exc
+
     def _decode_failed(self, exc: CodecError) -> CodecError:
         """The error of a failed decode, saying which codec could not decode the stream."""
         if isinstance(exc, CodecUnavailable):  # a missing ffmpeg says so itself
@@ -519,7 +525,10 @@ class YuvFfmpegCodec(FfmpegCodec):
             out_path = tmp / f"out{self.suffix}"
             argv = self.encoder_argv(yuv_path, out_path, yuv.height, yuv.width, quality,
                                      roi_args)
-            self._run(argv, tmp, remember=True)
+            try:
+                self._run(argv, tmp, remember=True)
+            except CodecError as exc:
+                raise self._encode_failed(exc, yuv.height, yuv.width, quality) from None
             payload = self._read_output(out_path, "bitstream")
         return pack_header(self.colour_spec, height, width) + payload
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.codecs import colour
 from bench.codecs._ffmpeg import DEFAULT_TIMEOUT_S, YuvFfmpegCodec
+from bench.codecs.base import CodecError, CodecUnavailable
 
 
 class VvcCodec(YuvFfmpegCodec):
@@ -72,3 +73,22 @@ class VvcCodec(YuvFfmpegCodec):
             "-c:v", self.encoder, "-preset", self.preset, "-qp", str(qp), "-qpa", "0",
             "-vvenc-params", "IntraPeriod=1:IntraQPOffset=0", "-level", "6.2",
         ]  # fmt: skip
+
+    def _encode_failed(self, exc: CodecError, height: int, width: int, quality: str) -> CodecError:
+        """Name the limit behind libvvenc's "Error submitting video frame".
+
+        ffmpeg's libvvenc wrapper gives vvenc an output buffer of width x height bytes for
+        one picture (vvenc's own application allocates about twice that), so a picture
+        whose bitstream needs more than 8 bits per pixel cannot be coded through ffmpeg:
+        noise-like content at QP 14 or lower (64x64 uniform noise takes 7.9 bpp at QP 17).
+        Real photographs stay far below it at the grid's QPs.
+        """
+        if isinstance(exc, CodecUnavailable) or "Error submitting video frame" not in str(exc):
+            return exc
+        return CodecError(
+            f"{self.name}: libvvenc could not code this {width}x{height} picture at {quality}: "
+            f"ffmpeg's libvvenc wrapper holds one picture's bitstream in {width * height} bytes "
+            f"(8 bits per pixel), and this picture needs more at this QP (noise-like content "
+            f"at a low QP). Code it at a higher QP (qp17 or above), or with the vtm codec, "
+            f"which has no such limit. {exc}"
+        )
