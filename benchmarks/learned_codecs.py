@@ -14,7 +14,9 @@ Side by side, on the same COCO val2017 images with their GT ROI:
   (its final state and word alignment, and the tables' rounding of the model's
   probabilities).
 * **encode + decode time** per image at 640×480 (images of exactly that size; one thread, as
-  the codecs run), repeats interleaved between the two codecs, medians reported.
+  the codecs run), repeats interleaved between the two codecs, medians reported; beside each
+  encode, the same encode with the encoder's reconstruction (the synthesis transform, which
+  encodes ran until 2026-12-05 and the bitstream does not need), and their ratio.
 
 Run: ``python benchmarks/learned_codecs.py [--data-root ../shared/data/coco] [--limit 79]``.
 """
@@ -84,7 +86,9 @@ def rate_table(models: dict, samples) -> list[dict]:
 
 def timing(models: dict, samples, quality: str, repeats: int) -> dict[str, dict[str, float]]:
     point = grid_point(quality)
-    times: dict[str, dict[str, list[float]]] = {n: {"encode": [], "decode": []} for n in models}
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"encode": [], "decode": [], "encode_x_hat": []} for n in models
+    }
     for r in range(repeats):
         order = list(models) if r % 2 == 0 else list(reversed(list(models)))
         for name in order:
@@ -95,8 +99,13 @@ def timing(models: dict, samples, quality: str, repeats: int) -> dict[str, dict[
                 t1 = time.perf_counter()
                 decode_image(model, data)
                 t2 = time.perf_counter()
+                again, _ = encode_image(model, s.image, s.roi, point, "gt", return_details=True)
+                t3 = time.perf_counter()
+                if again != data:
+                    raise SystemExit(f"{name}: the encode with its reconstruction gave other bytes")
                 times[name]["encode"].append(t1 - t0)
                 times[name]["decode"].append(t2 - t1)
+                times[name]["encode_x_hat"].append(t3 - t2)
     return {n: {k: statistics.median(v) for k, v in d.items()} for n, d in times.items()}
 
 
@@ -165,7 +174,8 @@ def print_timing(models: dict, samples, args) -> None:
           f"medians of {args.repeats} interleaved repeats")
     for name, d in t.items():
         print(f"{name}: encode {d['encode']:.3f} s, decode {d['decode']:.3f} s, "
-              f"total {d['encode'] + d['decode']:.3f} s")
+              f"total {d['encode'] + d['decode']:.3f} s; encode with the reconstruction "
+              f"{d['encode_x_hat']:.3f} s (encode_speedup {d['encode_x_hat'] / d['encode']:.2f})")
     a, b = CODEC_NAMES
     ratio = (t[a]["encode"] + t[a]["decode"]) / (t[b]["encode"] + t[b]["decode"])
     print(f"time_ratio {a}/{b} {ratio:.3f}")

@@ -69,7 +69,9 @@ def encode_image(
     model, image: np.ndarray, roi, point, roi_mode: str = "gt", return_details: bool = False,
     stream_format: int | None = None,
 ):
-    """Encode with a loaded model; with ``return_details`` also the encoder-side tensors.
+    """Encode with a loaded model; with ``return_details`` also the encoder-side tensors,
+    the reconstruction ``x_hat`` among them (without, the encoder skips the synthesis
+    transform: the bitstream does not depend on it).
 
     ``stream_format``: bitstream format 1, 2 or 3 (default
     :data:`bench.learned.bitstream.FORMAT_WRITTEN`).
@@ -88,7 +90,7 @@ def encode_image(
     lat_codes = lat_codes.astype(np.uint8)
     if stream_format == 1:
         with single_thread(), torch.inference_mode():
-            out = model.compress(x, q, q_lat)
+            out = model.compress(x, q, q_lat, reconstruct=return_details)
         payload = Payload(model.entropy, h, w, lat_codes, out["z"], out["y"])
     else:
         from compressai.ans import BufferedRansEncoder
@@ -99,7 +101,8 @@ def encode_image(
         if bitstream.map_in_stream(lat_codes):
             write_binary_map(encoder, (lat_codes == lat_codes.max()).astype(np.uint8))
         with single_thread(), torch.inference_mode():
-            out = model.compress(x, q, q_lat, encoder=encoder, params64=stream_format == 3)
+            out = model.compress(x, q, q_lat, encoder=encoder, params64=stream_format == 3,
+                                 reconstruct=return_details)
         payload = Payload(model.entropy, h, w, lat_codes, stream=encoder.flush(),
                           params64=stream_format == 3)
     data = pack(payload)

@@ -267,13 +267,14 @@ class RoiHyperprior(CompressionModel):
 
     @torch.no_grad()
     def compress(self, x: Tensor, q: Tensor, q_lat: Tensor, encoder=None,
-                 params64: bool = False) -> dict:
+                 params64: bool = False, reconstruct: bool = True) -> dict:
         """Code one image (1×3×H×W in [0, 1], H, W multiples of 16) with its quality maps.
 
         Returns the ``z`` and ``y`` strings, ``y_hat`` exactly as the decoder will have it,
-        and the reconstruction ``x_hat`` (float, unclamped). With ``encoder`` (a compressai
-        ``BufferedRansEncoder``) the symbols of ``z`` and then ``y`` are appended to it
-        instead (bitstream format 2, :mod:`bench.learned.stream`) and the strings are None.
+        and the reconstruction ``x_hat`` (float, unclamped; None with ``reconstruct=False``,
+        which spares the synthesis transform, about half of an encode). With ``encoder`` (a
+        compressai ``BufferedRansEncoder``) the symbols of ``z`` and then ``y`` are appended to
+        it instead (bitstream format 2, :mod:`bench.learned.stream`) and the strings are None.
 
         ``params64`` (bitstream format 3): the gains and the entropy parameters (whose
         scale and shape pick each latent's rANS table) are computed in float64. In float32
@@ -301,9 +302,11 @@ class RoiHyperprior(CompressionModel):
         mu = params[0]
         y_strings = self.conditional.compress(y, indexes, means=mu, encoder=encoder)
         y_hat = torch.round(y - mu) + mu
+        x_hat = None
+        if reconstruct:
+            x_hat = self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat)
         return {"z": z_string, "y": y_strings[0] if y_strings else None, "y_hat": y_hat,
-                "x_hat": self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat),
-                "z_shape": tuple(z.shape[-2:])}
+                "x_hat": x_hat, "z_shape": tuple(z.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, y_string: bytes | None, z_string: bytes | None, q_lat: Tensor,
