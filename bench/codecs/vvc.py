@@ -75,20 +75,23 @@ class VvcCodec(YuvFfmpegCodec):
         ]  # fmt: skip
 
     def _encode_failed(self, exc: CodecError, height: int, width: int, quality: str) -> CodecError:
-        """Name the limit behind libvvenc's "Error submitting video frame".
+        """Name the likely limit behind libvvenc's "Error submitting video frame".
 
-        ffmpeg's libvvenc wrapper gives vvenc an output buffer of width x height bytes for
-        one picture (vvenc's own application allocates about twice that), so a picture
-        whose bitstream needs more than 8 bits per pixel cannot be coded through ffmpeg:
-        noise-like content at QP 14 or lower (64x64 uniform noise takes 7.9 bpp at QP 17).
-        Real photographs stay far below it at the grid's QPs.
+        ffmpeg's libvvenc wrapper gives vvenc an output buffer of width x height bytes (of
+        the coded, padded picture) for one picture (vvenc's own application allocates about
+        twice that), so a picture whose bitstream needs more than 8 bits per pixel cannot be
+        coded through ffmpeg: noise-like content at QP 14 or lower (64x64 uniform noise
+        takes 7.9 bpp at QP 17). Real photographs stay far below it at the grid's QPs. The
+        wrapper reports every failure of vvenc's encode with that one line, so the message
+        says "most likely" and keeps ffmpeg's text.
         """
         if isinstance(exc, CodecUnavailable) or "Error submitting video frame" not in str(exc):
             return exc
+        qp = int(self.parse_quality(quality))
         return CodecError(
-            f"{self.name}: libvvenc could not code this {width}x{height} picture at {quality}: "
-            f"ffmpeg's libvvenc wrapper holds one picture's bitstream in {width * height} bytes "
-            f"(8 bits per pixel), and this picture needs more at this QP (noise-like content "
-            f"at a low QP). Code it at a higher QP (qp17 or above), or with the vtm codec, "
-            f"which has no such limit. {exc}"
+            f"{self.name}: libvvenc could not code this picture at {quality} (coded size "
+            f"{width}x{height}); most likely its bitstream needs more than the {width * height} "
+            f"bytes (8 bits per pixel) ffmpeg's libvvenc wrapper holds for one picture "
+            f"(noise-like content at a low QP). Code it at a QP above {qp}, or with the vtm "
+            f"codec, which has no such limit. {exc}"
         )
