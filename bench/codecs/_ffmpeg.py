@@ -372,12 +372,6 @@ class FfmpegCodec(Codec):
         at most the codec's ``timeout``; size unknown: that of a 16-megapixel picture)."""
         return decode_timeout(height, width, self.ffmpeg.timeout)
 
-    def _encode_failed(self, exc: CodecError, height: int, width: int, quality: str) -> CodecError:
-        """The error of a failed encode of a ``height`` x ``width`` coded picture at
-        ``quality``; codecs whose encoder has a known limit say which (ffmpeg's own
-        message is kept)."""
-        return exc
-
     def _decode_failed(self, exc: CodecError) -> CodecError:
         """The error of a failed decode, saying which codec could not decode the stream."""
         if isinstance(exc, CodecUnavailable):  # a missing ffmpeg says so itself
@@ -478,6 +472,12 @@ class YuvFfmpegCodec(FfmpegCodec):
             max(height + height % 2, self.min_side),
             max(width + width % 2, self.min_side),
         )
+
+    def _encode_failed(self, exc: CodecError, height: int, width: int, quality: str) -> CodecError:
+        """The error of a failed encode of a ``height`` x ``width`` coded picture at
+        ``quality``; codecs whose encoder has a known limit say which (ffmpeg's own
+        message is kept)."""
+        return exc
 
     def roi_args(self, roi: np.ndarray | None, height: int, width: int, quality: str) -> list[str]:
         """ffmpeg options that give the encoder the ROI of a ``height`` x ``width`` coded
