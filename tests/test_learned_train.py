@@ -487,13 +487,18 @@ def test_cli_trains_both_codecs_to_the_same_step(image_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_with_a_checkpoint(image_dir, tmp_path):
-    """A session's end (SIGTERM) stops training after the current step and saves it."""
+def test_sigterm_stops_with_a_checkpoint(image_dir, tmp_path, capsys):
+    """A session's end (SIGTERM) stops training after the current step and saves it; while it
+    trains, the process holds its folder's lock and a second ``bench train`` there is
+    refused."""
     import os
     import signal
     import subprocess
     import sys
     import time
+
+    from bench.cli import main
+    from bench.learned.lock import holder
 
     out = tmp_path / "sig"
     cmd = [sys.executable, "-m", "bench", "train", "--entropy", "ggm", "--steps", "100000",
@@ -506,10 +511,15 @@ def test_sigterm_stops_with_a_checkpoint(image_dir, tmp_path):
     deadline = time.monotonic() + 120
     while not (log.is_file() and log.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.2)
+    record = holder(out)  # a real trainer holds its folder while it trains
+    assert record["pid"] == proc.pid and record["command"].startswith("bench train --entropy")
+    assert main(cmd[3:]) == 2
+    assert f"is being trained by pid {proc.pid}" in capsys.readouterr().err
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "signal 15" in err
+    assert holder(out) is None
     blob = torch.load(out / "last.pt", weights_only=True)
     assert blob["step"] >= 10 and json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"
 
@@ -656,3 +666,57 @@ def test_status_needs_a_recipe(capsys):
 
     assert main(["train", "--status"]) == 2
     assert "--status reads a recipe's state folders" in capsys.readouterr().err
+
+
+def _lock_holder(folder):
+    """A separate process that holds ``folder``'s trainer lock until killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from bench.learned.lock import hold\n"
+            "with hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_trainer_is_refused_and_status_names_the_first(image_dir, tmp_path, capsys):
+    """While a process holds a state folder's lock, ``bench train`` there stops with an error
+    naming it (and touches no checkpoint), and the status says who trains; once that process
+    is killed (no chance to clean up), the status says it is not running."""
+    import os
+    import signal
+
+    from bench.cli import main
+    from bench.learned.lock import LOCK_NAME, hold, holder
+    from bench.learned.status import describe, read_status
+
+    recipe = _recipe(steps=6)
+    folder = tmp_path / "run"
+    _trainer(image_dir, folder, recipe, stop_at=2).run()
+    with pytest.raises(LookupError):  # a folder no locking trainer has used
+        holder(folder)
+    proc = _lock_holder(folder)
+    try:
+        before = (folder / "last.pt").stat().st_mtime_ns
+        assert main(["train", "--entropy", "ggm", "--steps", "6", "--batch-size", "2",
+                     "--crop", "32", "--channels", "16,24,8", "--out", str(folder),
+                     "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder} is being trained by pid {proc.pid} on " in err
+        assert f"kill -TERM {proc.pid}" in err and "another folder (--out)" in err
+        assert (folder / "last.pt").stat().st_mtime_ns == before
+        status = read_status(recipe, "ggm", folder)
+        assert status.locked and status.holder["pid"] == proc.pid
+        assert describe(recipe, status)[1].startswith(f"  training now (pid {proc.pid} on ")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    status = read_status(recipe, "ggm", folder)
+    assert status.locked is False and status.holder is None
+    assert describe(recipe, status)[1].startswith("  not running; last session ended: steps")
+    with hold(folder):  # free again; the holder's record is its own while it holds it
+        assert holder(folder)["pid"] == os.getpid()
+    assert holder(folder) is None and (folder / LOCK_NAME).read_text() == ""

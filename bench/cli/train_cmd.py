@@ -10,7 +10,9 @@ stops, never moves the schedule. With no checkpoint there (a new machine), a rec
 warm-starts begins from the codec's committed campaign snapshot (bench/learned/campaign/,
 written by --snapshot) or its released weights, whichever is further along the recipe.
 Without --recipe, a custom run is built from the flags (--steps is then its planned total,
-stored in the checkpoint).
+stored in the checkpoint). One trainer per state folder: while one trains there (it holds
+the folder's lock, OUT/trainer.lock), a second stops at once with an error naming it;
+--status, --snapshot and --export-only only read and may run beside it.
 
 Loss = bpp + 255²·mean(λ(q)·(x − x̂)²). Checkpoints go to OUT/last.pt (every
 --checkpoint-every minutes and at the end), a per-step log to OUT/train.log.jsonl. --export
@@ -39,6 +41,7 @@ import argparse
 import math
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 #: the names of ``bench.learned.recipe.RECIPES``, for ``--help``
@@ -175,7 +178,7 @@ def _status(recipe, args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.learned.data import ImageFolderSource, make_pack, shared_root
+    from bench.learned.data import ImageFolderSource, make_pack
 
     if args.make_pack:
         source = ImageFolderSource(args.data_root, args.extra_dir)
@@ -220,6 +223,29 @@ def main(args: argparse.Namespace) -> int:
 
     import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return _fail("CUDA is not available here; use --device cpu")
+    outs = {kind: (str(Path(args.out) / kind) if len(kinds) > 1 else args.out) if args.out
+            else str(state_dir(recipe.name, kind)) if args.recipe else f"runs/train-{kind}"
+            for kind in kinds}
+    trains = not (args.export_only or args.snapshot is not None)
+    with ExitStack() as locks:
+        if trains:  # before reading a checkpoint: a second trainer there would clobber it
+            from bench.learned.lock import FolderBusy, hold
+
+            try:
+                for out in outs.values():
+                    locks.enter_context(hold(out))
+            except FolderBusy as exc:
+                return _fail(str(exc))
+        return _build_and_train(args, recipe, kinds, outs, resume, trains)
+
+
+def _build_and_train(args: argparse.Namespace, recipe, kinds: tuple[str, ...],
+                     outs: dict[str, str], resume: bool, trains: bool) -> int:
+    """Build each codec's trainer on its state folder ``outs[kind]``, then train, snapshot
+    or export as the flags say (training under the folders' locks, taken by the caller)."""
+    from bench.learned.data import shared_root
     from bench.learned.train import (
         TrainConfig,
         Trainer,
@@ -227,14 +253,9 @@ def main(args: argparse.Namespace) -> int:
         precision_warning,
     )
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return _fail("CUDA is not available here; use --device cpu")
     trainers = {}
     for kind in kinds:
-        if args.out:
-            out = str(Path(args.out) / kind) if len(kinds) > 1 else args.out
-        else:
-            out = str(state_dir(recipe.name, kind)) if args.recipe else f"runs/train-{kind}"
+        out = outs[kind]
         cfg = TrainConfig(
             entropy=kind, out=out, device=args.device, threads=args.threads, pack=args.pack,
             coco_root=args.data_root, extra_dirs=args.extra_dir,
@@ -260,7 +281,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"{kind} ({trainer.recipe.describe()}): {trainer.source.describe()}{held}; from step "
               f"{trainer.step} on {cfg.device}{precision}{'; ' + origin if origin else ''}; "
               f"state in {cfg.out}", file=sys.stderr)
-    trains = not (args.export_only or args.snapshot is not None)
     if trains and args.device == "cpu":
         warning = precision_warning(any(t.recipe.autocast for t in trainers.values()),
                                     args.fp32, cpu_has_native_bf16())

@@ -3,11 +3,13 @@
 A campaign runs for days, in the background, across sessions and machines. This reads what
 the trainer already writes, and nothing else: each codec's checkpoint in the state folder
 (step, its sessions with device, precision, start and end steps), the per-step log's age,
-and the committed campaign snapshot and released weights beside the package. From them it
-says, per codec: the step of the planned total, the learning rate there and its phase
-(warm-up, constant, decay), whether a trainer is writing the log now, the pace of the
-current session and the time left at that pace, and how far the committed snapshot lags.
-Nothing is loaded onto a device and no training state is changed.
+the trainer's lock (:mod:`bench.learned.lock`; tested, never taken), and the committed
+campaign snapshot and released weights beside the package. From them it says, per codec:
+the step of the planned total, the learning rate there and its phase (warm-up, constant,
+decay), whether a trainer is at work now (from its lock; for a folder without a lock file,
+from the log's age), the pace of the current session and the time left at that pace, and how
+far the committed snapshot lags. Nothing is loaded onto a device and no training state is
+changed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class CodecStatus:
     log_mtime: float | None
     snapshot_step: int
     release_step: int
+    #: whether a process holds the folder's trainer lock (:mod:`bench.learned.lock`); None
+    #: when that cannot be told (no lock file, e.g. a trainer of an older version)
+    locked: bool | None = None
+    #: what the lock's holder wrote of itself (pid, host, started, command)
+    holder: dict | None = None
 
 
 def session_steps(session: dict) -> int:
@@ -49,6 +56,7 @@ def read_status(recipe, entropy: str, folder: Path) -> CodecStatus:
     in ``folder``; ``step`` is None when the folder holds no checkpoint yet."""
     from bench.learned import WEIGHTS_DIR
     from bench.learned.checkpoint import CAMPAIGN_DIR, load, steps_of
+    from bench.learned.lock import holder
 
     ckpt, log = folder / "last.pt", folder / "train.log.jsonl"
     step, sessions, mtime = None, [], None
@@ -58,10 +66,15 @@ def read_status(recipe, entropy: str, folder: Path) -> CodecStatus:
         sessions = json.loads(blob.get("sessions", "[]"))
         mtime = ckpt.stat().st_mtime
     name = CODECS[entropy]
+    try:
+        record = holder(folder)
+        locked = record is not None
+    except LookupError:
+        record, locked = None, None
     return CodecStatus(entropy, folder, step, sessions, mtime,
                        log.stat().st_mtime if log.is_file() else None,
                        steps_of(CAMPAIGN_DIR / f"{name}.pt", recipe.name),
-                       steps_of(WEIGHTS_DIR / f"{name}.pt", recipe.name))
+                       steps_of(WEIGHTS_DIR / f"{name}.pt", recipe.name), locked, record)
 
 
 def phase(recipe, step: int) -> str:
@@ -107,14 +120,20 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
              f"{recipe.lr_at(step):.3g} ({phase(recipe, step)})"]
     now = time.time() if now is None else now
     log_age = None if status.log_mtime is None else now - status.log_mtime
-    # a trainer writes its log every few steps and its checkpoint every few minutes, the
-    # final checkpoint after the last log line: a fresh log newer than the checkpoint is a
-    # trainer at work
-    running = (log_age is not None and log_age < STALE_LOG_S
-               and status.log_mtime >= status.checkpoint_mtime)
+    if status.locked is not None:  # the trainer's lock says it exactly
+        running = status.locked
+    else:
+        # a trainer without a lock file (older versions) writes its log every few steps and
+        # its checkpoint every few minutes, the final checkpoint after the last log line: a
+        # fresh log newer than the checkpoint is a trainer at work
+        running = (log_age is not None and log_age < STALE_LOG_S
+                   and status.log_mtime >= status.checkpoint_mtime)
     last = status.sessions[-1] if status.sessions else {}
     if running:
-        state = f"training now (log written {_ago(log_age)})"
+        who = status.holder or {}
+        by = (f"pid {who['pid']} on {who.get('host', '?')} since {who.get('started', '?')}; "
+              if who.get("pid") else "")
+        state = f"training now ({by}log written {_ago(log_age)})"
     elif last.get("stopped") == "running":
         state = ("not running: its last session never finished (the process was stopped "
                  f"without a signal); log last written {_ago(log_age)}")

@@ -1,0 +1,106 @@
+"""One trainer per state folder, and whether one is at work there.
+
+Two ``bench train`` processes on one state folder would each resume from the same
+checkpoint and overwrite each other's, silently losing one's steps; a recipe's command is
+the same every session, so starting it twice is an easy slip. The trainer therefore holds an
+advisory lock (``flock``) on ``trainer.lock`` in its folder while it trains, with a record of
+who holds it (pid, host, start time, command). The kernel drops the lock when the process
+ends however it ends (even ``kill -9``), so the lock, unlike a log's age, tells a running
+trainer from a killed one exactly; ``bench train --status`` reads it without taking it.
+
+Where ``fcntl`` is missing (Windows) nothing is locked and :func:`holder` cannot tell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+#: The lock file's name in a state folder; it stays after a run (its lock does not).
+LOCK_NAME = "trainer.lock"
+
+
+class FolderBusy(RuntimeError):
+    """Another process trains in this state folder; ``record`` is what it wrote of itself."""
+
+    def __init__(self, folder: Path, record: dict):
+        self.folder, self.record = folder, record
+        pid = record.get("pid")
+        who = (f"pid {pid} on {record.get('host', '?')} since {record.get('started', '?')}"
+               f" ({record.get('command', '?')})") if pid else "another process"
+        stop = f"kill -TERM {pid}" if pid else "SIGTERM"
+        super().__init__(
+            f"{folder} is being trained by {who}; two trainers on one state folder would "
+            f"overwrite each other's checkpoints. Let it finish, stop it ({stop}: it "
+            "checkpoints and stops), or train in another folder (--out)")
+
+
+def _read(fd: int) -> dict:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 1 << 16)
+    try:
+        record = json.loads(raw.decode() or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+@contextmanager
+def hold(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder``'s trainer lock for the block (creating the folder); raise
+    :class:`FolderBusy` at once when another process holds it."""
+    folder = Path(folder)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(folder, _read(fd)) from None
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "command": " ".join(["bench", *sys.argv[1:]])}
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(record).encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # a stale record would name a pid that may be reused
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def holder(folder: str | os.PathLike) -> dict | None:
+    """The record of the process training in ``folder`` now (``{}`` when it wrote none yet),
+    ``None`` when no process holds the lock, or raise :class:`LookupError` when it cannot be
+    told (no lock file: no trainer of this version has run there; or no ``fcntl``). Reads
+    only: the file is opened read-only and its lock is tested, never kept."""
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        raise LookupError(f"no {LOCK_NAME} in {folder}")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
