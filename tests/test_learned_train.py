@@ -678,6 +678,7 @@ def _lock_holder(folder):
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == "held"
+    proc.stdout.close()
     return proc
 
 
@@ -687,6 +688,8 @@ def test_a_second_trainer_is_refused_and_status_names_the_first(image_dir, tmp_p
     is killed (no chance to clean up), the status says it is not running."""
     import os
     import signal
+    import socket
+    from unittest import mock
 
     from bench.cli import main
     from bench.learned.lock import LOCK_NAME, hold, holder
@@ -698,16 +701,20 @@ def test_a_second_trainer_is_refused_and_status_names_the_first(image_dir, tmp_p
     with pytest.raises(LookupError):  # a folder no locking trainer has used
         holder(folder)
     proc = _lock_holder(folder)
+    argv = ["train", "--entropy", "ggm", "--steps", "6", "--batch-size", "2", "--crop", "32",
+            "--channels", "16,24,8", "--out", str(folder), "--data-root",
+            str(image_dir / "no-coco"), "--extra-dir", str(image_dir), "--no-progress"]
     try:
         before = (folder / "last.pt").stat().st_mtime_ns
-        assert main(["train", "--entropy", "ggm", "--steps", "6", "--batch-size", "2",
-                     "--crop", "32", "--channels", "16,24,8", "--out", str(folder),
-                     "--data-root", str(image_dir / "no-coco"), "--extra-dir", str(image_dir),
-                     "--no-progress"]) == 2
+        assert main(argv) == 2
         err = capsys.readouterr().err
         assert f"{folder} is being trained by pid {proc.pid} on " in err
-        assert f"kill -TERM {proc.pid}" in err and "another folder (--out)" in err
+        assert f"kill -TERM {proc.pid}: it" in err and "another folder (--out)" in err
         assert (folder / "last.pt").stat().st_mtime_ns == before
+        # reading the checkpoint beside a trainer stays allowed
+        assert main(argv + ["--export-only", "--export", str(tmp_path / "x.pt"),
+                            "--rd-images", "0"]) == 0
+        assert (tmp_path / "x.pt").is_file()
         status = read_status(recipe, "ggm", folder)
         assert status.locked and status.holder["pid"] == proc.pid
         assert describe(recipe, status)[1].startswith(f"  training now (pid {proc.pid} on ")
@@ -717,6 +724,41 @@ def test_a_second_trainer_is_refused_and_status_names_the_first(image_dir, tmp_p
     status = read_status(recipe, "ggm", folder)
     assert status.locked is False and status.holder is None
     assert describe(recipe, status)[1].startswith("  not running; last session ended: steps")
-    with hold(folder):  # free again; the holder's record is its own while it holds it
-        assert holder(folder)["pid"] == os.getpid()
+    with hold(folder, "bench train --out 'a b'"):  # free again; the record is the holder's
+        assert holder(folder) == {"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": mock.ANY, "command": "bench train --out 'a b'"}
     assert holder(folder) is None and (folder / LOCK_NAME).read_text() == ""
+    fresh = tmp_path / "fresh"  # a trainer before its first checkpoint
+    with hold(fresh):
+        [line] = describe(recipe, read_status(recipe, "ggm", fresh))
+        assert line.startswith(f"ggm ({fresh}): no checkpoint yet; training now (pid "
+                               f"{os.getpid()} on {socket.gethostname()} since ")
+
+
+def test_a_starting_trainer_waits_out_a_status_check(tmp_path):
+    """``--status`` tests the lock with a momentary shared lock; a trainer starting in that
+    moment waits for it instead of reporting the folder busy, and gives up only on a lock
+    held longer (``WAIT_S``)."""
+    import fcntl
+    import os
+    import threading
+    import time
+
+    from bench.learned.lock import LOCK_NAME, WAIT_S, FolderBusy, hold
+
+    folder = tmp_path / "run"
+    with hold(folder):
+        pass
+    fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        threading.Timer(0.3, fcntl.flock, (fd, fcntl.LOCK_UN)).start()
+        t0 = time.monotonic()
+        with hold(folder):
+            assert 0.2 < time.monotonic() - t0 < WAIT_S
+        fcntl.flock(fd, fcntl.LOCK_SH)  # held past the wait: busy, naming no process
+        with pytest.raises(FolderBusy, match="being trained by another process"):
+            with hold(folder):
+                pass
+    finally:
+        os.close(fd)

@@ -231,13 +231,19 @@ def main(args: argparse.Namespace) -> int:
     trains = not (args.export_only or args.snapshot is not None)
     with ExitStack() as locks:
         if trains:  # before reading a checkpoint: a second trainer there would clobber it
-            from bench.learned.lock import FolderBusy, hold
+            import shlex
 
-            try:
-                for out in outs.values():
-                    locks.enter_context(hold(out))
-            except FolderBusy as exc:
-                return _fail(str(exc))
+            from bench.learned.lock import LOCK_NAME, FolderBusy, hold
+
+            command = shlex.join(["bench", *getattr(args, "argv", [])])
+            for out in outs.values():
+                try:
+                    locks.enter_context(hold(out, command))
+                except FolderBusy as exc:
+                    return _fail(str(exc))
+                except OSError as exc:
+                    return _fail(f"cannot lock {Path(out) / LOCK_NAME} (one trainer per state "
+                                 f"folder): {exc}; train in a writable folder (--out)")
         return _build_and_train(args, recipe, kinds, outs, resume, trains)
 
 

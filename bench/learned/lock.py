@@ -2,19 +2,24 @@
 
 Two ``bench train`` processes on one state folder would each resume from the same
 checkpoint and overwrite each other's, silently losing one's steps; a recipe's command is
-the same every session, so starting it twice is an easy slip. The trainer therefore holds an
-advisory lock (``flock``) on ``trainer.lock`` in its folder while it trains, with a record of
-who holds it (pid, host, start time, command). The kernel drops the lock when the process
-ends however it ends (even ``kill -9``), so the lock, unlike a log's age, tells a running
-trainer from a killed one exactly; ``bench train --status`` reads it without taking it.
+the same every session, so starting it twice is an easy slip. ``bench train`` therefore
+holds an advisory lock (``flock``) on ``trainer.lock`` in its folder while it trains, with a
+record of who holds it (pid, host, start time, command); code that drives a
+:class:`~bench.learned.train.Trainer` itself is not covered. The kernel drops the lock when
+the process ends however it ends (even ``kill -9``), so the lock, unlike a log's age, tells a
+running trainer from a killed one; ``bench train --status`` tests it with a momentary shared
+lock, which a starting trainer waits out (:data:`WAIT_S`).
 
-Where ``fcntl`` is missing (Windows) nothing is locked and :func:`holder` cannot tell.
+Where ``fcntl`` is missing (Windows) nothing is locked and :func:`holder` cannot tell; on a
+network file system whose ``flock`` is local to each host (some FUSE and CIFS mounts),
+trainers on two hosts do not see each other's locks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -29,6 +34,9 @@ except ImportError:  # pragma: no cover - Windows
 
 #: The lock file's name in a state folder; it stays after a run (its lock does not).
 LOCK_NAME = "trainer.lock"
+#: How long a starting trainer retries a taken lock before it gives up: longer than a
+#: status's momentary test, far shorter than any training.
+WAIT_S = 1.0
 
 
 class FolderBusy(RuntimeError):
@@ -36,10 +44,11 @@ class FolderBusy(RuntimeError):
 
     def __init__(self, folder: Path, record: dict):
         self.folder, self.record = folder, record
-        pid = record.get("pid")
-        who = (f"pid {pid} on {record.get('host', '?')} since {record.get('started', '?')}"
+        pid, host = record.get("pid"), record.get("host", "?")
+        who = (f"pid {pid} on {host} since {record.get('started', '?')}"
                f" ({record.get('command', '?')})") if pid else "another process"
-        stop = f"kill -TERM {pid}" if pid else "SIGTERM"
+        stop = "SIGTERM" if not pid else f"kill -TERM {pid}" + (
+            "" if host == socket.gethostname() else f" on {host}")
         super().__init__(
             f"{folder} is being trained by {who}; two trainers on one state folder would "
             f"overwrite each other's checkpoints. Let it finish, stop it ({stop}: it "
@@ -57,9 +66,11 @@ def _read(fd: int) -> dict:
 
 
 @contextmanager
-def hold(folder: str | os.PathLike) -> Iterator[None]:
-    """Hold ``folder``'s trainer lock for the block (creating the folder); raise
-    :class:`FolderBusy` at once when another process holds it."""
+def hold(folder: str | os.PathLike, command: str | None = None) -> Iterator[None]:
+    """Hold ``folder``'s trainer lock for the block (creating the folder), recording
+    ``command`` (default: this process's arguments) as the holder's; raise
+    :class:`FolderBusy` when another process still holds it after :data:`WAIT_S`, and
+    ``OSError`` when the folder or its lock file cannot be written or locked."""
     folder = Path(folder)
     if fcntl is None:  # pragma: no cover - Windows
         yield
@@ -67,13 +78,18 @@ def hold(folder: str | os.PathLike) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FolderBusy(folder, _read(fd)) from None
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise FolderBusy(folder, _read(fd)) from None
+                time.sleep(0.05)
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "command": " ".join(["bench", *sys.argv[1:]])}
+                  "command": command or shlex.join(["bench", *sys.argv[1:]])}
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(record).encode())
@@ -89,8 +105,9 @@ def hold(folder: str | os.PathLike) -> Iterator[None]:
 def holder(folder: str | os.PathLike) -> dict | None:
     """The record of the process training in ``folder`` now (``{}`` when it wrote none yet),
     ``None`` when no process holds the lock, or raise :class:`LookupError` when it cannot be
-    told (no lock file: no trainer of this version has run there; or no ``fcntl``). Reads
-    only: the file is opened read-only and its lock is tested, never kept."""
+    told (no lock file: no trainer of this version has run there; or no ``fcntl``) and
+    ``OSError`` when the file cannot be read. Writes nothing: the file is opened read-only
+    and its lock tested with a momentary shared lock, released at once."""
     path = Path(folder) / LOCK_NAME
     if fcntl is None or not path.is_file():
         raise LookupError(f"no {LOCK_NAME} in {folder}")

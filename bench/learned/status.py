@@ -3,7 +3,7 @@
 A campaign runs for days, in the background, across sessions and machines. This reads what
 the trainer already writes, and nothing else: each codec's checkpoint in the state folder
 (step, its sessions with device, precision, start and end steps), the per-step log's age,
-the trainer's lock (:mod:`bench.learned.lock`; tested, never taken), and the committed
+the trainer's lock (:mod:`bench.learned.lock`; tested, never kept), and the committed
 campaign snapshot and released weights beside the package. From them it says, per codec:
 the step of the planned total, the learning rate there and its phase (warm-up, constant,
 decay), whether a trainer is at work now (from its lock; for a folder without a lock file,
@@ -69,7 +69,7 @@ def read_status(recipe, entropy: str, folder: Path) -> CodecStatus:
     try:
         record = holder(folder)
         locked = record is not None
-    except LookupError:
+    except (LookupError, OSError):  # no lock file, or an unreadable one: cannot tell
         record, locked = None, None
     return CodecStatus(entropy, folder, step, sessions, mtime,
                        log.stat().st_mtime if log.is_file() else None,
@@ -114,6 +114,9 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
                  if status.snapshot_step >= status.release_step and start >= 0 else
                  f"it would warm-start from the released weights (step {start:,} of this "
                  "recipe)" if start >= 0 else "it would start as the recipe says")
+        if status.locked:  # a trainer before its first checkpoint (compiling, warming up)
+            return [f"{head}: no checkpoint yet; training now "
+                    f"({_holder(status.holder).removesuffix('; ') or 'its lock is held'})"]
         return [f"{head}: no checkpoint yet; {where}"]
     step, total = status.step, recipe.steps
     lines = [f"{head}: step {step:,} of {total:,} ({step / total:.0%}), lr "
@@ -130,10 +133,7 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
                    and status.log_mtime >= status.checkpoint_mtime)
     last = status.sessions[-1] if status.sessions else {}
     if running:
-        who = status.holder or {}
-        by = (f"pid {who['pid']} on {who.get('host', '?')} since {who.get('started', '?')}; "
-              if who.get("pid") else "")
-        state = f"training now ({by}log written {_ago(log_age)})"
+        state = f"training now ({_holder(status.holder)}log written {_ago(log_age)})"
     elif last.get("stopped") == "running":
         state = ("not running: its last session never finished (the process was stopped "
                  f"without a signal); log last written {_ago(log_age)}")
@@ -162,6 +162,13 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
     else:
         lines.append("  no committed snapshot of this recipe")
     return lines
+
+
+def _holder(record: dict | None) -> str:
+    """'pid N on HOST since T; ' from a lock's record, or nothing when it has none."""
+    if not record or not record.get("pid"):
+        return ""
+    return f"pid {record['pid']} on {record.get('host', '?')} since {record.get('started', '?')}; "
 
 
 def _ago(seconds: float | None) -> str:
