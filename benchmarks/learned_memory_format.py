@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import statistics
 import time
 
@@ -62,7 +63,8 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds = CocoDataset(args.data_root, "val2017")
-    samples = [s for s in ds if s.image.shape[:2] == (480, 640)][: args.images]
+    vga = (i for i in ds.ids if (ds.info(i)["width"], ds.info(i)["height"]) == (640, 480))
+    samples = [ds.load(i) for i in itertools.islice(vga, args.images)]  # load only those
     if not samples:
         raise SystemExit("no 640×480 picture in the val set")
     point = grid_point(args.quality)

@@ -39,18 +39,25 @@ LOCK_NAME = "trainer.lock"
 WAIT_S = 1.0
 
 
+def who(record: dict | None) -> str | None:
+    """'pid N on HOST since T' from a lock's record; None when it names no process."""
+    if not record or not record.get("pid"):
+        return None
+    return f"pid {record['pid']} on {record.get('host', '?')} since {record.get('started', '?')}"
+
+
 class FolderBusy(RuntimeError):
     """Another process trains in this state folder; ``record`` is what it wrote of itself."""
 
     def __init__(self, folder: Path, record: dict):
         self.folder, self.record = folder, record
         pid, host = record.get("pid"), record.get("host", "?")
-        who = (f"pid {pid} on {host} since {record.get('started', '?')}"
-               f" ({record.get('command', '?')})") if pid else "another process"
+        holder = who(record)
+        holder = f"{holder} ({record.get('command', '?')})" if holder else "another process"
         stop = "SIGTERM" if not pid else f"kill -TERM {pid}" + (
             "" if host == socket.gethostname() else f" on {host}")
         super().__init__(
-            f"{folder} is being trained by {who}; two trainers on one state folder would "
+            f"{folder} is being trained by {holder}; two trainers on one state folder would "
             f"overwrite each other's checkpoints. Let it finish, stop it ({stop}: it "
             "checkpoints and stops), or train in another folder (--out)")
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.learned.lock import holder, who
+
 #: A trainer that has not written its log for this long is taken as not running (it logs a
 #: step every few seconds on a CPU; a checkpoint's "running" outlives a killed process).
 STALE_LOG_S = 600.0
@@ -56,7 +58,6 @@ def read_status(recipe, entropy: str, folder: Path) -> CodecStatus:
     in ``folder``; ``step`` is None when the folder holds no checkpoint yet."""
     from bench.learned import WEIGHTS_DIR
     from bench.learned.checkpoint import CAMPAIGN_DIR, load, steps_of
-    from bench.learned.lock import holder
 
     ckpt, log = folder / "last.pt", folder / "train.log.jsonl"
     step, sessions, mtime = None, [], None
@@ -109,14 +110,14 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
     the clock)."""
     head = f"{CODECS[status.entropy]} ({status.folder})"
     if status.step is None:
+        if status.locked:  # a trainer before its first checkpoint (compiling, warming up)
+            return [f"{head}: no checkpoint yet; training now "
+                    f"({who(status.holder) or 'its lock is held'})"]
         start = max(status.snapshot_step, status.release_step)
         where = (f"it would start from the committed snapshot at step {start:,}"
                  if status.snapshot_step >= status.release_step and start >= 0 else
                  f"it would warm-start from the released weights (step {start:,} of this "
                  "recipe)" if start >= 0 else "it would start as the recipe says")
-        if status.locked:  # a trainer before its first checkpoint (compiling, warming up)
-            return [f"{head}: no checkpoint yet; training now "
-                    f"({_holder(status.holder).removesuffix('; ') or 'its lock is held'})"]
         return [f"{head}: no checkpoint yet; {where}"]
     step, total = status.step, recipe.steps
     lines = [f"{head}: step {step:,} of {total:,} ({step / total:.0%}), lr "
@@ -133,7 +134,8 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
                    and status.log_mtime >= status.checkpoint_mtime)
     last = status.sessions[-1] if status.sessions else {}
     if running:
-        state = f"training now ({_holder(status.holder)}log written {_ago(log_age)})"
+        by = who(status.holder)
+        state = f"training now ({by + '; ' if by else ''}log written {_ago(log_age)})"
     elif last.get("stopped") == "running":
         state = ("not running: its last session never finished (the process was stopped "
                  f"without a signal); log last written {_ago(log_age)}")
@@ -162,13 +164,6 @@ def describe(recipe, status: CodecStatus, now: float | None = None) -> list[str]
     else:
         lines.append("  no committed snapshot of this recipe")
     return lines
-
-
-def _holder(record: dict | None) -> str:
-    """'pid N on HOST since T; ' from a lock's record, or nothing when it has none."""
-    if not record or not record.get("pid"):
-        return ""
-    return f"pid {record['pid']} on {record.get('host', '?')} since {record.get('started', '?')}; "
 
 
 def _ago(seconds: float | None) -> str:
