@@ -1,4 +1,4 @@
-"""What storing the learned codecs' transforms channels-last would buy, and what it changes.
+"""What storing the learned codecs' transforms channels-last buys, and what it changes.
 
 PyTorch's CPU convolutions (oneDNN) run faster on NHWC ("channels-last") tensors than on the
 default NCHW layout, with a different summation order, so the floats differ in the last
@@ -6,14 +6,18 @@ bits. The analysis and synthesis transforms (``g_a``, ``g_s``: most of an encode
 decode) may change that way without breaking decoding: the bitstream's entropy parameters
 come from the hyper-synthesis, left as it is (format 3 computes them in float64 for the same
 reason). What such a change costs is a codec version (the decoded pixels change), so it
-belongs to a release, and this script measures it beforehand.
+goes with a release: codec version 4 (release 5) on,
+:func:`bench.learned.checkpoint.load_model` stores them so
+(:meth:`bench.learned.network.RoiHyperprior.store_transforms_channels_last`). This script
+measures the two layouts side by side, whichever the codecs load.
 
 Side by side, on the same val2017 pictures of 640×480 with their GT ROI at one grid point,
 one thread as the codecs run, repeats interleaved: median encode and decode time with the
-released weights as they are and with ``g_a``/``g_s`` channels-last; whether the bitstreams
-are byte-identical (``g_a``'s floats differ; a latent that rounds the other way changes
-them); and the share of decoded 8-bit pixel values that differ, and by how much, when each
-decoder decodes the same (as-is) bitstream. Last line: ``speedup encode <x> decode <y>``.
+released weights' ``g_a``/``g_s`` in the default layout and channels-last; whether the
+bitstreams are byte-identical (``g_a``'s floats differ; a latent that rounds the other way
+changes them); and the share of decoded 8-bit pixel values that differ, and by how much,
+when each decoder decodes the same (default-layout) bitstream. Last line: ``speedup encode
+<x> decode <y>``.
 
 Run: ``python benchmarks/learned_memory_format.py [--data-root ../shared/data/coco]
 [--images 3] [--repeats 3] [--quality q5]``.
@@ -36,19 +40,12 @@ from bench.learned.coding import decode_image, encode_image
 from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.registry import CODECS
 
-#: The submodules of the analysis and synthesis transforms (and their condition nets);
-#: the hyper-transforms and the entropy head stay in the default layout.
-TRANSFORM_PARTS = ("enc_cond", "a_convs", "a_gdns", "a_sfts", "a_blocks",
-                   "dec_cond", "s_sft_in", "s_convs", "s_gdns", "s_sfts", "s_blocks")
 
-
-def transforms_channels_last(model):
-    """A copy of ``model`` whose ``g_a``/``g_s`` weights are stored channels-last."""
+def default_layout(model):
+    """A copy of ``model`` with ``g_a``'s and ``g_s``'s weights in the default (NCHW) layout."""
     other = copy.deepcopy(model)
-    for name in TRANSFORM_PARTS:
-        part = getattr(other, name, None)
-        if part is not None:
-            part.to(memory_format=torch.channels_last)
+    for name in other.TRANSFORM_PARTS:
+        getattr(other, name).to(memory_format=torch.contiguous_format)
     return other
 
 
@@ -71,10 +68,11 @@ def main() -> int:
     enc_ratios, dec_ratios = [], []
     for name in args.codec or ("ggm", "gaussian-roi"):
         try:
-            base = CODECS.create(name).model
+            released = CODECS.create(name).model
         except CodecUnavailable as exc:
             raise SystemExit(f"{name}: {exc}") from exc
-        fast = transforms_channels_last(base)
+        base = default_layout(released)
+        fast = copy.deepcopy(released).store_transforms_channels_last()
         times = {k: [] for k in ("enc", "enc_cl", "dec", "dec_cl")}
         same_bytes, differing, worst, pixels = 0, 0, 0, 0
         for sample in samples:

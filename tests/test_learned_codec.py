@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import subprocess
@@ -133,6 +134,29 @@ def test_decode_in_another_process(tmp_path, fmt):
                    check=True, cwd=REPO, timeout=120)
     assert torch.equal(torch.load(tmp_path / "y.pt"), enc["y_hat"])
     assert np.array_equal(np.load(tmp_path / "img.npy"), expected)
+
+
+def test_channels_last_transforms_keep_the_round_trip_exact():
+    """store_transforms_channels_last (the coding layout of codec version 4) changes g_a's
+    and g_s's weights only: y and everything that gives the entropy parameters keep the
+    default layout, so the round trip stays exact and the pixels move by at most 1."""
+    model = _tiny("ggm", seed=3, spread=True, gains=5)
+    fast = copy.deepcopy(model).store_transforms_channels_last()
+    channels_last = torch.channels_last
+    assert fast.a_convs[1].weight.is_contiguous(memory_format=channels_last)
+    assert fast.s_convs[0].weight.is_contiguous(memory_format=channels_last)
+    assert not fast.a_convs[1].weight.is_contiguous()
+    assert fast.h_a[0].weight.is_contiguous() and fast.head[0].weight.is_contiguous()
+    assert not model.a_convs[1].weight.is_contiguous(memory_format=channels_last)
+    image = natural_image(37, 53, seed=4)
+    x, q, _, _ = model_inputs(image, _roi(37, 53), grid_point("q5"))
+    with torch.no_grad():
+        assert fast.g_a(x, q).is_contiguous()  # h_a sees y as before
+    data, enc = encode_image(fast, image, _roi(37, 53), grid_point("q5"), return_details=True)
+    recon, dec = decode_image(fast, data, return_details=True)
+    assert torch.equal(enc["y_hat"], dec["y_hat"]) and torch.equal(enc["x_hat"], dec["x_hat"])
+    other = decode_image(model, data)
+    assert np.abs(recon.astype(np.int16) - other.astype(np.int16)).max() <= 1
 
 
 def test_gains_interpolate_log_linearly_and_set_the_quantizer_step():
