@@ -8,7 +8,7 @@ come from the hyper-synthesis, left as it is (format 3 computes them in float64 
 reason). What such a change costs is a codec version (the decoded pixels change), so it
 goes with a release: codec version 4 (release 5) on,
 :func:`bench.learned.checkpoint.load_model` stores them so
-(:meth:`bench.learned.network.RoiHyperprior.store_transforms_channels_last`). This script
+(:meth:`bench.learned.network.RoiHyperprior.store_transforms`). This script
 measures the two layouts side by side, whichever the codecs load.
 
 Side by side, on the same val2017 pictures of 640×480 with their GT ROI at one grid point,
@@ -41,14 +41,6 @@ from bench.learned.qmap import GRID_NAMES, grid_point
 from bench.registry import CODECS
 
 
-def default_layout(model):
-    """A copy of ``model`` with ``g_a``'s and ``g_s``'s weights in the default (NCHW) layout."""
-    other = copy.deepcopy(model)
-    for name in other.TRANSFORM_PARTS:
-        getattr(other, name).to(memory_format=torch.contiguous_format)
-    return other
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=None, help="COCO root (default: ../shared/data/coco)")
@@ -71,8 +63,8 @@ def main() -> int:
             released = CODECS.create(name).model
         except CodecUnavailable as exc:
             raise SystemExit(f"{name}: {exc}") from exc
-        base = default_layout(released)
-        fast = copy.deepcopy(released).store_transforms_channels_last()
+        base = copy.deepcopy(released).store_transforms(torch.contiguous_format)
+        fast = copy.deepcopy(released).store_transforms(torch.channels_last)
         times = {k: [] for k in ("enc", "enc_cl", "dec", "dec_cl")}
         same_bytes, differing, worst, pixels = 0, 0, 0, 0
         for sample in samples:

@@ -137,11 +137,11 @@ def test_decode_in_another_process(tmp_path, fmt):
 
 
 def test_channels_last_transforms_keep_the_round_trip_exact():
-    """store_transforms_channels_last (the coding layout of codec version 4) changes g_a's
+    """store_transforms(channels_last) (the coding layout of codec version 4) changes g_a's
     and g_s's weights only: y and everything that gives the entropy parameters keep the
     default layout, so the round trip stays exact and the pixels move by at most 1."""
     model = _tiny("ggm", seed=3, spread=True, gains=5)
-    fast = copy.deepcopy(model).store_transforms_channels_last()
+    fast = copy.deepcopy(model).store_transforms(torch.channels_last)
     channels_last = torch.channels_last
     assert fast.a_convs[1].weight.is_contiguous(memory_format=channels_last)
     assert fast.s_convs[0].weight.is_contiguous(memory_format=channels_last)
@@ -157,6 +157,20 @@ def test_channels_last_transforms_keep_the_round_trip_exact():
     assert torch.equal(enc["y_hat"], dec["y_hat"]) and torch.equal(enc["x_hat"], dec["x_hat"])
     other = decode_image(model, data)
     assert np.abs(recon.astype(np.int16) - other.astype(np.int16)).max() <= 1
+
+
+def test_load_model_gives_the_coding_layout(tmp_path):
+    """A released model codes with its transforms channels-last (codec version 4 on) and
+    its hyper-transforms in the default layout, whatever layout it was exported from."""
+    model = _tiny("ggm", seed=3, spread=True, gains=5)
+    export_model(model, tmp_path / "ggm.pt", {})
+    loaded, _ = load_model(tmp_path / "ggm.pt")
+    channels_last = torch.channels_last
+    for part in (loaded.a_convs[0], loaded.a_convs[3], loaded.s_convs[0], loaded.s_convs[3]):
+        assert part.weight.is_contiguous(memory_format=channels_last)
+        assert not part.weight.is_contiguous()
+    assert loaded.h_a[0].weight.is_contiguous() and loaded.head[0].weight.is_contiguous()
+    assert "-v4/" in create_codec("ggm").version()
 
 
 def test_gains_interpolate_log_linearly_and_set_the_quantizer_step():

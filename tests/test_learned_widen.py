@@ -162,9 +162,14 @@ def test_release_4_deepens_release_3_and_round_trips(tmp_path):
     export_model(model, tmp_path / "deep.pt", {})
     loaded, _ = load_model(tmp_path / "deep.pt")
     assert loaded.config() == model.config() == dict(NARROW, blocks=1, entropy="ggm")
+    loaded_state = loaded.state_dict()
+    assert all(torch.equal(loaded_state[k], v) for k, v in model.state_dict().items())
     x, q = _inputs()
     with torch.no_grad():
-        assert torch.equal(loaded(x, q)["x_hat"], model(x, q)["x_hat"])
+        # load_model stores the transforms channels-last (the coding layout): another
+        # summation order, so the forward pass agrees to float32 rounding, not bit for bit
+        torch.testing.assert_close(loaded(x, q)["x_hat"], model(x, q)["x_hat"],
+                                   atol=1e-4, rtol=0)
 
 
 def test_a_deeper_recipe_warm_starts_from_a_shallower_release(tmp_path):

@@ -383,10 +383,13 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
 def _rd(trainer, args, shared) -> dict:
     from pathlib import Path
 
+    import torch
+
     from bench.learned.rd import coco_images, kodak_images, rd_points
 
     model = trainer.release_model()
     model.eval().update(force=True)
+    model.store_transforms(torch.channels_last)  # as load_model codes: the card's RD points
     out = {}
     kodak = Path(args.kodak) if args.kodak else shared / "kodak"
     if kodak.is_dir():

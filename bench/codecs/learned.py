@@ -76,8 +76,9 @@ class LearnedRoiCodec(Codec):
         ckpt = self._checkpoint_digest() if self.weights.is_file() else "untrained"
         roi = f"roi-pred-{self.roi_source}" if self.roi_mode == "pred" else f"roi-{self.roi_mode}"
         # v1: bitstream format 1 (release 1, release 2 at step 10,000); v2: format 2
-        # (release 2 final); v3: format 3 (release 3)
-        return f"{self.name}-v3/{ckpt}/{roi}/{grid_description()}"
+        # (release 2 final); v3: format 3 (release 3); v4: format 3 with the transforms
+        # stored channels-last (release 5; load_model)
+        return f"{self.name}-v4/{ckpt}/{roi}/{grid_description()}"
 
     def load(self) -> None:
         """Load the checkpoint now (the ``model`` property would on the first encode)."""

@@ -157,4 +157,6 @@ def load_model(path: str | os.PathLike) -> tuple[RoiHyperprior, dict]:
     model.load_state_dict(blob["state_dict"])
     model.eval()
     model.update(force=False)  # no-op when the tables came with the state dict
+    # the coding layout of codec version 4 on (faster; the pixels differ in the last bits)
+    model.store_transforms(torch.channels_last)
     return model, blob.get("card", {})

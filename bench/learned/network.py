@@ -151,24 +151,25 @@ class RoiHyperprior(CompressionModel):
                                        for i in self.SYNTHESIS_BLOCKS if self.blocks})
 
     #: The analysis and synthesis transforms with their condition nets: what
-    #: :meth:`store_transforms_channels_last` changes. Not the hyper-transforms, the latent
-    #: condition and the head, which give the entropy parameters (the rANS tables).
+    #: :meth:`store_transforms` changes. Not the hyper-transforms, the latent condition and
+    #: the head, which give the entropy parameters (the rANS tables).
     TRANSFORM_PARTS = ("enc_cond", "a_convs", "a_gdns", "a_sfts", "a_blocks",
                        "dec_cond", "s_sft_in", "s_convs", "s_gdns", "s_sfts", "s_blocks")
 
-    def store_transforms_channels_last(self) -> RoiHyperprior:
-        """Store ``g_a``'s and ``g_s``'s weights channels-last (NHWC), in place; returns self.
+    def store_transforms(self, memory_format: torch.memory_format) -> RoiHyperprior:
+        """Store ``g_a``'s and ``g_s``'s weights in ``memory_format``, in place; returns self.
 
-        PyTorch's CPU convolutions (oneDNN) run faster that way (release-3 weights, 640×480 at
-        q5, one thread: decode 1.47×, encode 1.13–1.20×,
-        ``benchmarks/learned_memory_format.py``), with another summation order, so the
-        reconstruction's floats change in the last bits: a coding layout, for
-        :func:`bench.learned.checkpoint.load_model` to give every released model from codec
-        version 4 (release 5) on, not for training. The entropy parameters are untouched:
+        ``torch.channels_last`` (NHWC) is the coding layout: PyTorch's CPU convolutions
+        (oneDNN) run faster that way (release-3 weights, 640×480 at q5, one thread: decode
+        1.47×, encode 1.13–1.20×, ``benchmarks/learned_memory_format.py``), with another
+        summation order, so the reconstruction's floats change in the last bits.
+        :func:`bench.learned.checkpoint.load_model` gives it to every released model from
+        codec version 4 (release 5) on; training keeps the default layout
+        (``torch.contiguous_format``). The entropy parameters are untouched either way:
         ``g_a`` hands ``y`` on in the default layout.
         """
         for name in self.TRANSFORM_PARTS:
-            getattr(self, name).to(memory_format=torch.channels_last)
+            getattr(self, name).to(memory_format=memory_format)
         return self
 
     # ------------------------------------------------------------------ transforms
@@ -179,7 +180,7 @@ class RoiHyperprior(CompressionModel):
             h = self.a_sfts[i](self.a_gdns[i](self.a_convs[i](h)), conds[i])
             if str(i) in self.a_blocks:
                 h = self.a_blocks[str(i)](h)
-        # y in the default layout whatever the weights' (store_transforms_channels_last), as
+        # y in the default layout whatever the weights' (store_transforms), as
         # before (a 1×1 latent keeps its strides, but both layouts are one there); the
         # entropy parameters come from z_hat, rebuilt alike by the encoder and the decoder
         return self.a_convs[3](h).contiguous()
