@@ -424,8 +424,8 @@ def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp
 
 
 def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_path, capsys):
-    """release-2's network is narrower than the released weights (release 3, widened from
-    it): a fresh run of release-2 cannot start from them, and the error says from which file
+    """release-2's network is narrower than the released weights (release 5, on release 3's
+    network widened from it): a fresh run of release-2 cannot start from them, and the error says from which file
     and what to pass instead of only the shapes."""
     from bench.cli import main
 
@@ -434,7 +434,7 @@ def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_pa
                  "--extra-dir", str(image_dir), "--no-progress", "--steps", "1"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "cannot warm-start from" in err and "ggm.pt (release-3)" in err, err
+    assert "cannot warm-start from" in err and "ggm.pt (release-5)" in err, err
     assert "--warm-start PATH" in err and "nothing may shrink" in err
     assert not any((tmp_path / "empty").rglob("*.pt"))  # no checkpoint was started
 
