@@ -425,8 +425,8 @@ def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp
 
 def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_path, capsys):
     """release-2's network is narrower than the released weights (release 5, on release 3's
-    network widened from it): a fresh run of release-2 cannot start from them, and the error says from which file
-    and what to pass instead of only the shapes."""
+    network widened from it): a fresh run of release-2 cannot start from them, and the error
+    says from which file and what to pass instead of only the shapes."""
     from bench.cli import main
 
     code = main(["train", "--recipe", "release-2", "--entropy", "ggm", "--out",
