@@ -274,6 +274,15 @@ def test_release_5_is_release_4s_schedule_on_release_3s_network():
     assert r5.network() == r3.network() and r5.warm_start and r5.blocks == 0
 
 
+def test_release_6_runs_release_5s_schedule_again_from_release_5():
+    """release-6 is release-5 once more under a new name, so that a fresh state folder starts
+    from the release-5 weights at its step 0 instead of continuing release-5's finished run."""
+    r5, r6 = RECIPES["release-5"], RECIPES["release-6"]
+    assert dataclasses.replace(r5, name="release-6") == r6 and r6.warm_start
+    release = WEIGHTS_DIR / "ggm.pt"  # release 5: the end of release-5, nowhere on release-6
+    assert steps_of(release, "release-5") == r5.steps and steps_of(release, "release-6") == -1
+
+
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
     with pytest.raises(ValueError, match="at least 64"):
         _recipe(autocast=True, crop=32)
