@@ -275,12 +275,13 @@ def test_release_5_is_release_4s_schedule_on_release_3s_network():
 
 
 def test_release_6_runs_release_5s_schedule_again_from_release_5():
-    """release-6 is release-5 once more under a new name, so that a fresh state folder starts
-    from the release-5 weights at its step 0 instead of continuing release-5's finished run."""
+    """release-6 is release-5 once more under a new name, so that its fresh state folders
+    started from the release-5 weights at step 0 instead of continuing release-5's finished
+    run; the released weights (release 6) are the end of release-6, nowhere on release-5."""
     r5, r6 = RECIPES["release-5"], RECIPES["release-6"]
     assert dataclasses.replace(r5, name="release-6") == r6 and r6.warm_start
-    release = WEIGHTS_DIR / "ggm.pt"  # release 5: the end of release-5, nowhere on release-6
-    assert steps_of(release, "release-5") == r5.steps and steps_of(release, "release-6") == -1
+    release = WEIGHTS_DIR / "ggm.pt"
+    assert steps_of(release, "release-6") == r6.steps and steps_of(release, "release-5") == -1
 
 
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
@@ -433,7 +434,7 @@ def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp
 
 
 def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_path, capsys):
-    """release-2's network is narrower than the released weights (release 5, on release 3's
+    """release-2's network is narrower than the released weights (release 6, on release 3's
     network widened from it): a fresh run of release-2 cannot start from them, and the error
     says from which file and what to pass instead of only the shapes."""
     from bench.cli import main
@@ -443,7 +444,7 @@ def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_pa
                  "--extra-dir", str(image_dir), "--no-progress", "--steps", "1"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "cannot warm-start from" in err and "ggm.pt (release-5)" in err, err
+    assert "cannot warm-start from" in err and "ggm.pt (release-6)" in err, err
     assert "--warm-start PATH" in err and "nothing may shrink" in err
     assert not any((tmp_path / "empty").rglob("*.pt"))  # no checkpoint was started
 

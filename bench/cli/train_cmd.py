@@ -23,7 +23,7 @@ Examples:
   bench train --recipe release-6 --entropy ggm --threads 1 --compile  # the CPU campaign
   bench train --recipe release-6 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
   bench train --recipe release-6 --entropy ggm --steps 20000         # stop at step 20000
-  bench train --recipe release-5 --entropy ggm --export-only         # release 5 again
+  bench train --recipe release-6 --entropy ggm --export-only         # release 6 again
   bench train --recipe release-6 --status                      # where the campaign stands
   bench train --recipe release-6 --entropy both --snapshot     # carry it over to a new machine
   bench train --recipe release-6 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\

@@ -15,7 +15,8 @@ release-2's lr schedule over 40,000 steps on a wider network, warm-started from 
 finished weights; ``release-4`` the same again on release 3's network with residual blocks,
 warm-started from release 3 (stopped: the blocks did not pay for their cost); ``release-5``
 the same schedule on release 3's network unchanged, warm-started from release 3 (released as
-release 5); ``release-6`` that schedule once more, warm-started from release 5.
+release 5); ``release-6`` that schedule once more, warm-started from release 5 (released as
+release 6).
 """
 
 from __future__ import annotations
