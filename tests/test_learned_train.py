@@ -284,6 +284,15 @@ def test_release_6_runs_release_5s_schedule_again_from_release_5():
     assert steps_of(release, "release-6") == r6.steps and steps_of(release, "release-5") == -1
 
 
+def test_release_7_runs_the_schedule_again_from_release_6():
+    """release-7 is release-6 once more under a new name, so that a fresh state folder starts
+    from the released weights (release 6, the end of release-6) at its step 0 instead of
+    continuing release-6's finished run."""
+    r6, r7 = RECIPES["release-6"], RECIPES["release-7"]
+    assert dataclasses.replace(r6, name="release-7") == r7 and r7.warm_start
+    assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-7") == -1
+
+
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
     with pytest.raises(ValueError, match="at least 64"):
         _recipe(autocast=True, crop=32)
