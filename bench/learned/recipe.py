@@ -177,7 +177,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     dataclasses.replace(_RELEASE_3, name="release-6"),
     # release-6's schedule once more, warm-started from release 6: the CPU campaign while no
     # GPU is lent. The same schedule has lowered the curve by less each time (release 3 -> 5:
-    # 6-8 % of rate, 5 -> 6: 4-6 %, 79 pictures) without steepening it, so it is expected to
+    # 6-8 % of rate, 5 -> 6: 3-6 %, 79 pictures) without steepening it, so it is expected to
     # lower the rate by a few percent more, not to reach the quality targets (model card,
     # "What release 6 says about the next one").
     dataclasses.replace(_RELEASE_3, name="release-7"),
