@@ -433,6 +433,31 @@ def test_latent_analysis_names_the_channels_that_carry_no_bits():
     assert f"{TINY['M'] - len(silent)} of {TINY['M']}" in line and "2–3" in line
 
 
+def test_latent_analysis_splits_the_bits_by_predicted_shape_and_counts_the_floor():
+    """Two channels whose predicted shape is pushed to its floor: the analysis counts exactly
+    their elements at the floor, with exactly their share of the codec's own bits, and the
+    band shares add up to all of the bits."""
+    from bench.learned.latents import beta_band_summary, collect
+
+    model = _tiny("ggm", spread=True)
+    m = TINY["M"]
+    with torch.no_grad():  # beta_raw of channels 2 and 3 far below 0: beta = beta_min
+        model.head[-1].weight[2 * m + 2: 2 * m + 4].zero_()
+        model.head[-1].bias[2 * m + 2: 2 * m + 4] = -40.0
+    model.update()
+    images = [(natural_image(64, 96, seed=s), _roi(64, 96)) for s in (1, 2)]
+    got = collect(model, images, grid_point("q4"))
+    floor = got["beta_floor"]
+    assert floor["elements"] == pytest.approx(2 / m)
+    per = got["channel_bits"]
+    assert floor["bits"] == pytest.approx(per[2:4].sum() / per.sum(), rel=1e-6)
+    assert 0 < floor["bits"] < 1
+    assert got["bits_by_beta"].sum() == pytest.approx(1.0, rel=1e-9)
+    assert got["bits_by_beta"][0] >= floor["bits"]  # the floor lies in the lowest band
+    line = beta_band_summary(got)
+    assert f"{100 * 2 / m:.1f}% of the elements" in line and "<0.75" in line and ">=2" in line
+
+
 @pytest.mark.parametrize("fmt", [1, 2, 3])
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
 def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):

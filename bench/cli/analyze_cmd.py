@@ -33,6 +33,7 @@ def register(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench.learned.latents import (
         FAMILIES,
+        beta_band_summary,
         channel_summary,
         collect,
         fit,
@@ -77,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
               f"{collected['own_same_std_gaussian_bpe']:.4f} bits/elem")
         qs = "  ".join(f"p{int(100 * p)}={v:.3f}" for p, v in collected["beta_quantiles"].items())
         print(f"  predicted beta quantiles: {qs}")
+        print(beta_band_summary(collected))
     print(channel_summary(collected["channel_bits"]))
     regions = fit_regions(collected)
     for name, rf in regions.items():

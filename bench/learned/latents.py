@@ -12,7 +12,9 @@ plot shows the standardized residuals ``(y - mu) / s`` with the fitted densities
 For the GGM codec two more numbers isolate what the predicted shape buys inside the same
 network: the bits of the same symbols with the same ``(mu, alpha)`` but ``beta = 2`` (a
 Gaussian), and under the Gaussian with the same standard deviation as each predicted GG; and
-the quantiles of the predicted ``beta``. With an ROI, the latents of blocks inside the ROI
+the quantiles of the predicted ``beta``, and how the codec's own bits split along it (the
+share coded at the shape's floor ``beta_min`` says whether the floor binds where the rate is
+spent). With an ROI, the latents of blocks inside the ROI
 and of the background are also fitted separately (``fit_regions``), since the claim is that
 uneven bit allocation is what makes them peaked and heavy-tailed.
 """
@@ -33,6 +35,12 @@ FAMILIES = ("gaussian", "laplacian", "logistic", "ggm")
 ACTIVE_CHANNEL_BITS = 0.05
 
 
+#: Edges of the predicted-shape bands that :func:`beta_band_summary` splits the bits into.
+BETA_BANDS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+#: A shape within this of ``beta_min`` counts as at the floor.
+FLOOR_MARGIN = 0.01
+
+
 def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
             seed: int = 0) -> dict:
     """Residuals ``y - mu``, scales and the model's own bits for ``images`` (a list of
@@ -43,6 +51,8 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
 
     res, scl, region, betas = [], [], [], []
     own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
+    band_bits = np.zeros(len(BETA_BANDS) + 1)
+    floor_bits, floor_count = 0.0, 0
     channel_bits, positions = None, 0
     for image, roi in images:
         x, q, q_lat, lat_codes = model_inputs(image, roi, point, mode)
@@ -69,6 +79,12 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
                 beta2_bits += _bits(gg_bin_mass_nograd(k, a, two))
                 std_bits += _bits(gg_bin_mass_nograd(k, sigma2, two))
                 betas.append(b.flatten().numpy())
+                band = torch.bucketize(b, torch.tensor(BETA_BANDS, dtype=b.dtype), right=True)
+                band_bits += torch.bincount(band.flatten(), weights=bits_y.double().flatten(),
+                                            minlength=len(BETA_BANDS) + 1).numpy()
+                at_floor = b < model.conditional.gg_shape.beta_min + FLOOR_MARGIN
+                floor_bits += float(bits_y[at_floor].double().sum())
+                floor_count += int(at_floor.sum())
         res.append((out["y"] - mu).flatten().numpy().astype(np.float64))
         scl.append(scale.flatten().numpy().astype(np.float64))
         in_roi = lat_codes > lat_codes.min() if mode == "gt" and roi is not None and roi.any() \
@@ -87,7 +103,27 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
         levels = (0.05, 0.25, 0.5, 0.75, 0.95)
         values = np.quantile(np.concatenate(betas), levels)
         out["beta_quantiles"] = {p: float(v) for p, v in zip(levels, values, strict=True)}
+        total = max(float(band_bits.sum()), 1e-300)  # the own bits, summed in float64
+        out["bits_by_beta"] = band_bits / total
+        out["beta_floor"] = {"beta_min": float(model.conditional.gg_shape.beta_min),
+                             "elements": floor_count / count, "bits": floor_bits / total}
     return out
+
+
+def beta_band_summary(collected: dict) -> str:
+    """Where the GGM's own bits are coded along the predicted shape, and how many elements
+    sit at the shape's floor with how many of the bits: whether the floor binds where the
+    rate is spent (softplus leaves a shape at its floor no gradient to leave it)."""
+    edges = ("", *(f"{e:g}" for e in BETA_BANDS), "")
+    bands = []
+    for i, share in enumerate(collected["bits_by_beta"]):
+        low, high = edges[i], edges[i + 1]
+        name = f"<{high}" if not low else f">={low}" if not high else f"{low}-{high}"
+        bands.append(f"{name} {100 * share:.1f}%")
+    floor = collected["beta_floor"]
+    return (f"  own bits by predicted beta: {', '.join(bands)}; at the floor (beta < "
+            f"{floor['beta_min'] + FLOOR_MARGIN:g}): {100 * floor['elements']:.1f}% of the "
+            f"elements, {100 * floor['bits']:.1f}% of the bits")
 
 
 def channel_summary(per_position: np.ndarray) -> str:
