@@ -14,9 +14,9 @@ network: the bits of the same symbols with the same ``(mu, alpha)`` but ``beta =
 Gaussian), and under the Gaussian with the same standard deviation as each predicted GG; and
 the quantiles of the predicted ``beta``, and how the codec's own bits split along it (the
 share coded at the shape's floor ``beta_min`` says whether the floor binds where the rate is
-spent). With an ROI, the latents of blocks inside the ROI
-and of the background are also fitted separately (``fit_regions``), since the claim is that
-uneven bit allocation is what makes them peaked and heavy-tailed.
+spent). With an ROI, the latents of blocks inside the ROI and of the background are also
+fitted separately (``fit_regions``), since the claim is that uneven bit allocation is what
+makes them peaked and heavy-tailed.
 """
 
 from __future__ import annotations
