@@ -52,7 +52,7 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
     res, scl, region, betas = [], [], [], []
     own_bits, beta2_bits, std_bits, count = 0.0, 0.0, 0.0, 0
     band_bits = np.zeros(len(BETA_BANDS) + 1)
-    floor_bits, floor_count = 0.0, 0
+    floor_bits = 0.0
     channel_bits, positions = None, 0
     for image, roi in images:
         x, q, q_lat, lat_codes = model_inputs(image, roi, point, mode)
@@ -84,7 +84,6 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
                                             minlength=len(BETA_BANDS) + 1).numpy()
                 at_floor = b < model.conditional.gg_shape.beta_min + FLOOR_MARGIN
                 floor_bits += float(bits_y[at_floor].double().sum())
-                floor_count += int(at_floor.sum())
         res.append((out["y"] - mu).flatten().numpy().astype(np.float64))
         scl.append(scale.flatten().numpy().astype(np.float64))
         in_roi = lat_codes > lat_codes.min() if mode == "gt" and roi is not None and roi.any() \
@@ -101,12 +100,15 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
         out["own_beta2_bpe"] = beta2_bits / count
         out["own_same_std_gaussian_bpe"] = std_bits / count
         levels = (0.05, 0.25, 0.5, 0.75, 0.95)
-        values = np.quantile(np.concatenate(betas), levels)
+        all_betas = np.concatenate(betas)
+        values = np.quantile(all_betas, levels)
         out["beta_quantiles"] = {p: float(v) for p, v in zip(levels, values, strict=True)}
         total = max(float(band_bits.sum()), 1e-300)  # the own bits, summed in float64
         out["bits_by_beta"] = band_bits / total
-        out["beta_floor"] = {"beta_min": float(model.conditional.gg_shape.beta_min),
-                             "elements": floor_count / count, "bits": floor_bits / total}
+        beta_min = float(model.conditional.gg_shape.beta_min)
+        floor_share = np.count_nonzero(all_betas < beta_min + FLOOR_MARGIN) / all_betas.size
+        out["beta_floor"] = {"beta_min": beta_min, "elements": floor_share,
+                             "bits": floor_bits / total}
     return out
 
 
