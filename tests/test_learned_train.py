@@ -293,6 +293,39 @@ def test_release_7_runs_the_schedule_again_from_release_6():
     assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-7") == -1
 
 
+def test_recipe_rate_defaults_to_noise_and_refuses_unknown_modes():
+    """Recipes stored before ``rate`` existed (every release's card) read as the noisy rate
+    they were trained with; a typo is an error, not a silent fallback."""
+    stored = json.loads(RECIPES["release-6"].to_json())
+    del stored["rate"]
+    assert Recipe.from_json(json.dumps(stored)).rate == "noise"
+    with pytest.raises(ValueError, match="rate must be one of"):
+        _recipe(rate="round")
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_rounded_rate_prices_the_coded_latent_with_a_gradient_to_the_encoder(entropy):
+    """rate="rounded": y's likelihoods are those of the coded round(y - mu) + mu (what the
+    model's evaluation and the bitstream use, given the same entropy parameters), and the
+    rate still trains the analysis transform (straight-through). The noisy rate differs."""
+    torch.manual_seed(0)
+    model = RoiHyperprior(entropy, N=16, M=24, C=8, gains=3).train()
+    x = torch.rand(2, 3, 64, 64)
+    q = torch.rand(2, 1, 64, 64)
+    out = model(x, q, rate="rounded")
+    params = out["params"]
+    extra = {"beta_raw": params[2]} if entropy == "ggm" else {}
+    _, coded = model.conditional(out["y"], params[1], means=params[0], training=False,
+                                 **extra)
+    torch.testing.assert_close(out["likelihoods"]["y"], coded, rtol=0, atol=0)
+    torch.log2(out["likelihoods"]["y"]).sum().backward()
+    assert model.a_convs[0].weight.grad.abs().sum() > 0
+    _, noisy = model.conditional(out["y"], params[1], means=params[0], training=True, **extra)
+    assert not torch.equal(noisy, coded)
+    with pytest.raises(ValueError, match="rate must be one of"):
+        model(x, q, rate="round")
+
+
 def test_autocast_refuses_crops_whose_bfloat16_gradients_are_garbage():
     with pytest.raises(ValueError, match="at least 64"):
         _recipe(autocast=True, crop=32)
@@ -471,6 +504,18 @@ def test_memory_source_crops_are_deterministic(image_dir):
     b = make_batch(source, 3, 0, 4, 32, RECIPES["release-2"].qmap_weights)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[0].shape == (4, 32, 32, 3) and set(a[2]) <= {"uniform", "gradient", "blobs"}
+
+
+def test_cli_custom_run_trains_on_the_rounded_rate_when_asked(image_dir, tmp_path):
+    from bench.cli import main
+
+    argv = ["train", "--entropy", "gaussian", "--steps", "1", "--batch-size", "2", "--crop",
+            "32", "--channels", "16,24,8", "--out", str(tmp_path / "r"), "--data-root",
+            str(image_dir / "no-coco"), "--extra-dir", str(image_dir), "--threads", "1",
+            "--no-progress", "--rate", "rounded"]
+    assert main(argv) == 0
+    blob = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert Recipe.from_json(blob["recipe"]).rate == "rounded"
 
 
 def test_cli_trains_both_codecs_to_the_same_step(image_dir, tmp_path):

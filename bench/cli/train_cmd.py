@@ -85,6 +85,11 @@ def register(sub) -> None:
                         "seed gives a new sample of the training images)")
     p.add_argument("--channels", default="96,128,32", metavar="N,M,C",
                    help="custom run: transform, latent and condition channels (96,128,32)")
+    p.add_argument("--rate", choices=("noise", "rounded"), default="noise",
+                   help="custom run: the latent's rate in training: noise (y + uniform noise, "
+                        "the default and every release's) or rounded (the coded latent, "
+                        "straight-through; as a fine-tune of release 6 it lost 1.4-3.3 %% of "
+                        "rate, benchmarks/rate_proxy.py)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--compile", action="store_true",
@@ -203,7 +208,8 @@ def main(args: argparse.Namespace) -> int:
         except ValueError:
             return _fail("--channels wants N,M,C")
         recipe = Recipe("custom", steps=args.steps or 100_000, batch_size=args.batch_size,
-                        crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c)
+                        crop=args.crop, lr=args.lr, seed=args.seed, N=n, M=m, C=c,
+                        rate=args.rate)
         resume = args.resume or args.export_only
     if args.status:
         return _status(recipe, args)

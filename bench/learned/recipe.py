@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 
 from bench.learned.qmap import DEFAULT_WEIGHTS
 
+#: how training may compute the latent's rate (see ``Recipe.rate``)
+RATE_MODES = ("noise", "rounded")
+
 #: the smallest crop that bfloat16 autocast trains correctly (see ``Recipe.__post_init__``)
 MIN_AUTOCAST_CROP = 64
 
@@ -72,8 +75,14 @@ class Recipe:
     #: 16 MB checkpoint in float32); the codec computes in float32 from the rounded values
     half_weights: bool = False
     seed: int = 0
+    #: ``y``'s rate in training: ``"noise"`` (additive uniform noise, releases 1–6) or
+    #: ``"rounded"`` (the coded latent, straight-through; :meth:`RoiHyperprior.forward`)
+    rate: str = "noise"
 
     def __post_init__(self) -> None:
+        if self.rate not in RATE_MODES:
+            raise ValueError(f"recipe {self.name}: rate must be one of {RATE_MODES}, got "
+                             f"{self.rate!r}")
         if self.autocast and self.crop < MIN_AUTOCAST_CROP:
             # measured with torch 2.14 on CPU: the weight gradient of a bfloat16 5×5 stride-2
             # conv over a 1×1 input reads memory it never wrote (a different, often non-finite,
@@ -126,7 +135,8 @@ class Recipe:
     def describe(self) -> str:
         return (f"{self.name}: {self.steps} steps of {self.batch_size}×{self.crop}², lr "
                 f"{self.lr:g} ({self.decay} decay from {self.decay_start:.0%} to "
-                f"×{self.final_lr_factor:g}), λ {self.lambda_min:g}–{self.lambda_max:g}")
+                f"×{self.final_lr_factor:g}), λ {self.lambda_min:g}–{self.lambda_max:g}"
+                + ("" if self.rate == "noise" else f", rate of the {self.rate} latent"))
 
 
 # release-2's finished network widened to compressai's low-rate hyperprior width

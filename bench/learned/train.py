@@ -505,7 +505,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.model.train()
-        out = self.forward(x, q, autocast=self.autocast)
+        out = self.forward(x, q, autocast=self.autocast, rate=r.rate)
         terms = rd_loss(out, x, q, r.lambda_min, r.lambda_max)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
