@@ -458,6 +458,33 @@ def test_latent_analysis_splits_the_bits_by_predicted_shape_and_counts_the_floor
     assert f"{100 * 2 / m:.1f}% of the elements" in line and "<0.75" in line and ">=2" in line
 
 
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_latent_analysis_prices_collapsed_latents_under_the_noisy_training_rate(entropy):
+    """Two channels collapsed onto their predicted mean (y = mu = 0) at the smallest scale:
+    coded they cost next to nothing, while the trainer's noisy rate (y + uniform noise) prices
+    them at a sizeable part of a bit; the analysis finds exactly them among the small-std
+    elements and reports both rates."""
+    from bench.learned.latents import collect, proxy_summary
+
+    model = _tiny(entropy, spread=True)  # every other channel: a large predicted scale
+    m = TINY["M"]
+    with torch.no_grad():
+        for layer, rows in ((model.a_convs[3], slice(2, 4)), (model.head[-1], slice(2, 4)),
+                            (model.head[-1], slice(m + 2, m + 4))):
+            layer.weight[rows].zero_()  # y, mu and the raw scale of channels 2 and 3: 0
+            layer.bias[rows].zero_()
+    model.update()
+    images = [(natural_image(64, 96, seed=s), _roi(64, 96)) for s in (1, 2)]
+    got = collect(model, images, grid_point("q4"))
+    proxy = got["proxy"]
+    assert proxy["small_share"] == pytest.approx(2 / m)
+    assert proxy["small_coded_bpe"] < 0.01
+    assert proxy["small_noisy_bpe"] > 0.05
+    line = proxy_summary(got)
+    assert f"{100 * 2 / m:.1f}% of the elements" in line
+    assert f"noisy {proxy['small_noisy_bpe']:.4f}" in line
+
+
 @pytest.mark.parametrize("fmt", [1, 2, 3])
 @pytest.mark.parametrize("name", ["ggm", "gaussian-roi"])
 def test_corrupt_streams_fail_cleanly_without_allocating(name, fmt):

@@ -39,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
         fit,
         fit_regions,
         plot,
+        proxy_summary,
     )
     from bench.learned.qmap import grid_point
     from bench.learned.rd import coco_images
@@ -71,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     for fam in FAMILIES:
         extra = "  ".join(f"{k}={v:.4f}" for k, v in fits[fam].items() if k != "bpe")
         print(f"{fam:<12}{fits[fam]['bpe']:>10.4f}  {extra}")
+    print(proxy_summary(collected))
     if "own_beta2_bpe" in collected:
         print("same network, same symbols, shape replaced:")
         print(f"  beta=2, same (mu, alpha):        {collected['own_beta2_bpe']:.4f} bits/elem")
