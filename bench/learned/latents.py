@@ -19,8 +19,8 @@ spent).
 For both codecs, the trainer's rate against the coded one: the bits of the same ``y`` under the
 same parameters with additive uniform noise (the rate every release trained on,
 :meth:`~bench.learned.network.RoiHyperprior.forward`) over the coded symbols' bits, overall and
-on the elements of small predicted standard deviation (below :data:`SMALL_STD`), where the
-two part: such an element is nearly always coded as its mean for next to no bits, but the
+on the elements of small predicted standard deviation (below :data:`SMALL_STD`), where they
+differ most: such an element is nearly always coded as its mean for next to no bits, but the
 noise spreads it over a whole bin, which a narrow density prices at a fraction of a bit to a
 bit. On release 6 (training batches) that part made the noisy rate 12–20 % larger than the
 coded one, and a GGM head fitted to the noisy rate saved 5 % of it, none of it coded
@@ -85,7 +85,7 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
             bits_y = -torch.log2(out["likelihoods"]["y"])
             own_bits += float(bits_y.sum())
             u = torch.rand(out["y"].shape, generator=noise, dtype=out["y"].dtype) - 0.5
-            noisy_y = -torch.log2(model._likelihood(out["y"] + u, params))
+            noisy_y = -torch.log2(model.y_likelihood(out["y"] + u, params))
             std = scale * gg_std_factor(beta) if model.entropy == "ggm" else scale
             small = std < SMALL_STD
             proxy["noisy"] += float(noisy_y.double().sum())

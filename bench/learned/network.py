@@ -283,7 +283,7 @@ class RoiHyperprior(CompressionModel):
             mu, scale = params[0], params[1]
             y_hat = ste_round(y, mu)
             if rate == "rounded" and self.training:
-                y_lik = self._likelihood(y_hat, params)
+                y_lik = self.y_likelihood(y_hat, params)
             elif self.entropy == "ggm":
                 _, y_lik = self.conditional(y, scale, means=mu, beta_raw=params[2])
             else:
@@ -293,8 +293,10 @@ class RoiHyperprior(CompressionModel):
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y,
                 "y_hat": y_hat, "params": params}
 
-    def _likelihood(self, values: Tensor, params: list[Tensor]) -> Tensor:
-        """Bin masses of ``values`` (floored as in training) under the entropy parameters."""
+    def y_likelihood(self, values: Tensor, params: list[Tensor]) -> Tensor:
+        """Bin masses of latent ``values`` (in the coded, gained domain; floored as in
+        training) under the entropy parameters ``params`` of :meth:`entropy_parameters`:
+        what the training rate and ``bench analyze-latents`` price a latent at."""
         if self.entropy == "ggm":
             return self.conditional.likelihood(values, params[1], means=params[0],
                                                beta_raw=params[2])
