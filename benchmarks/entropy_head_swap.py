@@ -22,7 +22,8 @@ synthesis, so the loss of the trainable parts is the rate alone: both variants m
 their ratio; both variants are exported as released models (``OUT/gaussian-head.pt``,
 ``OUT/ggm-head.pt``) so that ``benchmarks/learned_rd.py`` compares them with real bitstreams
 on val pictures, the only judgement that counts. Checkpoints every ``--checkpoint-minutes``
-into ``OUT``; a rerun continues from there.
+into ``OUT``; a rerun continues from there (with the same ``--steps``: the learning rate's
+cosine decay is computed from it).
 
 Run: ``python benchmarks/entropy_head_swap.py --out /tmp/swap [--steps 4000]``, then
 ``python benchmarks/learned_rd.py --model /tmp/swap/gaussian-head.pt --model
