@@ -43,7 +43,7 @@ from bench.entropy import raw_from_beta
 from bench.learned.checkpoint import atomic_save, build_model, export_model, load
 from bench.learned.data import MemorySource, make_batch
 from bench.learned.network import RoiHyperprior
-from bench.learned.recipe import Recipe
+from bench.learned.recipe import RATE_MODES, Recipe
 from bench.learned.train import _noise_seed, to_tensors
 
 #: the parts fine-tuned: what gives the entropy parameters and codes ``z``. Not
@@ -84,7 +84,12 @@ def rate(model: RoiHyperprior, y: torch.Tensor, q_lat: torch.Tensor, gain, pixel
          rounded: bool = False) -> torch.Tensor:
     """Training rate (bits per pixel of ``y`` and ``z``) of the un-gained latent ``y``
     through ``model``'s hyperprior: ``y``'s likelihoods with additive uniform noise, as the
-    trainer computes them, or (``rounded``) of ``round(y - mu) + mu``, as it is coded."""
+    trainer computes them, or (``rounded``) of ``round(y - mu) + mu``, as it is coded.
+
+    ``rounded`` takes the entropy model's evaluation path, where the mean gets no gradient
+    from the rate (only the scale and shape are fitted to the coded symbols); the trainer's
+    ``Recipe.rate = "rounded"`` (:meth:`RoiHyperprior.forward`) also moves the mean towards
+    the coded value."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
         z = model.h_a(y)
     with torch.autocast("cpu", enabled=False):
@@ -107,7 +112,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--lr", type=float, default=1e-4,
                     help="peak learning rate (cosine decay to a tenth)")
-    ap.add_argument("--rate", choices=("noise", "rounded"), default="noise",
+    ap.add_argument("--rate", choices=RATE_MODES, default="noise",
                     help="y's rate in training: additive uniform noise (the trainer's) or "
                          "the rounded latent's (what is coded)")
     ap.add_argument("--threads", type=int, default=1)
