@@ -86,7 +86,9 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
             own_bits += float(bits_y.sum())
             u = torch.rand(out["y"].shape, generator=noise, dtype=out["y"].dtype) - 0.5
             noisy_y = -torch.log2(model.y_likelihood(out["y"] + u, params))
-            std = scale * gg_std_factor(beta) if model.entropy == "ggm" else scale
+            # each element's predicted standard deviation (a GG's from its scale and shape)
+            std = (scale.double() * gg_std_factor(beta.double()) if model.entropy == "ggm"
+                   else scale.double())
             small = std < SMALL_STD
             proxy["noisy"] += float(noisy_y.double().sum())
             proxy["small_coded"] += float(bits_y[small].double().sum())
@@ -99,7 +101,7 @@ def collect(model, images, point, mode: str = "gt", max_elements: int = 400_000,
                 k = torch.round(out["y"] - mu).double()
                 a, b = scale.double(), beta.double().expand_as(k)
                 two = torch.full_like(k, 2.0)
-                sigma2 = a * gg_std_factor(b) * math.sqrt(2.0)  # GG(beta=2) with the same std
+                sigma2 = std * math.sqrt(2.0)  # GG(beta=2) with the same std
                 beta2_bits += _bits(gg_bin_mass_nograd(k, a, two))
                 std_bits += _bits(gg_bin_mass_nograd(k, sigma2, two))
                 betas.append(b.flatten().numpy())
