@@ -390,7 +390,10 @@ def test_with_points_ranks_a_new_run_against_published_points(made_run, tmp_path
                   "--leaderboard", str(again)) == 0
     first, second = (pd.read_csv(d / "leaderboard.csv") for d in (board, again))
     pd.testing.assert_frame_equal(first, second)
-    assert f"--with-points {published}" in (again / "leaderboard.md").read_text()
+    md = (again / "leaderboard.md").read_text()
+    assert f"--with-points {published}" in md
+    # jpeg's row was not made by this store's commands: the file says where it came from
+    assert f"- `{published}`: `jpeg`\n" in md and "`webp`" not in md.split("(`--with-points`)")[1]
     # read and written again, the points file is the same text: no float drifts a bit
     assert (again / "leaderboard_points.csv").read_text() == published.read_text()
 

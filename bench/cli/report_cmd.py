@@ -338,7 +338,8 @@ def _html_dataset(args):
 
 
 def _points(store, args: argparse.Namespace, coco):
-    """The points of the store's codecs (``--codec``), plus those of ``--with-points``."""
+    """The points of the store's codecs (``--codec``), plus those of ``--with-points``, and
+    the labels taken from each points file (``[(path, labels)]``, for the leaderboard)."""
     from bench.report.points import (
         ReportError,
         build_points,
@@ -348,7 +349,7 @@ def _points(store, args: argparse.Namespace, coco):
     )
 
     if not args.with_points:
-        return build_points(store, codecs=args.codec, images=args.images, coco=coco)
+        return build_points(store, codecs=args.codec, images=args.images, coco=coco), []
     codecs = args.codec
     if codecs is not None:
         stored = latest_versions(store)[0]
@@ -359,13 +360,16 @@ def _points(store, args: argparse.Namespace, coco):
                               "--with-points needs one of the run's codecs")
     points = build_points(store, codecs=codecs, images=args.images, coco=coco)
     measured = list(points.versions)
+    imported = []
     for path in args.with_points:
+        before = set(points.versions)
         points = with_points(points, path, codecs=args.codec, run_labels=measured)
+        imported.append((str(path), [c for c in points.versions if c not in before]))
     missing = [c for c in args.codec or [] if c not in points.versions]
     if missing:
         raise ReportError(f"codec(s) {', '.join(missing)} neither in {store.path} nor in "
                           f"{', '.join(args.with_points)}")
-    return reorder(points, args.codec) if args.codec else points
+    return (reorder(points, args.codec) if args.codec else points), imported
 
 
 def main(args: argparse.Namespace) -> int:
@@ -406,7 +410,7 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     with store:
         try:
-            points = _points(store, args, coco)
+            points, imported = _points(store, args, coco)
         except (ReportError, StoreError, ValueError) as exc:
             return _fail(str(exc))
         for note in points.notes:
@@ -487,6 +491,7 @@ def main(args: argparse.Namespace) -> int:
                                       method=args.method, rate=args.rate,
                                       policy=args.non_monotonic,
                                       command=leaderboard_command(args),
-                                      runs=store.command_records(), intervals=intervals)
+                                      runs=store.command_records(), intervals=intervals,
+                                      imported=imported)
             print(f"bench report: wrote {', '.join(map(str, paths))}", file=sys.stderr)
     return 0

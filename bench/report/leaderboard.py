@@ -142,9 +142,10 @@ def _flag(rec: dict) -> str:
 def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str,
              rate: str, command: str = "",
              runs: Sequence[tuple[str, Sequence[dict]]] | None = None,
-             intervals=None) -> str:
+             intervals=None, imported: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
     """The leaderboard as Markdown: ranking table, models, codec versions, how it was made
-    and, given ``runs`` (see :func:`recorded_runs`), where. With ``intervals`` (those of
+    and, given ``runs`` (see :func:`recorded_runs`), where; ``imported`` names the rows
+    taken from points files (:func:`imported_rows`). With ``intervals`` (those of
     :func:`leaderboard_frame`'s frame), each BD-rate they cover is followed by its interval."""
     cols = [Column("rank", "rank", "{:.0f}"), Column("codec", "codec")]
     frame = frame.copy()
@@ -191,7 +192,25 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
         lines += ["This copy was made with:", "", "```bash", command, "```", ""]
     if runs is not None:
         lines += recorded_runs(runs)
+    if imported:
+        lines += imported_rows(imported)
     return "\n".join(lines)
+
+
+def imported_rows(imported: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """Markdown lines naming the codec labels whose rows came from a points file
+    (``bench report --with-points``), each under its file.
+
+    Why: those rows were not made by this store's commands, so the machines listed for the
+    store did not make them; where they were made is recorded with the file's own
+    leaderboard (in the commit that wrote it).
+    """
+    lines = ["Rows not made by the commands above, taken from a points file "
+             "(`--with-points`): the machines that made them are recorded in the "
+             "`leaderboard.md` written with that file (see its history in git), not here:", ""]
+    lines += [f"- `{path}`: {', '.join(f'`{c}`' for c in labels)}"
+              for path, labels in imported if labels]
+    return lines + [""]
 
 
 def _span(low: float, high: float) -> str:
@@ -230,14 +249,16 @@ def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
                       method: str = "pchip", rate: str = "pooled", policy: str = "pareto",
                       command: str = "",
                       runs: Sequence[tuple[str, Sequence[dict]]] | None = None,
-                      intervals=None) -> list[Path]:
+                      intervals=None,
+                      imported: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Path]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard_points.csv`` (the
     points ranked, which ``bench report --with-points`` reads back) into ``out_dir``; return
     the paths.
 
     ``command`` is the command line that made them, recorded in the Markdown when it is not
     the standard one; ``runs`` are the commands recorded in the run's store with the
-    machines each ran on (:func:`recorded_runs`), left out when None. ``intervals``
+    machines each ran on (:func:`recorded_runs`), left out when None; ``imported`` the
+    points files' paths with the labels taken from each (:func:`imported_rows`). ``intervals``
     (:class:`bench.report.bootstrap.Intervals`) puts each BD-rate's bootstrap interval beside
     it on the axes it covers.
     """
@@ -249,6 +270,7 @@ def write_leaderboard(points: Points, out_dir: str | Path, *, anchor: str,
     points_path = out / POINTS_FILE
     csv_path.write_text(to_csv(frame))
     md_path.write_text(markdown(frame, axes, points, anchor=anchor, method=method, rate=rate,
-                                command=command, runs=runs, intervals=intervals))
+                                command=command, runs=runs, intervals=intervals,
+                                imported=imported))
     points_path.write_text(points_csv(points))
     return [csv_path, md_path, points_path]
