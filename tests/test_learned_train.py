@@ -277,20 +277,27 @@ def test_release_5_is_release_4s_schedule_on_release_3s_network():
 def test_release_6_runs_release_5s_schedule_again_from_release_5():
     """release-6 is release-5 once more under a new name, so that its fresh state folders
     started from the release-5 weights at step 0 instead of continuing release-5's finished
-    run; the released weights (release 6) are the end of release-6, nowhere on release-5."""
+    run."""
     r5, r6 = RECIPES["release-5"], RECIPES["release-6"]
     assert dataclasses.replace(r5, name="release-6") == r6 and r6.warm_start
-    release = WEIGHTS_DIR / "ggm.pt"
-    assert steps_of(release, "release-6") == r6.steps and steps_of(release, "release-5") == -1
 
 
 def test_release_7_runs_the_schedule_again_from_release_6():
-    """release-7 is release-6 once more under a new name, so that a fresh state folder starts
-    from the released weights (release 6, the end of release-6) at its step 0 instead of
-    continuing release-6's finished run."""
+    """release-7 is release-6 once more under a new name; the released weights (release 7)
+    are the end of release-7, nowhere on release-6."""
     r6, r7 = RECIPES["release-6"], RECIPES["release-7"]
     assert dataclasses.replace(r6, name="release-7") == r7 and r7.warm_start
-    assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-7") == -1
+    release = WEIGHTS_DIR / "ggm.pt"
+    assert steps_of(release, "release-7") == r7.steps and steps_of(release, "release-6") == -1
+
+
+def test_release_8_runs_the_schedule_again_from_release_7():
+    """release-8 is release-7 once more under a new name, so that a fresh state folder starts
+    from the released weights (release 7, the end of release-7) at its step 0 instead of
+    continuing release-7's finished run."""
+    r7, r8 = RECIPES["release-7"], RECIPES["release-8"]
+    assert dataclasses.replace(r7, name="release-8") == r8 and r8.warm_start
+    assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-8") == -1
 
 
 def test_recipe_rate_defaults_to_noise_and_refuses_unknown_modes():
@@ -476,7 +483,7 @@ def test_snapshot_command_needs_a_checkpoint_and_is_not_an_export(image_dir, tmp
 
 
 def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_path, capsys):
-    """release-2's network is narrower than the released weights (release 6, on release 3's
+    """release-2's network is narrower than the released weights (release 7, on release 3's
     network widened from it): a fresh run of release-2 cannot start from them, and the error
     says from which file and what to pass instead of only the shapes."""
     from bench.cli import main
@@ -486,7 +493,7 @@ def test_recipe_narrower_than_the_release_names_its_warm_start(image_dir, tmp_pa
                  "--extra-dir", str(image_dir), "--no-progress", "--steps", "1"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "cannot warm-start from" in err and "ggm.pt (release-6)" in err, err
+    assert "cannot warm-start from" in err and "ggm.pt (release-7)" in err, err
     assert "--warm-start PATH" in err and "nothing may shrink" in err
     assert not any((tmp_path / "empty").rglob("*.pt"))  # no checkpoint was started
 
