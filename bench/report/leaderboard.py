@@ -192,7 +192,7 @@ def markdown(frame, axes: list[str], points: Points, *, anchor: str, method: str
         lines += ["This copy was made with:", "", "```bash", command, "```", ""]
     if runs is not None:
         lines += recorded_runs(runs)
-    if imported:
+    if any(labels for _path, labels in imported):
         lines += imported_rows(imported)
     return "\n".join(lines)
 
