@@ -300,6 +300,22 @@ def test_release_8_runs_the_schedule_again_from_release_7():
     assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-8") == -1
 
 
+def test_release_8_tail_continues_release_7_at_the_rate_it_ended_with():
+    """release-8-tail asks what release 7 gains from more steps at the learning rate its
+    schedule ended with, so it must start there (never above it, after its warm-up), train
+    release 7's network from the release's weights, and only decay further."""
+    r7, tail = RECIPES["release-7"], RECIPES["release-8-tail"]
+    assert tail.network() == r7.network() and tail.warm_start
+    assert tail.lr == pytest.approx(r7.lr_at(r7.steps - 1), rel=1e-3)
+    lrs = [tail.lr_at(s) for s in range(tail.warmup, tail.steps, 101)]
+    assert max(lrs) == pytest.approx(tail.lr)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert tail.lr_at(tail.steps - 1) == pytest.approx(r7.lr * r7.final_lr_factor / 3, rel=1e-3)
+    assert steps_of(WEIGHTS_DIR / "ggm.pt", "release-8-tail") == -1
+    assert dataclasses.replace(tail, name="release-7", steps=r7.steps, lr=r7.lr,
+                               final_lr_factor=r7.final_lr_factor) == r7
+
+
 def test_recipe_rate_defaults_to_noise_and_refuses_unknown_modes():
     """Recipes stored before ``rate`` existed (every release's card) read as the noisy rate
     they were trained with; a typo is an error, not a silent fallback."""

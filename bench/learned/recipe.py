@@ -17,7 +17,9 @@ warm-started from release 3 (stopped: the blocks did not pay for their cost); ``
 the same schedule on release 3's network unchanged, warm-started from release 3 (released as
 release 5); ``release-6`` that schedule once more, warm-started from release 5 (released as
 release 6); ``release-7`` the same again, warm-started from release 6 (released as release
-7); ``release-8`` the same again, warm-started from release 7.
+7); ``release-8`` the same again, warm-started from release 7; ``release-8-tail`` release 7
+continued at the low learning rate its schedule ended with (an experiment on what a CPU-hour
+buys).
 """
 
 from __future__ import annotations
@@ -196,6 +198,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # GPU is lent, for the few percent of rate each run of it has bought (release 3 -> 5:
     # 6-8 %, 5 -> 6: 3-6 %, 6 -> 7: see the model card), not for the quality targets.
     dataclasses.replace(_RELEASE_3, name="release-8"),
+    # An experiment on how the CPU is best spent: release 7 continued at the low end of its
+    # own schedule (3e-5, then a cosine to 1e-5 over the last 30 %), without the 28,000
+    # steps at 3e-4 that each release-N run spends before its decay. Releases 6 and 7 made
+    # most of their gain in that decay (release-7 at 28,000 steps: -1.0 to -1.8 % of rate,
+    # at 40,000: -3.1 to -3.8 %); if the low rate alone keeps buying rate, it buys it in a
+    # fraction of release-8's steps (model card, "Making the next release").
+    dataclasses.replace(_RELEASE_3, name="release-8-tail", steps=12_000, lr=3e-5,
+                        final_lr_factor=1 / 3),
 )}
 
 
