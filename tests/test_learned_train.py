@@ -29,6 +29,7 @@ from bench.learned.recipe import RECIPES, Recipe, get_recipe
 from bench.learned.train import (
     TrainConfig,
     Trainer,
+    cpu_has_amx_bf16,
     cpu_has_native_bf16,
     heldout_stalled,
     precision_warning,
@@ -684,17 +685,26 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16("flags\t: fpu sse amx_bf16 amx_tile\n")
     assert cpu_has_native_bf16("flags\t: fpu avx avx2 fma sha_ni vaes\n") is False
     assert cpu_has_native_bf16("processor\t: 0\n") is None
+    assert cpu_has_amx_bf16("flags\t: fpu sse amx_bf16 amx_tile avx512_bf16\n")
+    assert cpu_has_amx_bf16("flags\t\t: fpu avx2 avx512f avx512_bf16\n") is False
+    assert cpu_has_amx_bf16("processor\t: 0\n") is None
 
 
-@pytest.mark.parametrize("recipe_autocast, fp32, native, says", [
-    (True, False, False, "add --fp32"),     # emulated bf16: float32 is faster
-    (True, True, True, "drop --fp32"),      # native bf16: float32 is the slow choice
-    (True, True, False, ""), (True, False, True, ""),   # the right choice for the CPU
-    (True, True, None, ""), (False, True, True, ""),    # unknown CPU; a float32 recipe
+@pytest.mark.parametrize("recipe_autocast, fp32, native, amx, says", [
+    (True, False, False, False, "add --fp32"),    # emulated bf16: float32 is faster
+    (True, True, True, True, "3x"),               # AMX: float32 is the slow choice
+    (True, True, True, None, "drop --fp32"),      # native, AMX unknown: as with AMX
+    (True, True, True, False, "no faster"),       # AVX-512 BF16 alone: no speed to lose
+    (True, True, False, False, ""), (True, False, True, True, ""),  # the right choice
+    (True, False, True, False, ""),
+    (True, True, None, None, ""), (False, True, True, True, ""),  # unknown CPU; fp32 recipe
 ])
-def test_precision_warning_points_to_the_faster_choice(recipe_autocast, fp32, native, says):
-    warning = precision_warning(recipe_autocast, fp32, native)
+def test_precision_warning_points_to_the_faster_choice(recipe_autocast, fp32, native, amx,
+                                                        says):
+    warning = precision_warning(recipe_autocast, fp32, native, amx)
     assert (says in warning) if says else warning == ""
+    if fp32 and native and amx is False:
+        assert "3x" not in warning  # the Xeon's speed-up is not this CPU's
 
 
 def test_status_reads_the_state_folder_and_changes_nothing(image_dir, tmp_path):

@@ -101,8 +101,9 @@ def register(sub) -> None:
                    help="compute in float32 where the recipe trains under bfloat16 autocast "
                         f"({AUTOCAST_RECIPE_NAMES}): for a CPU without native bfloat16 (no "
                         "avx512_bf16 or amx_bf16 flag), where autocast is emulated and about "
-                        "7x slower (measured on an AMD EPYC Zen 3); on a CPU with them float32 "
-                        "is the slow choice (about 3x on an Intel Xeon with AMX); an "
+                        "7x slower (measured on an AMD EPYC Zen 3); with AMX float32 is the "
+                        "slow choice (about 3x on an Intel Xeon), with avx512_bf16 alone no "
+                        "faster (an AMD EPYC Zen 4); an "
                         "equivalent model, not a bit-identical one; each session records its "
                         "precision")
     p.add_argument("--out", default=None,
@@ -263,6 +264,7 @@ def _build_and_train(args: argparse.Namespace, recipe, kinds: tuple[str, ...],
     from bench.learned.train import (
         TrainConfig,
         Trainer,
+        cpu_has_amx_bf16,
         cpu_has_native_bf16,
         precision_warning,
     )
@@ -297,7 +299,7 @@ def _build_and_train(args: argparse.Namespace, recipe, kinds: tuple[str, ...],
               f"state in {cfg.out}", file=sys.stderr)
     if trains and args.device == "cpu":
         warning = precision_warning(any(t.recipe.autocast for t in trainers.values()),
-                                    args.fp32, cpu_has_native_bf16())
+                                    args.fp32, cpu_has_native_bf16(), cpu_has_amx_bf16())
         if warning:
             print(f"bench train: warning: {warning}", file=sys.stderr)
     for kind, trainer in trainers.items():

@@ -100,6 +100,17 @@ class TrainConfig:
     patience: int = 0
 
 
+def _cpu_flags(cpuinfo: str | None) -> list[str] | None:
+    """The CPU's flags from ``/proc/cpuinfo`` (or ``cpuinfo``'s text); None where unread."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    return next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                 if line.startswith("flags")), None)
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16), from the
     flags in ``/proc/cpuinfo`` (or ``cpuinfo``'s text); None where that cannot be read.
@@ -107,33 +118,44 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
     Without them PyTorch's CPU autocast emulates bfloat16: on an AMD EPYC (Zen 3) a
     release-3 training step took 40 s under bf16 autocast against 5.5 s in float32
     (one thread, eager, the same batches, 2026-12-04)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), None)
+    flags = _cpu_flags(cpuinfo)
     if flags is None:
         return None
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def precision_warning(recipe_autocast: bool, fp32: bool, native_bf16: bool | None) -> str:
+def cpu_has_amx_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU has AMX-BF16 tile units (``amx_bf16`` in ``/proc/cpuinfo``), where
+    bfloat16 autocast pays most; None where the flags cannot be read."""
+    flags = _cpu_flags(cpuinfo)
+    return None if flags is None else "amx_bf16" in flags
+
+
+def precision_warning(recipe_autocast: bool, fp32: bool, native_bf16: bool | None,
+                      amx_bf16: bool | None = None) -> str:
     """What ``bench train`` should warn about the precision asked for on this CPU, or "".
 
     ``recipe_autocast``: the recipe trains under bfloat16 autocast; ``fp32``: ``--fp32`` was
-    given; ``native_bf16``: :func:`cpu_has_native_bf16`. Without native bfloat16 autocast is
-    emulated and about 7× slower than float32 (AMD EPYC Zen 3: 40 s against 5.5 s a step);
-    with it, float32 is the slow choice (an Intel Xeon with AMX-BF16: about 3× fewer
-    release-3 steps per hour in float32, 2026-12-05).
+    given; ``native_bf16``: :func:`cpu_has_native_bf16`; ``amx_bf16``:
+    :func:`cpu_has_amx_bf16` (None: unknown). Without native bfloat16 autocast is emulated
+    and about 7× slower than float32 (AMD EPYC Zen 3: 40 s against 5.5 s a step). With AMX,
+    float32 is the slow choice (an Intel Xeon with AMX-BF16: about 3× fewer release-3 steps
+    per hour in float32, 2026-12-05); with AVX-512 BF16 alone it is no faster (an AMD EPYC
+    Zen 4: 1,338 float32 steps an hour against 1,400-1,800 under bf16 autocast, one thread
+    each beside another trainer, 2026-12-07), so ``--fp32`` there only leaves the recipe's
+    precision.
     """
     if not recipe_autocast or native_bf16 is None:
         return ""
+    if fp32 and native_bf16 and amx_bf16 is False:
+        return ("--fp32 on a CPU with AVX-512 BF16 (avx512_bf16 in /proc/cpuinfo, no "
+                "amx_bf16): float32 measured no faster than the recipe's bf16 autocast on "
+                "such a CPU (an AMD EPYC Zen 4), and the run leaves the recipe's precision; "
+                "drop --fp32 unless you mean it")
     if fp32 and native_bf16:
         return ("--fp32 on a CPU with native bfloat16 (avx512_bf16 or amx_bf16 in "
-                "/proc/cpuinfo): the recipe's bf16 autocast is several times faster here "
-                "(about 3x on an Intel Xeon with AMX); drop --fp32 unless you mean it")
+                "/proc/cpuinfo): the recipe's bf16 autocast is several times faster with "
+                "AMX (about 3x on an Intel Xeon); drop --fp32 unless you mean it")
     if not fp32 and not native_bf16:
         return ("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo), "
                 "so the recipe's bf16 autocast is emulated, about 7x slower than float32 "
