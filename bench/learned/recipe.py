@@ -203,7 +203,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # steps at 3e-4 that each release-N run spends before its decay. Releases 6 and 7 made
     # most of their gain in that decay (release-7 at 28,000 steps: -1.0 to -1.8 % of rate,
     # at 40,000: -3.1 to -3.8 %); if the low rate alone keeps buying rate, it buys it in a
-    # fraction of release-8's steps (model card, "Making the next release").
+    # fraction of release-8's steps. Run on gaussian-roi (2026-12-07): -0.8 % / -0.7 % of rate
+    # after its 12,000 steps (-0.4 % / -0.6 % at half way), less per step than release-7's
+    # whole run bought, so the campaign stays on release-8 (model card, "Release-8 campaign
+    # and its low-rate tail").
     dataclasses.replace(_RELEASE_3, name="release-8-tail", steps=12_000, lr=3e-5,
                         final_lr_factor=1 / 3),
 )}
