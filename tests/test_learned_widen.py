@@ -102,7 +102,7 @@ def _trainer_from_release(tmp_path, released: RoiHyperprior, **recipe_fields) ->
 def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
     narrow = _trained_looking("ggm")
     trainer = _trainer_from_release(tmp_path, narrow, half_weights=True, ema=0.9, **WIDE)
-    assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24, "blocks": 0}
+    assert trainer.warm_start["widened_from"] == {"N": 16, "M": 24, "blocks": 0, "context": 0}
     assert trainer.describe_warm_start() == (
         f"warm-started from narrow.pt (unnamed recipe, 9 steps), grown from N=16, M=24 to "
         f"N={WIDE['N']}, M={WIDE['M']}")
@@ -113,7 +113,7 @@ def test_trainer_widens_a_release_and_releases_half_precision_weights(tmp_path):
     trainer.model.train()
     assert len(trainer.run()) == 2
     card = trainer.export(tmp_path / "wide.pt")
-    assert card["warm_start"]["widened_from"] == {"N": 16, "M": 24, "blocks": 0}
+    assert card["warm_start"]["widened_from"] == {"N": 16, "M": 24, "blocks": 0, "context": 0}
     stored = load(tmp_path / "wide.pt")["state_dict"]
     assert stored["s_convs.1.weight"].dtype == torch.float16  # large weights: half the bytes
     assert stored["log_gain"].dtype == torch.float32  # small ones as they are

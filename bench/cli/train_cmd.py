@@ -46,10 +46,10 @@ from pathlib import Path
 
 #: the names of ``bench.learned.recipe.RECIPES``, for ``--help``
 RECIPE_NAMES = ("release-1, release-2, release-3, release-4, release-5, release-6, release-7, "
-                "release-8, release-8-tail")
+                "release-8, release-8-tail, release-8-ctx")
 #: the recipes among them that train under bfloat16 autocast, for ``--fp32``'s help
 AUTOCAST_RECIPE_NAMES = ("release-2, release-3, release-4, release-5, release-6, release-7, "
-                         "release-8, release-8-tail")
+                         "release-8, release-8-tail, release-8-ctx")
 
 
 def state_dir(recipe: str, entropy: str) -> Path:

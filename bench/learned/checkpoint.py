@@ -79,9 +79,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
 
 def build_model(config: dict) -> RoiHyperprior:
     """The network a checkpoint's ``config`` describes (release 1 configs have no gains,
-    releases 1–3 no residual blocks)."""
+    releases 1–3 no residual blocks, releases 1–7 no spatial context)."""
     return RoiHyperprior(config["entropy"], config["N"], config["M"], config["C"],
-                         config.get("gains", 0), config.get("blocks", 0))
+                         config.get("gains", 0), config.get("blocks", 0),
+                         config.get("context", 0))
 
 
 def _large_float(value: torch.Tensor) -> bool:

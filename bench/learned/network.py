@@ -36,6 +36,18 @@ bfloat16 training step on one core of an Intel Xeon with AMX (eager; 27 % compil
 add 6 %). A block starts as the identity, so a deeper network warm-starts from a shallower
 one without changing its output. With ``blocks = 0`` the network is release 3's, bit for bit.
 
+Spatial context (``context = 1``; after He et al., CVPR 2021, "Checkerboard context model
+for efficient learned image compression"): the latent positions split into a checkerboard
+of anchors (``(i + j)`` even) and the rest. Anchors get their entropy parameters from the
+hyperprior alone; every other position also sees a 5×5 convolution of the anchors' coded
+values (un-gained, zero at non-anchors), added to the head's hidden layer, which is the
+concatenation-then-1×1 of the paper's entropy-parameter network written as a sum. The
+encoder codes all anchors, then the rest; the decoder decodes the anchors, computes the
+context from them and decodes the rest: two passes, not one per position as in Minnen et
+al.'s serial context model. The context convolution starts at zero, so a model with context
+warm-starts from one without (:mod:`bench.learned.widen`) unchanged at step 0. With
+``context = 0`` the network is release 3's, bit for bit.
+
 Coding tables: both entropy models map a predicted scale to the nearest table scale in log
 space (compressai's default is the upper neighbour, which costs a few percent of rate; see
 :mod:`bench.entropy.tables`); the Gaussian's table is compressai's 64 scales, the GGM's the
@@ -95,6 +107,7 @@ class RoiHyperprior(CompressionModel):
         gains: gain-vector anchor levels (0: no gain vectors).
         blocks: residual blocks at each place of :data:`ANALYSIS_BLOCKS` and
             :data:`SYNTHESIS_BLOCKS` (0: none).
+        context: 0 (none) or 1 (checkerboard spatial context; see the module doc).
     """
 
     #: analysis stages (0: 1/2, 1: 1/4, 2: 1/8 resolution) followed by residual blocks
@@ -106,7 +119,7 @@ class RoiHyperprior(CompressionModel):
     GAIN_INIT_SPAN = 0.5 * math.log(10.0)
 
     def __init__(self, entropy: str = "ggm", N: int = 96, M: int = 128, C: int = 32,
-                 gains: int = 0, blocks: int = 0) -> None:
+                 gains: int = 0, blocks: int = 0, context: int = 0) -> None:
         super().__init__()
         if entropy not in ENTROPY_KINDS:
             raise ValueError(f"entropy must be one of {ENTROPY_KINDS}, got {entropy!r}")
@@ -116,6 +129,9 @@ class RoiHyperprior(CompressionModel):
         if blocks < 0:
             raise ValueError(f"blocks must be 0 (none) or more, got {blocks}")
         self.gains, self.blocks = int(gains), int(blocks)
+        if context not in (0, 1):
+            raise ValueError(f"context must be 0 (none) or 1 (checkerboard), got {context}")
+        self.context = int(context)
         if self.gains:
             levels = torch.linspace(0.0, 1.0, self.gains)
             init = (self.GAIN_INIT_SPAN * (levels - 0.5))[:, None].expand(-1, M).clone()
@@ -135,6 +151,11 @@ class RoiHyperprior(CompressionModel):
         self.n_params = 3 if entropy == "ggm" else 2
         self.head = nn.Sequential(nn.Conv2d(N + C, 2 * N, 1), act(),
                                   nn.Conv2d(2 * N, self.n_params * M, 1))
+        if self.context:
+            # into the head's hidden layer; zero at first: the hyperprior's parameters unchanged
+            self.ctx = nn.Conv2d(M, 2 * N, 5, padding=2)
+            nn.init.zeros_(self.ctx.weight)
+            nn.init.zeros_(self.ctx.bias)
         self.entropy_bottleneck = EntropyBottleneck(N)
         if entropy == "ggm":
             self.conditional = GeneralizedGaussianConditional("element", scale_rounding="nearest")
@@ -197,23 +218,68 @@ class RoiHyperprior(CompressionModel):
 
     def entropy_parameters(self, z_hat: Tensor, q_lat: Tensor, gain: Tensor | None = None,
                            dtype: torch.dtype = torch.float32) -> tuple[Tensor, list[Tensor]]:
-        """Latent condition features (float32) and the entropy parameters (each
-        ``B×M×h×w``, in ``dtype``).
+        """Latent condition features (float32) and the hyperprior's entropy parameters (each
+        ``B×M×h×w``, in ``dtype``): every position's for a model without context, the
+        anchors' for a checkerboard model (:meth:`latent_parameters` gives the rest).
 
         With ``gain``, mean and scale are those of the gained latent ``y·g``. ``dtype``
         float64 runs the hyper-synthesis, the condition and the head in float64 (bitstream
         format 3): see :meth:`compress`.
         """
+        c_lat, hidden = self._hyper_hidden(z_hat, q_lat, dtype)
+        return c_lat, self._head_params(hidden, gain, dtype)
+
+    def _hyper_hidden(self, z_hat: Tensor, q_lat: Tensor, dtype: torch.dtype
+                      ) -> tuple[Tensor, Tensor]:
+        """``(c_lat, hidden)``: the condition features and the head's first layer's output
+        (before its activation), what both checkerboard passes share."""
         run = _call64 if dtype == torch.float64 else nn.Module.__call__
         c_lat = run(self.lat_cond, q_lat)
         h = run(self.h_s, z_hat)[..., : q_lat.shape[-2], : q_lat.shape[-1]]
-        params = [p.to(dtype) for p in run(self.head, torch.cat([h, c_lat], dim=1))
-                  .chunk(self.n_params, dim=1)]
+        hidden = run(self.head[0], torch.cat([h, c_lat], dim=1))
         if dtype == torch.float64:
             c_lat = c_lat.float()  # the synthesis computes in float32
+        return c_lat, hidden
+
+    def _head_params(self, hidden: Tensor, gain: Tensor | None, dtype: torch.dtype,
+                     context: Tensor | None = None) -> list[Tensor]:
+        """The entropy parameters from the head's hidden layer, plus the spatial context of
+        ``context`` (the anchors' un-gained coded values, zero elsewhere) when given."""
+        run = _call64 if dtype == torch.float64 else nn.Module.__call__
+        if context is not None:
+            hidden = hidden + run(self.ctx, context)
+        elif self.context:  # the activation works in place; the second pass needs hidden
+            hidden = hidden.clone()
+        out = run(self.head[2], run(self.head[1], hidden))
+        params = [p.to(dtype) for p in out.chunk(self.n_params, dim=1)]
         if gain is not None:
             params[0], params[1] = params[0] * gain, params[1] * gain
-        return c_lat, params
+        return params
+
+    def latent_parameters(self, y: Tensor, z_hat: Tensor, q_lat: Tensor,
+                          gains: tuple[Tensor, Tensor] | None,
+                          dtype: torch.dtype = torch.float32) -> tuple[Tensor, list[Tensor]]:
+        """``(c_lat, params)`` for the gained latent ``y``: the hyperprior's parameters, and
+        for a checkerboard model those of the non-anchors from the anchors' coded values
+        ``round(y - mu) + mu`` (straight-through in training) as the decoder will have them."""
+        c_lat, hidden = self._hyper_hidden(z_hat, q_lat, dtype)
+        params = self._head_params(hidden, gains[0] if gains else None, dtype)
+        if not self.context:
+            return c_lat, params
+        anchors = checkerboard_anchors(y)
+        y_anchor = torch.where(anchors, ste_round(y, params[0]), 0.0)
+        second = self._head_params(hidden, gains[0] if gains else None, dtype,
+                                   self._context_input(y_anchor, gains, hidden.dtype))
+        return c_lat, [torch.where(anchors, a, b) for a, b in zip(params, second, strict=True)]
+
+    @staticmethod
+    def _context_input(y_anchor: Tensor, gains: tuple[Tensor, Tensor] | None,
+                       dtype: torch.dtype) -> Tensor:
+        """The context convolution's input: the anchors' coded values divided by their gain
+        (the hyperprior predicts the un-gained latent), in the head's ``dtype``."""
+        if gains:
+            y_anchor = y_anchor / gains[0]
+        return y_anchor.to(dtype) if dtype == torch.float64 else y_anchor.float()
 
     def gain_maps(self, q_lat: Tensor, dtype: torch.dtype = torch.float32
                   ) -> tuple[Tensor, Tensor] | None:
@@ -275,11 +341,22 @@ class RoiHyperprior(CompressionModel):
             z = self.h_a(y)
         with exact():
             z_hat, z_lik = self.entropy_bottleneck(z.float())
+        gain = gains[0] if gains else None
         with transforms():
-            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None)
+            c_lat, hidden = self._hyper_hidden(z_hat, q_lat, torch.float32)
+            params = self._head_params(hidden, gain, torch.float32)
         with exact():
             if gains:
-                y = y * gains[0]
+                y = y * gain
+            if self.context:
+                anchors = checkerboard_anchors(y)
+                context = self._context_input(
+                    torch.where(anchors, ste_round(y, params[0]), 0.0), gains, torch.float32)
+        if self.context:
+            with transforms():
+                second = self._head_params(hidden, gain, torch.float32, context)
+            params = [torch.where(anchors, a, b) for a, b in zip(params, second, strict=True)]
+        with exact():
             mu, scale = params[0], params[1]
             y_hat = ste_round(y, mu)
             if rate == "rounded" and self.training:
@@ -336,6 +413,9 @@ class RoiHyperprior(CompressionModel):
         instead of ~1e-7 make a mismatch far less likely; :mod:`bench.learned.coding`).
         """
         dtype = torch.float64 if params64 else torch.float32
+        if self.context and encoder is None:
+            raise ValueError("a model with spatial context codes into one shared rANS stream "
+                             "(bitstream format 2 or 3), not format 1's two strings")
         y = self.g_a(x, q)
         z = self.h_a(y)
         z_string = None
@@ -347,13 +427,18 @@ class RoiHyperprior(CompressionModel):
                 z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
             else:
                 z_hat = write_bottleneck(encoder, self.entropy_bottleneck, z)
-            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None,
-                                                    dtype)
+            if gains:
+                y = y * gains[0]
+            c_lat, params = self.latent_parameters(y, z_hat, q_lat, gains, dtype)
             indexes = self._indexes(params)
-        if gains:
-            y = y * gains[0]
         mu = params[0]
-        y_strings = self.conditional.compress(y, indexes, means=mu, encoder=encoder)
+        if self.context:  # the anchors, then the rest: the order the decoder needs
+            for part in self._checkerboard_parts(y):
+                self.conditional.compress(y[part][None], indexes[part][None],
+                                          means=mu[part][None], encoder=encoder)
+            y_strings = None
+        else:
+            y_strings = self.conditional.compress(y, indexes, means=mu, encoder=encoder)
         y_hat = torch.round(y - mu) + mu
         x_hat = None
         if reconstruct:
@@ -369,6 +454,9 @@ class RoiHyperprior(CompressionModel):
         next symbols (bitstream formats 2 and 3; the strings are then ignored).
         ``params64``: as the encoder's (:meth:`compress`)."""
         dtype = torch.float64 if params64 else torch.float32
+        if self.context and decoder is None:
+            raise ValueError("a model with spatial context decodes from one shared rANS "
+                             "stream (bitstream format 2 or 3), not format 1's two strings")
         h, w = q_lat.shape[-2:]
         z_shape = (-(-h // 4), -(-w // 4))
         with single_thread():
@@ -378,14 +466,43 @@ class RoiHyperprior(CompressionModel):
             else:
                 z_hat = read_bottleneck(decoder, self.entropy_bottleneck,
                                         (1, self.entropy_bottleneck.channels, *z_shape))
-            c_lat, params = self.entropy_parameters(z_hat, q_lat, gains[0] if gains else None,
-                                                    dtype)
+            c_lat, hidden = self._hyper_hidden(z_hat, q_lat, dtype)
+            params = self._head_params(hidden, gains[0] if gains else None, dtype)
             indexes = self._indexes(params)
-        y_hat = self.conditional.decompress([y_string], indexes, means=params[0], decoder=decoder)
+        if self.context:
+            y_hat = self._decode_checkerboard(hidden, gains, dtype, params, indexes, decoder)
+        else:
+            y_hat = self.conditional.decompress([y_string], indexes, means=params[0],
+                                                decoder=decoder)
         if decoder is not None:  # before the synthesis: garbage costs no g_s
             check_stream_end(decoder)
         return {"y_hat": y_hat,
                 "x_hat": self.g_s((y_hat * gains[1] if gains else y_hat).float(), c_lat)}
+
+    @staticmethod
+    def _checkerboard_parts(like: Tensor) -> tuple[Tensor, Tensor]:
+        """Masks shaped like ``like`` of the anchors and of the rest, in coding order."""
+        anchors = checkerboard_anchors(like).expand_as(like)
+        return anchors, ~anchors
+
+    def _decode_checkerboard(self, hidden: Tensor, gains, dtype: torch.dtype,
+                             params: list[Tensor], indexes: Tensor, decoder) -> Tensor:
+        """``y_hat`` of a checkerboard model: the anchors with the hyperprior's parameters
+        ``params`` and ``indexes``, then the rest with those of the anchors' context (the
+        head's ``hidden`` layer from :meth:`_hyper_hidden`)."""
+        anchors, rest = self._checkerboard_parts(params[0])
+        y_hat = torch.zeros_like(params[0])
+        y_hat[anchors] = self.conditional.decompress(
+            None, indexes[anchors][None], means=params[0][anchors][None], decoder=decoder,
+            dtype=params[0].dtype)[0]
+        with single_thread():
+            second = self._head_params(hidden, gains[0] if gains else None, dtype,
+                                       self._context_input(y_hat, gains, hidden.dtype))
+            rest_indexes = self._indexes(second)
+        y_hat[rest] = self.conditional.decompress(
+            None, rest_indexes[rest][None], means=second[0][rest][None], decoder=decoder,
+            dtype=params[0].dtype)[0]
+        return y_hat
 
     def config(self) -> dict:
         """Constructor arguments, stored in checkpoints."""
@@ -394,7 +511,18 @@ class RoiHyperprior(CompressionModel):
             config["gains"] = self.gains
         if self.blocks:
             config["blocks"] = self.blocks
+        if self.context:
+            config["context"] = self.context
         return config
+
+
+def checkerboard_anchors(like: Tensor) -> Tensor:
+    """The checkerboard's anchor positions of ``like``'s last two dimensions, ``(i + j)``
+    even, as a boolean ``1×1×h×w`` mask (broadcasts against ``like``)."""
+    h, w = like.shape[-2:]
+    i = torch.arange(h, device=like.device)[:, None]
+    j = torch.arange(w, device=like.device)[None, :]
+    return ((i + j) % 2 == 0)[None, None]
 
 
 def _blocks(channels: int, count: int) -> nn.Sequential:

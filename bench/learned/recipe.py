@@ -19,7 +19,7 @@ release 5); ``release-6`` that schedule once more, warm-started from release 5 (
 release 6); ``release-7`` the same again, warm-started from release 6 (released as release
 7); ``release-8`` the same again, warm-started from release 7; ``release-8-tail`` release 7
 continued at the low learning rate its schedule ended with (an experiment on what a CPU-hour
-buys).
+buys); ``release-8-ctx`` release-8 with a checkerboard spatial context in the entropy model.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class Recipe:
     gains: int = 0
     #: residual blocks at each of the network's block places (0: none, releases 1–3)
     blocks: int = 0
+    #: spatial context of the entropy model (0: none, releases 1–7; 1: checkerboard)
+    context: int = 0
     #: bfloat16 autocast of the transforms (entropy models in float32) and channels-last
     autocast: bool = False
     channels_last: bool = False
@@ -120,6 +122,8 @@ class Recipe:
             out["gains"] = self.gains
         if self.blocks:
             out["blocks"] = self.blocks
+        if self.context:
+            out["context"] = self.context
         return out
 
     def to_json(self) -> str:
@@ -209,6 +213,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # and its low-rate tail").
     dataclasses.replace(_RELEASE_3, name="release-8-tail", steps=12_000, lr=3e-5,
                         final_lr_factor=1 / 3),
+    # release-8 with a checkerboard spatial context in the entropy model (He et al., CVPR
+    # 2021): every release so far coded each latent from the hyperprior alone. Warm-starts
+    # from release 7 with the context convolution at zero (the same output at step 0), then
+    # release-8's schedule, so that at equal steps it is release-8's A/B twin: the same
+    # batches, the same noise, one difference.
+    dataclasses.replace(_RELEASE_3, name="release-8-ctx", context=1),
 )}
 
 

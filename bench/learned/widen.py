@@ -14,7 +14,9 @@ the rate starts a little above the narrow model's and training decides what they
 A deeper recipe (more residual blocks, ``blocks``; :mod:`bench.learned.network`) is grown
 the same way: the new blocks are entries the old state lacks and keep their initial values,
 and a new :class:`~bench.learned.layers.ResidualBlock` is the identity (its last
-convolution starts at zero), so the output is again unchanged at step 0.
+convolution starts at zero), so the output is again unchanged at step 0. So is a model given
+a spatial context (``context``): its context convolution is new and starts at zero, so every
+latent keeps the hyperprior's entropy parameters at step 0.
 
 Two tensors are not channel-ordered end to end and get an explicit layout: the input of the
 entropy-parameter head is ``[hyper-synthesis features (N), quality condition (C)]``, its
@@ -29,8 +31,8 @@ import torch
 from torch import nn
 
 #: configuration keys the widening may grow (the rest must match); a config without
-#: ``blocks`` (releases 1–3) has none
-WIDENABLE = ("N", "M", "blocks")
+#: ``blocks`` (releases 1–3) has none, one without ``context`` (releases 1–7) none either
+WIDENABLE = ("N", "M", "blocks", "context")
 
 
 def shape_of(config: dict) -> dict:

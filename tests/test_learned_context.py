@@ -1,0 +1,157 @@
+"""The checkerboard spatial context (``context = 1``): decodable in two passes, exact round
+trips through real rANS streams, honest rates, and a warm start that changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bench.learned.checkpoint import export_model, load_model
+from bench.learned.coding import decode_image, encode_image
+from bench.learned.network import RoiHyperprior, checkerboard_anchors
+from bench.learned.qmap import grid_point, pad_to_multiple
+from bench.learned.recipe import RECIPES, Recipe
+from bench.learned.train import rd_loss
+from bench.learned.widen import widen_state
+from tests.conftest import natural_image
+
+TINY = {"N": 16, "M": 24, "C": 8, "gains": 5}
+
+
+def _tiny(entropy: str, seed: int = 0) -> RoiHyperprior:
+    """A random tiny checkerboard model with a context that matters: latents spread out
+    (so the rate is large), the context convolution's weights random, not zero."""
+    torch.manual_seed(seed)
+    model = RoiHyperprior(entropy, **TINY, context=1).eval()
+    with torch.no_grad():
+        model.a_convs[3].weight.mul_(40)
+        model.head[-1].bias[TINY["M"]: 2 * TINY["M"]] = 8.0
+        model.ctx.weight.normal_(0, 0.05)
+    model.update()
+    return model
+
+
+def _roi(h, w):
+    roi = np.zeros((h, w), bool)
+    roi[h // 4: h // 2, w // 3: w - 3] = True
+    return roi
+
+
+def test_anchors_are_the_even_squares_of_a_checkerboard():
+    mask = checkerboard_anchors(torch.zeros(1, 3, 3, 4))[0, 0]
+    assert mask.tolist() == [[True, False, True, False],
+                             [False, True, False, True],
+                             [True, False, True, False]]
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_parameters_need_only_what_the_decoder_has(entropy):
+    """Anchors' entropy parameters do not depend on ``y`` at all, the others' only on the
+    anchors' latents: what makes two decoding passes possible."""
+    model = _tiny(entropy)
+    torch.manual_seed(1)
+    h, w = 5, 6
+    y = 5 * torch.randn(1, TINY["M"], h, w, dtype=torch.float64)
+    z_hat = torch.round(torch.randn(1, TINY["N"], 2, 2))
+    q_lat = torch.rand(1, 1, h, w)
+    gains = model.gain_maps(q_lat, torch.float64)
+    anchors = checkerboard_anchors(y)
+    with torch.no_grad():
+        _, base = model.latent_parameters(y, z_hat, q_lat, gains, torch.float64)
+        moved_rest = torch.where(anchors, y, y + 3 * torch.randn_like(y))
+        _, same = model.latent_parameters(moved_rest, z_hat, q_lat, gains, torch.float64)
+        moved_anchors = torch.where(anchors, y + 3 * torch.randn_like(y), y)
+        _, other = model.latent_parameters(moved_anchors, z_hat, q_lat, gains, torch.float64)
+    for a, b, c in zip(base, same, other, strict=True):
+        assert torch.equal(a, b)
+        assert torch.equal(a[anchors.expand_as(a)], c[anchors.expand_as(c)])
+        assert not torch.equal(a, c)  # the context is used
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_round_trip_is_exact(entropy, fmt):
+    model = _tiny(entropy)
+    image = natural_image(37, 53, seed=2)
+    data, enc = encode_image(model, image, _roi(37, 53), grid_point("q5"), return_details=True,
+                             stream_format=fmt)
+    recon, dec = decode_image(model, data, return_details=True)
+    assert torch.equal(enc["y_hat"], dec["y_hat"])
+    assert torch.equal(enc["x_hat"], dec["x_hat"])
+    assert enc["y_hat"].abs().max() > 1  # not a trivial all-zero latent
+    assert recon.shape == image.shape
+
+
+def test_format_1_is_refused_with_the_reason():
+    model = _tiny("ggm")
+    with pytest.raises(ValueError, match="format 2 or 3"):
+        encode_image(model, natural_image(32, 32), None, grid_point("q3"), stream_format=1)
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_actual_rate_matches_estimate(entropy):
+    """The bitstream costs what the evaluation pass's likelihoods (the second pass's
+    parameters for the non-anchors) say, so the training rate is the coded rate's estimate."""
+    model = _tiny(entropy, seed=3)
+    image = natural_image(96, 128, seed=1)
+    point = grid_point("q6")
+    data = encode_image(model, image, None, point, stream_format=3)
+    x = torch.from_numpy(pad_to_multiple(image).copy()).permute(2, 0, 1)[None].float() / 255
+    q = torch.full((1, 1, *x.shape[-2:]), point.uniform / 100)
+    with torch.no_grad():
+        out = model(x, q)
+    est = sum(float((-torch.log2(lik)).sum()) for lik in out["likelihoods"].values())
+    assert est > 2000
+    assert abs(8 * len(data) - est) / est < 0.05  # header, map and the coder's flush included
+
+
+@pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
+def test_a_context_warm_start_changes_nothing_and_the_context_learns(entropy):
+    """release-8-ctx grows release 7 by the context convolution, which starts at zero: the
+    reconstruction and every latent's parameters are the same at step 0, the bytes as long,
+    and the convolution gets gradients from the first step."""
+    torch.manual_seed(0)
+    plain = RoiHyperprior(entropy, **TINY).eval()
+    with torch.no_grad():
+        plain.a_convs[3].weight.mul_(40)
+    grown = RoiHyperprior(entropy, **TINY, context=1)
+    grown.load_state_dict(widen_state(plain.state_dict(), plain.config(), grown))
+    grown.eval()
+    g = torch.Generator().manual_seed(1)
+    x, q = torch.rand(2, 3, 64, 96, generator=g), torch.rand(2, 1, 64, 96, generator=g)
+    with torch.no_grad():
+        a, b = plain(x, q), grown(x, q)
+    assert torch.equal(a["x_hat"], b["x_hat"])
+    for old, new in zip(a["params"], b["params"], strict=True):
+        assert torch.equal(old, new)
+    plain.update(), grown.update()
+    image = natural_image(48, 64, seed=5)
+    one = encode_image(plain, image, _roi(48, 64), grid_point("q4"))
+    two = encode_image(grown, image, _roi(48, 64), grid_point("q4"))
+    assert abs(len(one) - len(two)) <= 2  # the same symbols in another order
+    assert np.array_equal(decode_image(plain, one), decode_image(grown, two))
+    grown.train()
+    rd_loss(grown(x, q), x, q)["loss"].backward()
+    assert grown.ctx.weight.grad.abs().sum() > 0
+
+
+def test_a_released_context_model_decodes_after_loading(tmp_path):
+    model = _tiny("ggm", seed=4)
+    export_model(model, tmp_path / "ggm.pt", {})
+    loaded, _ = load_model(tmp_path / "ggm.pt")
+    assert loaded.config() == dict(TINY, entropy="ggm", context=1)
+    image = natural_image(40, 56, seed=6)
+    data, enc = encode_image(loaded, image, _roi(40, 56), grid_point("q2"), return_details=True)
+    _, dec = decode_image(loaded, data, return_details=True)
+    assert torch.equal(enc["y_hat"], dec["y_hat"])
+
+
+def test_release_8_ctx_is_release_8_with_a_context():
+    r8, ctx = RECIPES["release-8"], RECIPES["release-8-ctx"]
+    assert ctx.context == 1 and r8.context == 0
+    assert dataclasses.replace(ctx, name="release-8", context=0) == r8
+    assert ctx.network() == dict(r8.network(), context=1)
+    assert Recipe.from_json(ctx.to_json()) == ctx
