@@ -20,18 +20,18 @@ writes the released model and its card into the package
 (bench/learned/weights/<codec>.pt/.json), with RD numbers measured on Kodak and val2017.
 
 Examples:
-  bench train --recipe release-8 --entropy ggm --threads 1 --compile  # the CPU campaign
-  bench train --recipe release-8 --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
-  bench train --recipe release-8 --entropy ggm --steps 20000         # stop at step 20000
+  bench train --recipe release-8-ctx --entropy ggm --threads 1 --compile  # the CPU campaign
+  bench train --recipe release-8-ctx --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
+  bench train --recipe release-8-ctx --entropy ggm --steps 20000     # stop at step 20000
   bench train --recipe release-7 --entropy ggm --export-only         # release 7 again
-  bench train --recipe release-8 --status                      # where the campaign stands
-  bench train --recipe release-8 --entropy both --snapshot     # carry it over to a new machine
-  bench train --recipe release-8 --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
+  bench train --recipe release-8-ctx --status                  # where the campaign stands
+  bench train --recipe release-8-ctx --entropy both --snapshot # carry it over to a new machine
+  bench train --recipe release-8-ctx --entropy ggm --out /tmp/judge --warm-start snap/ggm.pt \\
       --export-only --export judge.pt --rd-images 0    # a snapshot as a model to measure
   bench train --make-pack pack.npz --pack-mib 30      # crops for a GPU machine
-  bench train --recipe release-8 --entropy both --pack pack.npz --device cuda --time-budget 8 \\
+  bench train --recipe release-8-ctx --entropy both --pack pack.npz --device cuda --time-budget 8 \\
       --out gpu-state                     # both codecs, equal steps, on a GPU machine
-  bash bench/learned/campaign/gpu.sh release-8 8.5 OUT   # the same, side by side, + snapshots
+  bash bench/learned/campaign/gpu.sh release-8-ctx 8.5 OUT   # the same, side by side, + snapshots
   bench train --entropy ggm --steps 2000 --crop 128 --out runs/quick   # a custom run
 """
 
