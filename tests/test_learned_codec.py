@@ -24,12 +24,18 @@ from tests.conftest import REPO, natural_image
 TINY = {"N": 16, "M": 24, "C": 8}
 
 
-def _tiny(entropy: str, seed: int = 0, spread: bool = False, gains: int = 0) -> RoiHyperprior:
+def _tiny(entropy: str, seed: int = 0, spread: bool = False, gains: int = 0,
+          context: int = 0) -> RoiHyperprior:
     """A random tiny model; ``spread`` scales the latents up and the predicted scales with
     them, so the rate is large enough to compare estimated and actual bits; ``gains``: the
-    release-2 gain vectors (random around their initial log-linear ramp)."""
+    release-2 gain vectors (random around their initial log-linear ramp); ``context``: the
+    checkerboard context, its convolution random (not zero, as at a warm start) so that it
+    matters."""
     torch.manual_seed(seed)
-    model = RoiHyperprior(entropy, **TINY, gains=gains).eval()
+    model = RoiHyperprior(entropy, **TINY, gains=gains, context=context).eval()
+    if context:
+        with torch.no_grad():
+            model.ctx.weight.normal_(0, 0.05)
     if gains:
         with torch.no_grad():
             model.log_gain.add_(0.3 * torch.randn_like(model.log_gain))

@@ -19,6 +19,8 @@ from bench.learned.recipe import RECIPES, Recipe
 from bench.learned.train import rd_loss
 from bench.learned.widen import widen_state
 from tests.conftest import REPO, natural_image
+from tests.test_learned_codec import _roi
+from tests.test_learned_codec import _tiny as tiny_model
 
 TINY = {"N": 16, "M": 24, "C": 8, "gains": 5}
 
@@ -26,20 +28,7 @@ TINY = {"N": 16, "M": 24, "C": 8, "gains": 5}
 def _tiny(entropy: str, seed: int = 0) -> RoiHyperprior:
     """A random tiny checkerboard model with a context that matters: latents spread out
     (so the rate is large), the context convolution's weights random, not zero."""
-    torch.manual_seed(seed)
-    model = RoiHyperprior(entropy, **TINY, context=1).eval()
-    with torch.no_grad():
-        model.a_convs[3].weight.mul_(40)
-        model.head[-1].bias[TINY["M"]: 2 * TINY["M"]] = 8.0
-        model.ctx.weight.normal_(0, 0.05)
-    model.update()
-    return model
-
-
-def _roi(h, w):
-    roi = np.zeros((h, w), bool)
-    roi[h // 4: h // 2, w // 3: w - 3] = True
-    return roi
+    return tiny_model(entropy, seed=seed, spread=True, gains=TINY["gains"], context=1)
 
 
 def test_anchors_are_the_even_squares_of_a_checkerboard():
@@ -62,11 +51,11 @@ def test_parameters_need_only_what_the_decoder_has(entropy):
     gains = model.gain_maps(q_lat, torch.float64)
     anchors = checkerboard_anchors(y)
     with torch.no_grad():
-        _, base = model.latent_parameters(y, z_hat, q_lat, gains, torch.float64)
+        _, _, base = model.latent_parameters(y, z_hat, q_lat, gains, torch.float64)
         moved_rest = torch.where(anchors, y, y + 3 * torch.randn_like(y))
-        _, same = model.latent_parameters(moved_rest, z_hat, q_lat, gains, torch.float64)
+        _, _, same = model.latent_parameters(moved_rest, z_hat, q_lat, gains, torch.float64)
         moved_anchors = torch.where(anchors, y + 3 * torch.randn_like(y), y)
-        _, other = model.latent_parameters(moved_anchors, z_hat, q_lat, gains, torch.float64)
+        _, _, other = model.latent_parameters(moved_anchors, z_hat, q_lat, gains, torch.float64)
     for a, b, c in zip(base, same, other, strict=True):
         assert torch.equal(a, b)
         assert torch.equal(a[anchors.expand_as(a)], c[anchors.expand_as(c)])

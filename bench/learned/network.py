@@ -258,28 +258,43 @@ class RoiHyperprior(CompressionModel):
 
     def latent_parameters(self, y: Tensor, z_hat: Tensor, q_lat: Tensor,
                           gains: tuple[Tensor, Tensor] | None,
-                          dtype: torch.dtype = torch.float32) -> tuple[Tensor, list[Tensor]]:
-        """``(c_lat, params)`` for the gained latent ``y``: the hyperprior's parameters, and
-        for a checkerboard model those of the non-anchors from the anchors' coded values
-        ``round(y - mu) + mu`` (straight-through in training) as the decoder will have them."""
-        c_lat, hidden = self._hyper_hidden(z_hat, q_lat, dtype)
-        params = self._head_params(hidden, gains[0] if gains else None, dtype)
-        if not self.context:
-            return c_lat, params
-        anchors = checkerboard_anchors(y)
-        y_anchor = torch.where(anchors, ste_round(y, params[0]), 0.0)
-        second = self._head_params(hidden, gains[0] if gains else None, dtype,
-                                   self._context_input(y_anchor, gains, hidden.dtype))
-        return c_lat, [torch.where(anchors, a, b) for a, b in zip(params, second, strict=True)]
+                          dtype: torch.dtype = torch.float32, autocast: bool = False
+                          ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """``(y, c_lat, params)``: the analysis output ``y`` gained (the coded domain), and
+        its entropy parameters: the hyperprior's, and for a checkerboard model those of the
+        non-anchors from the anchors' coded values ``round(y - mu) + mu`` (straight-through
+        in training) as the decoder will have them.
 
-    @staticmethod
-    def _context_input(y_anchor: Tensor, gains: tuple[Tensor, Tensor] | None,
-                       dtype: torch.dtype) -> Tensor:
-        """The context convolution's input: the anchors' coded values divided by their gain
-        (the hyperprior predicts the un-gained latent), in the head's ``dtype``."""
+        ``autocast`` (training): the hyper-synthesis and the head in bfloat16, the gain and
+        the rounding in float32, as :meth:`forward` runs them.
+        """
+        device = z_hat.device.type
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            c_lat, hidden = self._hyper_hidden(z_hat, q_lat, dtype)
+            params = self._head_params(hidden, gains[0] if gains else None, dtype)
+        with torch.autocast(device, enabled=False):
+            if gains:
+                y = y * gains[0]
+            if not self.context:
+                return y, c_lat, params
+            anchors = checkerboard_anchors(y)
+            y_anchor = torch.where(anchors, ste_round(y, params[0]), 0.0)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            second = self._context_params(hidden, gains, dtype, y_anchor)
+        return y, c_lat, [torch.where(anchors, a, b)
+                          for a, b in zip(params, second, strict=True)]
+
+    def _context_params(self, hidden: Tensor, gains: tuple[Tensor, Tensor] | None,
+                        dtype: torch.dtype, y_anchor: Tensor) -> list[Tensor]:
+        """The second pass: entropy parameters from the head's ``hidden`` layer and the
+        anchors' coded values ``y_anchor`` (gained, zero at the other positions), divided by
+        their gain for the context convolution (the hyperprior predicts the un-gained
+        latent), in float64 when the head runs in float64, else in float32."""
         if gains:
             y_anchor = y_anchor / gains[0]
-        return y_anchor.to(dtype) if dtype == torch.float64 else y_anchor.float()
+        context = y_anchor.to(torch.float64) if hidden.dtype == torch.float64 \
+            else y_anchor.float()
+        return self._head_params(hidden, gains[0] if gains else None, dtype, context)
 
     def gain_maps(self, q_lat: Tensor, dtype: torch.dtype = torch.float32
                   ) -> tuple[Tensor, Tensor] | None:
@@ -341,21 +356,7 @@ class RoiHyperprior(CompressionModel):
             z = self.h_a(y)
         with exact():
             z_hat, z_lik = self.entropy_bottleneck(z.float())
-        gain = gains[0] if gains else None
-        with transforms():
-            c_lat, hidden = self._hyper_hidden(z_hat, q_lat, torch.float32)
-            params = self._head_params(hidden, gain, torch.float32)
-        with exact():
-            if gains:
-                y = y * gain
-            if self.context:
-                anchors = checkerboard_anchors(y)
-                context = self._context_input(
-                    torch.where(anchors, ste_round(y, params[0]), 0.0), gains, torch.float32)
-        if self.context:
-            with transforms():
-                second = self._head_params(hidden, gain, torch.float32, context)
-            params = [torch.where(anchors, a, b) for a, b in zip(params, second, strict=True)]
+        y, c_lat, params = self.latent_parameters(y, z_hat, q_lat, gains, autocast=autocast)
         with exact():
             mu, scale = params[0], params[1]
             y_hat = ste_round(y, mu)
@@ -427,9 +428,7 @@ class RoiHyperprior(CompressionModel):
                 z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
             else:
                 z_hat = write_bottleneck(encoder, self.entropy_bottleneck, z)
-            if gains:
-                y = y * gains[0]
-            c_lat, params = self.latent_parameters(y, z_hat, q_lat, gains, dtype)
+            y, c_lat, params = self.latent_parameters(y, z_hat, q_lat, gains, dtype)
             indexes = self._indexes(params)
         mu = params[0]
         if self.context:  # the anchors, then the rest: the order the decoder needs
@@ -496,8 +495,7 @@ class RoiHyperprior(CompressionModel):
             None, indexes[anchors][None], means=params[0][anchors][None], decoder=decoder,
             dtype=params[0].dtype)[0]
         with single_thread():
-            second = self._head_params(hidden, gains[0] if gains else None, dtype,
-                                       self._context_input(y_hat, gains, hidden.dtype))
+            second = self._context_params(hidden, gains, dtype, y_hat)
             rest_indexes = self._indexes(second)
         y_hat[rest] = self.conditional.decompress(
             None, rest_indexes[rest][None], means=second[0][rest][None], decoder=decoder,
