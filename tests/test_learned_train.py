@@ -451,6 +451,21 @@ def test_warm_start_source_prefers_the_release_unless_a_snapshot_is_further(tmp_
     assert warm_start_source("ggm", "none", [release, other]) == release  # nothing matches
 
 
+def test_a_snapshot_given_as_a_model_names_the_export_command(tmp_path):
+    """A campaign snapshot has no coding tables: loading it as a model says what it is and
+    the command that exports it, with its own recipe and entropy model filled in."""
+    model = RoiHyperprior("gaussian", **TINY)
+    snap = tmp_path / "gaussian-roi.pt"
+    export_snapshot(model.state_dict(), model.config(),
+                    {"recipe": {"name": "release-8-ctx"}, "budget": {"steps": 5517}}, snap)
+    with pytest.raises(ValueError) as info:
+        load_model(snap)
+    message = str(info.value)
+    assert "campaign snapshot (release-8-ctx, gaussian, step 5517)" in message
+    assert (f"bench train --recipe release-8-ctx --entropy gaussian --out \"$(mktemp -d)\" "
+            f"--warm-start {snap} --export-only --export model.pt --rd-images 0") in message
+
+
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
 def test_committed_campaign_snapshots_are_sound_and_not_behind_the_release(entropy):
     codec = CODEC_NAMES[entropy]

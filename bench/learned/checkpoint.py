@@ -152,6 +152,8 @@ def steps_of(path: str | os.PathLike, recipe: str) -> int:
 def load_model(path: str | os.PathLike) -> tuple[RoiHyperprior, dict]:
     """A released model ready to code (eval mode, CPU, tables loaded) and its card."""
     blob = load(path)
+    if blob.get("format") == SNAPSHOT_FORMAT:
+        raise ValueError(snapshot_is_not_a_model(path, blob))
     if blob.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a {MODEL_FORMAT} model (format {blob.get('format')!r})")
     model = build_model(blob["config"])
@@ -161,3 +163,16 @@ def load_model(path: str | os.PathLike) -> tuple[RoiHyperprior, dict]:
     # the coding layout of codec version 4 on (faster; the pixels differ in the last bits)
     model.store_transforms(torch.channels_last)
     return model, blob.get("card", {})
+
+
+def snapshot_is_not_a_model(path: str | os.PathLike, blob: dict) -> str:
+    """Why a campaign snapshot cannot be coded with, and the command that exports it as a
+    model (its recipe, codec and step from its card and config)."""
+    card = blob.get("card", {})
+    recipe = card.get("recipe", {}).get("name", "RECIPE")
+    steps = card.get("budget", {}).get("steps", "?")
+    entropy = blob.get("config", {}).get("entropy", "ENTROPY")
+    return (f"{path} is a campaign snapshot ({recipe}, {entropy}, step {steps}): a warm start "
+            f"without coding tables, not a model to code with. Export it as one first: "
+            f"bench train --recipe {recipe} --entropy {entropy} --out \"$(mktemp -d)\" "
+            f"--warm-start {path} --export-only --export model.pt --rd-images 0")
