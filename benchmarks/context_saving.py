@@ -30,7 +30,7 @@ def coded_bytes(model, images, point, roi_mode: str) -> int:
 
 
 def main(argv=None) -> None:
-    from bench.learned.rd import coco_images
+    from bench.learned.rd import judged_pictures
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="a released .pt with context = 1")
@@ -43,9 +43,7 @@ def main(argv=None) -> None:
     if not model.context:
         raise SystemExit(f"{args.model} has no spatial context (config {model.config()}): "
                          f"nothing to compare")
-    # the pictures benchmarks/learned_rd.py codes: the first val2017 ones with objects
-    images = [(img, roi) for img, roi in coco_images(args.data_root, "val2017", args.limit)
-              if roi is not None and roi.any()]
+    images = judged_pictures(args.data_root, args.limit)  # learned_rd.py's pictures
     mode = "gt" if args.roi else "none"
     steps = card.get("budget", {}).get("steps")
     print(f"{args.model}: {card.get('recipe', {}).get('name')} at step {steps}, "

@@ -79,10 +79,9 @@ def main() -> None:
     ap.add_argument("--kodak-dir", default=None, help="Kodak folder (default: shared/env)")
     args = ap.parse_args()
 
-    from bench.learned.rd import coco_images, kodak_images
+    from bench.learned.rd import judged_pictures, kodak_images
 
-    coco = [(img, roi) for img, roi in coco_images(args.data_root, "val2017", args.limit)
-            if roi is not None and roi.any()]
+    coco = judged_pictures(args.data_root, args.limit)
     kodak = []
     if args.kodak:
         import os

@@ -590,3 +590,20 @@ def test_benchmarks_find_the_shared_coco_subset_without_the_environment(monkeypa
     monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
     [(image, roi)] = coco_images(None, "val2017", limit=1)
     assert image.ndim == 3 and roi.shape == image.shape[:2]
+
+
+def test_judged_pictures_are_the_first_val_pictures_with_an_roi():
+    """The judgements' pictures (learned_rd.py, context_saving.py) are the first val2017
+    pictures, in order, less those without any object: every one has an ROI to code."""
+    from bench.learned.rd import coco_images, judged_pictures
+    from tests.conftest import SHARED
+
+    root = SHARED / "data" / "coco"
+    if not (root / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"no shared COCO subset at {root}")
+    first = coco_images(root, "val2017", limit=8)
+    judged = judged_pictures(root, 8)
+    assert judged and all(roi.any() for _, roi in judged)
+    expected = [image for image, roi in first if roi is not None and roi.any()]
+    assert len(judged) == len(expected)
+    assert all(np.array_equal(a, b) for (a, _), b in zip(judged, expected, strict=True))

@@ -56,3 +56,11 @@ def coco_images(root: str | Path | None, split: str = "val2017", limit: int | No
 
     ds = CocoDataset(root if root is not None else default_data_root(), split, limit=limit)
     return [(s.image, s.roi) for s in ds]
+
+
+def judged_pictures(root: str | Path | None, limit: int | None = None):
+    """The COCO val2017 pictures the learned-codec judgements code (``benchmarks/learned_rd.py``
+    and its kin): the first ``limit`` with any object, so that every one has an ROI to code
+    in ROI mode, each as (picture, GT ROI)."""
+    return [(img, roi) for img, roi in coco_images(root, "val2017", limit)
+            if roi is not None and roi.any()]
