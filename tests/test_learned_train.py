@@ -212,6 +212,35 @@ def test_turns_leave_out_a_codec_stopped_by_its_held_out_loss(image_dir, tmp_pat
     assert learns.sessions[-1]["stopped"] == "steps"
 
 
+def test_a_stop_signal_ends_every_codec_of_a_run_in_turns(image_dir, tmp_path):
+    """SIGTERM during one codec's turn (a session's end) stops the whole ``--entropy both``
+    run: the codec in its turn stops after the current step, the other gets no further turn,
+    and both checkpoints record the signal."""
+    import os
+    import signal
+
+    from bench.cli.train_cmd import run_together
+
+    first = _trainer(image_dir, tmp_path / "a", _recipe(steps=8))
+    second = _trainer(image_dir, tmp_path / "b", _recipe(steps=8), entropy="gaussian")
+    step = first.train_step
+
+    def signalled_at_step_3():
+        record = step()
+        if record["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return record
+
+    first.train_step = signalled_at_step_3
+    run_together([first, second], None, chunk=2)
+    assert (first.step, second.step) == (3, 2)
+    for trainer, steps in ((first, 3), (second, 2)):
+        assert trainer.sessions[-1]["stopped"] == "signal 15"
+        blob = torch.load(trainer.out / "last.pt", weights_only=True)
+        assert blob["step"] == steps
+        assert json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"
+
+
 def test_heldout_stalled():
     assert heldout_stalled([3.0, 2.0, 2.5, 2.6], 2)
     assert not heldout_stalled([3.0, 2.0, 2.5, 1.9], 2)

@@ -351,7 +351,9 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
 
     The one behind catches up first; after the first turn, a turn starts only if the time
     budget leaves room for it (judged by the last turn's duration), so the budget holds to
-    within one turn.
+    within one turn. A stop signal (SIGTERM, SIGINT: a session's end) during a turn ends the
+    whole run: the codec in its turn stops after its current step, the others keep the
+    checkpoints of their last turns, and all record the signal.
     """
     import time
 
@@ -373,6 +375,14 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
         for trainer in trainers:
             if trainer.step < goal:
                 records = trainer.run(stop_at_step=goal)
+                if trainer.stop_signal is not None:
+                    reason = f"signal {trainer.stop_signal}"
+                    for other in trainers:
+                        if other is not trainer:
+                            other.mark_stopped(reason)
+                            print(f"{other.cfg.entropy}: stopped at step {other.step}: {reason}; "
+                                  f"checkpoint {other.out / 'last.pt'}", file=sys.stderr)
+                    return
                 if records and not math.isfinite(records[-1]["loss"]):
                     print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "
                           f"stopping", file=sys.stderr)

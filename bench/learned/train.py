@@ -272,6 +272,9 @@ class Trainer:
         self._eval_batches: dict | None = None
         #: stopped because the held-out loss stopped improving (``patience``)
         self.stalled = False
+        #: the signal (SIGTERM, SIGINT) that ended the last :meth:`run`, if one did: a run
+        #: in turns (``--entropy both``) stops every codec on it
+        self.stop_signal: int | None = None
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
@@ -658,6 +661,7 @@ class Trainer:
             log.close()
             if stopped != "non-finite loss":
                 self.save()  # refuses non-finite weights, keeping the last good checkpoint
+        self.stop_signal = signalled[0] if signalled else None
         if stopped != "steps":
             print(f"stopped at step {self.step}: {stopped}; checkpoint {self.out / 'last.pt'}",
                   file=sys.stderr)
