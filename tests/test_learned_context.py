@@ -13,7 +13,7 @@ import torch
 
 from bench.learned.checkpoint import export_model, load_model
 from bench.learned.coding import decode_image, encode_image
-from bench.learned.network import RoiHyperprior, checkerboard_anchors
+from bench.learned.network import RoiHyperprior, checkerboard_anchors, checkerboard_context
 from bench.learned.qmap import grid_point, pad_to_multiple
 from bench.learned.recipe import RECIPES, Recipe
 from bench.learned.train import rd_loss
@@ -36,6 +36,27 @@ def test_anchors_are_the_even_squares_of_a_checkerboard():
     assert mask.tolist() == [[True, False, True, False],
                              [False, True, False, True],
                              [True, False, True, False]]
+
+
+@pytest.mark.parametrize("size", [(5, 6), (6, 5), (7, 7), (8, 8), (1, 1), (1, 4), (2, 3)])
+@pytest.mark.parametrize("kernel", [5, 3])
+def test_the_coding_context_is_the_dense_convolution_at_the_non_anchors(size, kernel):
+    """Coding computes the context convolution only at the non-anchors and only from the
+    anchors: there it equals the dense convolution of the anchors' values (to float64's
+    last bits), on odd and even sizes, down to a single position; at the anchors it is 0."""
+    torch.manual_seed(2)
+    h, w = size
+    x = torch.randn(2, 6, h, w, dtype=torch.float64)
+    anchors = checkerboard_anchors(x).expand_as(x)
+    x = torch.where(anchors, x, 0.0)
+    weight = torch.randn(4, 6, kernel, kernel, dtype=torch.float64)
+    bias = torch.randn(4, dtype=torch.float64)
+    dense = torch.nn.functional.conv2d(x, weight, bias, padding=kernel // 2)
+    sparse = checkerboard_context(x, weight, bias)
+    rest = ~checkerboard_anchors(dense).expand_as(dense)
+    assert sparse.shape == dense.shape
+    torch.testing.assert_close(sparse[rest], dense[rest], rtol=1e-12, atol=1e-12)
+    assert not sparse[~rest].any()
 
 
 @pytest.mark.parametrize("entropy", ["ggm", "gaussian"])
