@@ -20,7 +20,8 @@ writes the released model and its card into the package
 (bench/learned/weights/<codec>.pt/.json), with RD numbers measured on Kodak and val2017.
 
 Examples:
-  bench train --recipe release-8-ctx --entropy ggm --threads 1 --compile  # the CPU campaign
+  bench train --recipe release-8-ctx --entropy both --threads 2 --compile  # the CPU campaign
+  bench train --recipe release-8-ctx --entropy ggm --threads 1 --compile  # one codec alone
   bench train --recipe release-8-ctx --entropy ggm --threads 1 --compile --fp32  # CPU w/o bf16
   bench train --recipe release-8-ctx --entropy ggm --steps 20000     # stop at step 20000
   bench train --recipe release-7 --entropy ggm --export-only         # release 7 again
