@@ -241,6 +241,35 @@ def test_a_stop_signal_ends_every_codec_of_a_run_in_turns(image_dir, tmp_path):
         assert json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"
 
 
+def test_a_stop_signal_between_turns_ends_the_run_too(image_dir, tmp_path):
+    """A signal that comes while no codec is in its turn (here: right after the second
+    codec's turn ends) starts no further turn and is recorded by both codecs; it does not
+    kill the process with the checkpoints' last words unwritten."""
+    import os
+    import signal
+
+    from bench.cli.train_cmd import run_together
+
+    first = _trainer(image_dir, tmp_path / "a", _recipe(steps=8))
+    second = _trainer(image_dir, tmp_path / "b", _recipe(steps=8), entropy="gaussian")
+    turn = second.run
+
+    def turn_then_signal(**kwargs):
+        records = turn(**kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # its own handlers are gone by now
+        return records
+
+    second.run = turn_then_signal
+    before = signal.getsignal(signal.SIGTERM)
+    run_together([first, second], None, chunk=2)
+    assert (first.step, second.step) == (2, 2)
+    for trainer in (first, second):
+        assert trainer.sessions[-1]["stopped"] == "signal 15"
+        blob = torch.load(trainer.out / "last.pt", weights_only=True)
+        assert blob["step"] == 2 and json.loads(blob["sessions"])[-1]["stopped"] == "signal 15"
+    assert signal.getsignal(signal.SIGTERM) is before  # handed back
+
+
 def test_heldout_stalled():
     assert heldout_stalled([3.0, 2.0, 2.5, 2.6], 2)
     assert not heldout_stalled([3.0, 2.0, 2.5, 1.9], 2)

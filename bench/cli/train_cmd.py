@@ -352,10 +352,32 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
 
     The one behind catches up first; after the first turn, a turn starts only if the time
     budget leaves room for it (judged by the last turn's duration), so the budget holds to
-    within one turn. A stop signal (SIGTERM, SIGINT: a session's end) during a turn ends the
-    whole run: the codec in its turn stops after its current step, the others keep the
-    checkpoints of their last turns, and all record the signal.
+    within one turn. A stop signal (SIGTERM, SIGINT: a session's end) ends the whole run:
+    during a turn the codec in its turn stops after its current step, between turns none
+    starts another, and every codec keeps its checkpoint and records the signal.
     """
+    from bench.learned.train import catch_stop_signals, restore_signals
+
+    between: list[int] = []  # a signal while no codec is in its turn
+    handlers = catch_stop_signals(between)
+    try:
+        _turns(trainers, time_budget_min, chunk, between)
+    finally:
+        restore_signals(handlers)
+
+
+def _stop_all(trainers: list, reason: str, but=None) -> None:
+    """Record ``reason`` as the end of every trainer's session (``but`` has done so itself)."""
+    for trainer in trainers:
+        if trainer is not but:
+            trainer.mark_stopped(reason)
+            print(f"{trainer.cfg.entropy}: stopped at step {trainer.step}: {reason}; "
+                  f"checkpoint {trainer.out / 'last.pt'}", file=sys.stderr)
+
+
+def _turns(trainers: list, time_budget_min: float | None, chunk: int,
+           between: list[int]) -> None:
+    """:func:`run_together`'s loop; ``between`` holds a signal caught outside the turns."""
     import time
 
     deadline = None if time_budget_min is None else time.monotonic() + 60 * time_budget_min
@@ -374,15 +396,13 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
         t0 = time.monotonic()
         goal = min(target, low + chunk)
         for trainer in trainers:
+            if between:
+                _stop_all(trainers, f"signal {between[0]}")
+                return
             if trainer.step < goal:
                 records = trainer.run(stop_at_step=goal)
                 if trainer.stop_signal is not None:
-                    reason = f"signal {trainer.stop_signal}"
-                    for other in trainers:
-                        if other is not trainer:
-                            other.mark_stopped(reason)
-                            print(f"{other.cfg.entropy}: stopped at step {other.step}: {reason}; "
-                                  f"checkpoint {other.out / 'last.pt'}", file=sys.stderr)
+                    _stop_all(trainers, f"signal {trainer.stop_signal}", but=trainer)
                     return
                 if records and not math.isfinite(records[-1]["loss"]):
                     print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "

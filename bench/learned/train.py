@@ -211,7 +211,7 @@ def _noise_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919 + 17) % (2**63)
 
 
-def _catch_stop_signals(signalled: list[int]) -> dict:
+def catch_stop_signals(signalled: list[int]) -> dict:
     """SIGTERM and SIGINT end training after the current step, with a checkpoint (a session's
     end or a ``kill`` loses nothing); returns the previous handlers (main thread only)."""
     import signal
@@ -225,7 +225,7 @@ def _catch_stop_signals(signalled: list[int]) -> dict:
     return previous
 
 
-def _restore_signals(previous: dict) -> None:
+def restore_signals(previous: dict) -> None:
     import signal
 
     for sig, handler in previous.items():
@@ -607,7 +607,7 @@ class Trainer:
         log = open(self.out / "train.log.jsonl", "a")
         stopped = "steps"
         signalled: list[int] = []
-        handlers = _catch_stop_signals(signalled)
+        handlers = catch_stop_signals(signalled)
         streak = 0
         try:
             while self.step < target:
@@ -653,7 +653,7 @@ class Trainer:
                     self.save()
                     last_ckpt = now
         finally:
-            _restore_signals(handlers)
+            restore_signals(handlers)
             session.update(end_step=self.step, stopped=stopped,
                            seconds=round(earlier_s + time.monotonic() - start_time, 1))
             if bar is not None:
