@@ -270,6 +270,30 @@ def test_a_stop_signal_between_turns_ends_the_run_too(image_dir, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before  # handed back
 
 
+def test_a_fault_in_one_codec_stops_the_run_in_turns(image_dir, tmp_path):
+    """A codec whose loss turns non-finite stops an ``--entropy both`` run: the other codec
+    gets no further turn (the budgets stay equal) and records why the run ended; before, it
+    recorded a normal end ("steps") and the faulty codec's stop was its only trace."""
+    from bench.cli.train_cmd import run_together
+
+    first = _trainer(image_dir, tmp_path / "a", _recipe(steps=8))
+    second = _trainer(image_dir, tmp_path / "b", _recipe(steps=8), entropy="gaussian")
+    step = second.train_step
+
+    def diverges_at_step_3():
+        record = step()
+        return dict(record, loss=float("nan")) if record["step"] == 3 else record
+
+    second.train_step = diverges_at_step_3
+    run_together([first, second], None, chunk=2)
+    assert (first.step, second.step) == (4, 3)
+    assert second.sessions[-1]["stopped"] == "non-finite loss"
+    assert first.sessions[-1]["stopped"] == "gaussian stopped on non-finite loss at step 3"
+    blob = torch.load(first.out / "last.pt", weights_only=True)
+    assert blob["step"] == 4 and json.loads(blob["sessions"])[-1]["stopped"] == \
+        "gaussian stopped on non-finite loss at step 3"
+
+
 def test_heldout_stalled():
     assert heldout_stalled([3.0, 2.0, 2.5, 2.6], 2)
     assert not heldout_stalled([3.0, 2.0, 2.5, 1.9], 2)

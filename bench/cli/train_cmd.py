@@ -39,7 +39,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from contextlib import ExitStack
@@ -354,7 +353,9 @@ def run_together(trainers: list, time_budget_min: float | None, chunk: int) -> N
     budget leaves room for it (judged by the last turn's duration), so the budget holds to
     within one turn. A stop signal (SIGTERM, SIGINT: a session's end) ends the whole run:
     during a turn the codec in its turn stops after its current step, between turns none
-    starts another, and every codec keeps its checkpoint and records the signal.
+    starts another, and every codec keeps its checkpoint and records the signal. A codec that
+    stops on a fault (a non-finite loss, non-finite gradients step after step) stops the
+    others with it, each recording why; one whose held-out loss stalls only leaves the turns.
     """
     from bench.learned.train import catch_stop_signals, restore_signals
 
@@ -390,8 +391,7 @@ def _turns(trainers: list, time_budget_min: float | None, chunk: int,
             break
         if deadline is not None and last_turn and time.monotonic() + last_turn > deadline:
             print(f"stopped at step {low}: time budget", file=sys.stderr)
-            for trainer in trainers:
-                trainer.mark_stopped("time budget")
+            _stop_all(trainers, "time budget")
             break
         t0 = time.monotonic()
         goal = min(target, low + chunk)
@@ -400,13 +400,15 @@ def _turns(trainers: list, time_budget_min: float | None, chunk: int,
                 _stop_all(trainers, f"signal {between[0]}")
                 return
             if trainer.step < goal:
-                records = trainer.run(stop_at_step=goal)
+                trainer.run(stop_at_step=goal)
                 if trainer.stop_signal is not None:
                     _stop_all(trainers, f"signal {trainer.stop_signal}", but=trainer)
                     return
-                if records and not math.isfinite(records[-1]["loss"]):
-                    print(f"{trainer.cfg.entropy}: non-finite loss at step {trainer.step}; "
-                          f"stopping", file=sys.stderr)
+                if trainer.last_stop not in ("steps", None) and not trainer.stalled:
+                    # a fault (non-finite loss or gradients): the others stop with it, so
+                    # that the budgets stay equal while someone looks into it
+                    _stop_all(trainers, f"{trainer.cfg.entropy} stopped on "
+                              f"{trainer.last_stop} at step {trainer.step}", but=trainer)
                     return
         for t in trainers:  # one fitting its pack gets no more turns
             if t.stalled:

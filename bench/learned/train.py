@@ -275,6 +275,9 @@ class Trainer:
         #: the signal (SIGTERM, SIGINT) that ended the last :meth:`run`, if one did: a run
         #: in turns (``--entropy both``) stops every codec on it
         self.stop_signal: int | None = None
+        #: why the last :meth:`run` ended (``"steps"`` when it reached its goal), as its
+        #: session records it; a run in turns stops every codec when one ends on a fault
+        self.last_stop: str | None = None
         blob = None
         if resume:
             path = self.out / "last.pt" if resume is True else Path(resume)
@@ -662,6 +665,7 @@ class Trainer:
             if stopped != "non-finite loss":
                 self.save()  # refuses non-finite weights, keeping the last good checkpoint
         self.stop_signal = signalled[0] if signalled else None
+        self.last_stop = stopped
         if stopped != "steps":
             print(f"stopped at step {self.step}: {stopped}; checkpoint {self.out / 'last.pt'}",
                   file=sys.stderr)
