@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -111,3 +112,22 @@ def test_leaderboard_markdown_never_bolds_a_low_overlap_value():
     rows = {ln.split("|")[2].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
     assert "-40.00 ‡" in rows["a"] and "**-40.00" not in rows["a"]
     assert "**-10.00**" in rows["b"]
+
+
+def _markdown_table(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| rank |"))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return lines[start:end]
+
+
+def test_readme_shows_the_committed_leaderboard():
+    """The README's leaderboard table is ``results/leaderboard.md``'s, row for row: release 7
+    updated the committed leaderboard while the README went on showing release 6's rows."""
+    root = Path(__file__).resolve().parent.parent
+    readme = _markdown_table((root / "README.md").read_text(encoding="utf-8"))
+    committed = _markdown_table((root / "results" / "leaderboard.md").read_text(encoding="utf-8"))
+    assert len(committed) > 3
+    assert readme == committed
