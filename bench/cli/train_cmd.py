@@ -70,8 +70,8 @@ def register(sub) -> None:
     p.add_argument("--entropy", choices=("ggm", "gaussian", "both"), default=None,
                    help="latent entropy model: ggm (codec ggm, the default), gaussian (codec "
                         "gaussian-roi), or both in one process, alternating chunks of steps so "
-                        "that their budgets stay equal (e.g. on a GPU); with --status, both "
-                        "unless given")
+                        "that their budgets stay equal (the CPU campaign's way, with --threads "
+                        "2, and a GPU's); with --status, both unless given")
     p.add_argument("--chunk", type=int, default=100,
                    help="with --entropy both: steps per turn (default 100)")
     p.add_argument("--steps", type=int, default=None,
