@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,8 @@ from bench.learned.coding import decode_image, encode_image
 from bench.learned.qmap import GRID, LAMBDA_MAX, LAMBDA_MIN, Q_STEPS, GridPoint
 from bench.metrics import region_psnrs
 from bench.report.bd import Curve, bd
+from bench.report.check import environment_fingerprint
+from bench.tasks.ultralytics_backend import file_sha256
 
 
 def lambda_range(card: dict) -> tuple[float, float]:
@@ -92,23 +93,18 @@ def pictures_digest(images) -> str:
     return h.hexdigest()[:16]
 
 
-def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo``), else ``platform.processor()``: saved rows depend on
-    it through the learned codecs' float rounding."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def machine() -> dict:
+    """The CPU model and torch build the rows are coded on (they depend on both through the
+    learned codecs' float rounding): the CPU as ``bench check``'s environment fingerprint
+    names it, torch with its build tag (``+cu130``)."""
+    import torch
+
+    return {"cpu": environment_fingerprint()["cpu"]["model"], "torch": torch.__version__}
 
 
 def judge(path: str, coco, kodak) -> dict:
     """One model's rows on the judged pictures (uniform, ROI mode, the λ-max point, Kodak),
     printed as they come, as :func:`summarise` and ``--save`` take them."""
-    import torch
-
     t0 = time.perf_counter()
     model, card = load_model(path)
     lam_min, lam_max = lambda_range(card)
@@ -125,10 +121,9 @@ def judge(path: str, coco, kodak) -> dict:
         print(f"{u['quality']:>3} {u['bpp']:8.4f} {u['psnr']:8.3f} {r['bpp']:8.4f} "
               f"{r['roi_psnr']:8.3f} {r['bg_psnr']:8.3f} {u['roi_psnr']:8.3f}")
     print(f"{'λmax':>4}{top['bpp']:8.4f} {top['psnr']:8.3f}   (uniform at code {Q_STEPS})")
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    entry = {"model": name, "file": str(path), "sha256": digest, "lambda": [lam_min, lam_max],
-             "uniform": uniform, "roi": roi, "lmax": top,
-             "cpu": cpu_name(), "torch": torch.__version__}
+    entry = {"model": name, "file": str(path), "sha256": file_sha256(Path(path))[:16],
+             "lambda": [lam_min, lam_max], "uniform": uniform, "roi": roi, "lmax": top,
+             **machine()}
     if kodak:
         k = measure(model, kodak, "none")
         print("Kodak uniform: " + ", ".join(f"{r['quality']} {r['bpp']:.3f} bpp "
