@@ -212,6 +212,31 @@ def test_turns_leave_out_a_codec_stopped_by_its_held_out_loss(image_dir, tmp_pat
     assert learns.sessions[-1]["stopped"] == "steps"
 
 
+def test_a_session_in_turns_stays_open_between_turns(image_dir, tmp_path):
+    """Between two turns of ``--entropy both`` each codec's checkpoint records its session as
+    still running, so a process killed there (no signal: a machine taken away) does not read
+    as a run that ended normally in ``bench train --status``; the last turn records "steps"."""
+    from bench.cli.train_cmd import run_together
+
+    first = _trainer(image_dir, tmp_path / "a", _recipe(steps=4))
+    second = _trainer(image_dir, tmp_path / "b", _recipe(steps=4), entropy="gaussian")
+    seen: list[tuple[int, str]] = []
+    turn = second.run
+
+    def turn_then_look(**kwargs):
+        records = turn(**kwargs)
+        blob = torch.load(first.out / "last.pt", weights_only=True)
+        seen.append((blob["step"], json.loads(blob["sessions"])[-1]["stopped"]))
+        return records
+
+    second.run = turn_then_look
+    run_together([first, second], None, chunk=2)
+    assert seen == [(2, "running"), (4, "steps")]
+    for trainer in (first, second):
+        blob = torch.load(trainer.out / "last.pt", weights_only=True)
+        assert [s["stopped"] for s in json.loads(blob["sessions"])] == ["steps"]
+
+
 def test_a_stop_signal_ends_every_codec_of_a_run_in_turns(image_dir, tmp_path):
     """SIGTERM during one codec's turn (a session's end) stops the whole ``--entropy both``
     run: the codec in its turn stops after the current step, the other gets no further turn,

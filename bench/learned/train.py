@@ -657,7 +657,13 @@ class Trainer:
                     last_ckpt = now
         finally:
             restore_signals(handlers)
-            session.update(end_step=self.step, stopped=stopped,
+            # a turn of a run in turns (``--entropy both``) that reached its goal leaves the
+            # session open: the next turn goes on with it, and a process killed between turns
+            # must not read as a session that ended normally
+            turn_ended = (stopped == "steps" and stop_at_step is not None
+                          and self.step < min(s for s in (self.recipe.steps, cfg.stop_at)
+                                              if s is not None))
+            session.update(end_step=self.step, stopped="running" if turn_ended else stopped,
                            seconds=round(earlier_s + time.monotonic() - start_time, 1))
             if bar is not None:
                 bar.close()
