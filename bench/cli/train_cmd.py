@@ -382,8 +382,7 @@ def _turns(trainers: list, time_budget_min: float | None, chunk: int,
     import time
 
     deadline = None if time_budget_min is None else time.monotonic() + 60 * time_budget_min
-    target = min(t.recipe.steps if t.cfg.stop_at is None else min(t.recipe.steps, t.cfg.stop_at)
-                 for t in trainers)
+    target = min(t.end_step for t in trainers)
     last_turn = 0.0
     while True:
         low = min(t.step for t in trainers)

@@ -577,14 +577,18 @@ class Trainer:
             state.update({k: v.detach().cpu().clone() for k, v in self.ema.items()})
         return state
 
+    @property
+    def end_step(self) -> int:
+        """The step this run ends at: the recipe's last, or ``--steps`` when that is sooner."""
+        stop_at = self.cfg.stop_at
+        return self.recipe.steps if stop_at is None else min(self.recipe.steps, stop_at)
+
     def run(self, stop_at_step: int | None = None) -> list[dict]:
         """Train until ``steps`` (or ``stop_at_step``, or the time budget); checkpoint; return
         the per-step records of this call. Calls on one Trainer make one session record."""
         cfg = self.cfg
-        target = self.recipe.steps
-        for stop in (cfg.stop_at, stop_at_step):
-            if stop is not None:
-                target = min(target, stop)
+        end = self.end_step
+        target = end if stop_at_step is None else min(end, stop_at_step)
         start_time = time.monotonic()
         last_ckpt = start_time
         first_step = self.step
@@ -660,9 +664,7 @@ class Trainer:
             # a turn of a run in turns (``--entropy both``) that reached its goal leaves the
             # session open: the next turn goes on with it, and a process killed between turns
             # must not read as a session that ended normally
-            turn_ended = (stopped == "steps" and stop_at_step is not None
-                          and self.step < min(s for s in (self.recipe.steps, cfg.stop_at)
-                                              if s is not None))
+            turn_ended = stopped == "steps" and self.step < end
             session.update(end_step=self.step, stopped="running" if turn_ended else stopped,
                            seconds=round(earlier_s + time.monotonic() - start_time, 1))
             if bar is not None:
